@@ -1,0 +1,178 @@
+"""A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import dlt
+import pyarrow as pa
+from dlt.sources import DltResource
+
+from hypertracker_source.client import HyperTrackerClient
+from hypertracker_source.config import (
+    ListSetting,
+    check_api_key,
+    check_base_url,
+    check_coins,
+    check_lag,
+    check_page_size,
+    check_requests_per_minute,
+    check_segment_ids,
+    check_side,
+    check_start_date,
+)
+from hypertracker_source.fills import fill_filters, liquidation_fills_tables
+from hypertracker_source.heatmap import heatmap_file, heatmap_table
+from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
+from hypertracker_source.schema import (
+    FILL_FIELDS,
+    FILL_PRIMARY_KEY,
+    HEATMAP_FIELDS,
+    HEATMAP_PRIMARY_KEY,
+    RISK_FIELDS,
+    RISK_PRIMARY_KEY,
+    SEGMENT_COLUMNS,
+    SEGMENT_ID,
+    SNAPSHOT_AT,
+    column_hints,
+)
+from hypertracker_source.settings import (
+    API_BASE_URL,
+    DEFAULT_HEATMAP_COINS,
+    DEFAULT_LAG,
+    FILLS_MAX_PAGE_SIZE,
+    HISTORY_START,
+)
+from hypertracker_source.snapshots import DataVersion, new_snapshot
+
+__all__ = ["hypertracker"]
+
+
+@dlt.source(name="hypertracker")
+def hypertracker(
+    api_key: str = dlt.secrets.value,
+    base_url: str = API_BASE_URL,
+    start_date: str | datetime | None = HISTORY_START,
+    coins: ListSetting = None,
+    address: str | None = None,
+    side: str | None = None,
+    heatmap_coins: ListSetting = DEFAULT_HEATMAP_COINS,
+    segment_ids: ListSetting = None,
+    page_size: int = FILLS_MAX_PAGE_SIZE,
+    lag: float = DEFAULT_LAG.total_seconds(),
+    requests_per_minute: str | int | None = None,
+    refresh_snapshots: bool = False,
+) -> Sequence[DltResource]:
+    """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
+
+    Every argument also resolves from `[sources.hypertracker]` in .dlt/config.toml and
+    .dlt/secrets.toml, or from SOURCES__HYPERTRACKER__<NAME> environment variables.
+
+    Args:
+        api_key: The HyperTracker API token (a secret).
+        base_url: The API's address.
+        start_date: Where fill history starts on a first run (ISO 8601 or datetime).
+        coins: Fills of these coins only, each with its own high-water mark; all markets if unset.
+        address: Fills of this wallet only.
+        side: Fills of this side only: A (ask, sell) or B (bid, buy).
+        heatmap_coins: The coins whose liquidation heatmap to load.
+        segment_ids: The cohorts whose liquidation risk to load; all 16 if unset.
+        page_size: Fills per request, 1 to 1000.
+        lag: Seconds behind its high-water mark that each run re-reads fills indexed late.
+        requests_per_minute: Pace every request to this rate: a number, or a plan name
+            (pulse, surge, flow, stream); unpaced if unset.
+        refresh_snapshots: Fetch heatmaps and risk even when the API's data version is loaded.
+    """
+    client = HyperTrackerClient(
+        check_base_url(base_url),
+        check_api_key(api_key),
+        check_requests_per_minute(requests_per_minute),
+    )
+    data_version = DataVersion(client)
+    filters = fill_filters(check_coins("coins", coins), address or None, check_side(side))
+    fills = liquidation_fills(
+        client, filters, check_start_date(start_date), check_lag(lag), check_page_size(page_size)
+    )
+    coins_to_map = heatmap_coin_names(check_coins("heatmap_coins", heatmap_coins))
+    heatmap = coins_to_map | liquidation_heatmap(client, data_version, refresh_snapshots)
+    risk = [
+        liquidation_risk(client, data_version, segment_id, refresh_snapshots)
+        for segment_id in check_segment_ids(segment_ids)
+    ]
+    return (fills, coins_to_map, heatmap, *risk, segments(client))
+
+
+@dlt.resource(
+    name="liquidation_fills",
+    primary_key=FILL_PRIMARY_KEY,
+    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
+    columns=column_hints(FILL_FIELDS),
+)
+def liquidation_fills(
+    client: HyperTrackerClient, filters: Any, start_date: Any, lag: Any, page_size: int
+) -> Iterator[pa.Table]:
+    """Every liquidation fill, incrementally: one high-water mark per filter combination."""
+    high_water_marks = dlt.current.resource_state().setdefault("high_water_marks", {})
+    yield from liquidation_fills_tables(
+        client, filters, start_date, lag, page_size, high_water_marks
+    )
+
+
+@dlt.resource(name="heatmap_coins", selected=False)
+def heatmap_coin_names(coins: list[str]) -> Iterator[str]:
+    """The coins whose heatmap to load, one at a time, for the heatmap transformer."""
+    yield from coins
+
+
+@dlt.transformer(
+    name="liquidation_heatmap",
+    primary_key=HEATMAP_PRIMARY_KEY,
+    write_disposition="merge",
+    columns=column_hints((*HEATMAP_FIELDS, SNAPSHOT_AT)),
+    parallelized=True,
+)
+def liquidation_heatmap(
+    coin: str, client: HyperTrackerClient, data_version: DataVersion, refresh: bool
+) -> Iterator[pa.Table]:
+    """A coin's liquidation heatmap, one row per price bin, once per API data version."""
+    loaded = dlt.current.resource_state().setdefault("loaded_versions", {})
+    yield from new_snapshot(
+        loaded,
+        coin,
+        data_version,
+        refresh,
+        lambda snapshot_at: iter([heatmap_table(coin, heatmap_file(client, coin), snapshot_at)]),
+    )
+
+
+def liquidation_risk(
+    client: HyperTrackerClient, data_version: DataVersion, segment_id: int, refresh: bool
+) -> DltResource:
+    """A cohort's liquidation risk by coin, once per API data version, into `liquidation_risk`."""
+
+    def segment_risk() -> Iterator[pa.Table]:
+        """The risk of every coin of one segment."""
+        loaded = dlt.current.resource_state().setdefault("loaded_versions", {})
+        yield from new_snapshot(
+            loaded,
+            str(segment_id),
+            data_version,
+            refresh,
+            lambda snapshot_at: risk_tables(client, segment_id, snapshot_at),
+        )
+
+    return dlt.resource(
+        segment_risk,
+        name=risk_resource_name(segment_id),
+        table_name="liquidation_risk",
+        primary_key=RISK_PRIMARY_KEY,
+        write_disposition="merge",
+        columns=column_hints((*RISK_FIELDS, SEGMENT_ID, SNAPSHOT_AT)),
+        parallelized=True,
+    )()
+
+
+@dlt.resource(name="segments", primary_key="id", write_disposition="merge", columns=SEGMENT_COLUMNS)
+def segments(client: HyperTrackerClient) -> Iterator[list[dict[str, Any]]]:
+    """The wallet cohorts, so that segment ids in risk and heatmap rows join to names."""
+    yield segment_rows(client)

@@ -1,0 +1,190 @@
+"""The HTTP client of the HyperTracker API and of its pre-signed file host."""
+
+import threading
+import time
+from typing import Any
+
+import orjson
+from dlt.sources.helpers.requests import Client
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerAuthError
+from hypertracker_source.settings import API_PREFIX
+
+PARSED_JSON = "hypertracker_json"
+"""Where a checked API answer keeps its parsed body, so that it is parsed once."""
+
+
+class BearerAuth(AuthBase):
+    """Adds the API key to API requests only; the file host must never see it."""
+
+    def __init__(self, api_key: str) -> None:
+        self._header = f"Bearer {api_key}"
+
+    def __call__(self, request: PreparedRequest) -> PreparedRequest:
+        request.headers["Authorization"] = self._header
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<redacted>)"
+
+
+class RequestPacer:
+    """Spaces request starts evenly, across threads, to stay under a requests-per-minute limit."""
+
+    # Hand-written: dlt paces nothing, and an even spacing needs only a lock and a clock.
+    SAFETY = 1.02
+    """Keeps the spacing 2% wider than the limit, so that network jitter never bunches a window."""
+
+    def __init__(self, requests_per_minute: int) -> None:
+        self.interval = 60.0 * self.SAFETY / requests_per_minute
+        self._next_start = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        """Blocks until this request's turn."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_start)
+            self._next_start = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+class PacedAdapter(HTTPAdapter):
+    """A connection pool that waits for the pacer before each send, retries included."""
+
+    def __init__(self, pacer: RequestPacer, pool_maxsize: int) -> None:
+        super().__init__(pool_maxsize=pool_maxsize)
+        self._pacer = pacer
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        """Sends the request in its turn."""
+        self._pacer.wait()
+        return super().send(request, *args, **kwargs)
+
+
+class RetryingClient(Client):
+    """dlt's retrying requests client, with the API's host paced when a rate is set."""
+
+    def __init__(self, paced_url: str | None, pacer: RequestPacer | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._paced_url = paced_url
+        self._paced_adapter = PacedAdapter(pacer, pool_maxsize=50) if pacer else None
+
+    def _make_session(self) -> Any:
+        """Makes dlt's per-thread session and mounts the paced pool on the API's host."""
+        session = super()._make_session()
+        if self._paced_adapter:
+            session.mount(self._paced_url, self._paced_adapter)
+        return session
+
+
+def copy_retry_after(response: Response, *args: Any, **kwargs: Any) -> Response:
+    """Gives a 429's body `retry_after` to the Retry-After header that dlt's retry honours."""
+    if response.status_code == 429 and "Retry-After" not in response.headers:
+        try:
+            seconds = int(orjson.loads(response.content)["retry_after"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return response
+        response.headers["Retry-After"] = str(max(seconds, 1))
+    return response
+
+
+def is_broken_answer(response: Response | None, exception: BaseException | None) -> bool:
+    """Whether a 200 is not the JSON it claims (cut short, or a proxy's HTML page): retry it."""
+    if response is None or response.status_code != 200:
+        return False
+    content_type = response.headers.get("Content-Type", "")
+    if "json" in content_type:
+        try:
+            setattr(response, PARSED_JSON, orjson.loads(response.content))
+        except orjson.JSONDecodeError:
+            return True
+        return False
+    return "html" in content_type
+
+
+class HyperTrackerClient:
+    """Talks to the API with retries, pacing and the key, and to the file host without the key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        requests_per_minute: int | None = None,
+    ) -> None:
+        self.api_url = base_url + API_PREFIX
+        self._auth = BearerAuth(api_key)
+        pacer = RequestPacer(requests_per_minute) if requests_per_minute else None
+        self._api = RetryingClient(
+            base_url,
+            pacer,
+            raise_for_status=False,
+            retry_condition=is_broken_answer,
+            session_attrs={"hooks": {"response": [copy_retry_after]}},
+        )
+        self._files = RetryingClient(None, None, raise_for_status=False)
+        # timeouts, attempts and backoff come from dlt's [runtime] settings (RUNTIME__REQUEST_*)
+        self._api.configure()
+        self._files.configure()
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GETs an API path and returns its JSON body, raising a clear error for any failure."""
+        response = self.get(path, params)
+        check_status(response, path)
+        return parsed_json(response, path)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
+        """GETs an API path without following redirects, retried, paced and authorised."""
+        return self._api.get(
+            self.api_url + path, params=params, auth=self._auth, allow_redirects=False
+        )
+
+    def download(self, url: str) -> Response:
+        """GETs a pre-signed file URL, without the key, retried on server errors."""
+        return self._files.get(url, allow_redirects=True)
+
+
+def check_status(response: Response, path: str) -> None:
+    """Raises a clear error for an API answer that is not a success."""
+    status = response.status_code
+    if status < 400:
+        return
+    if status in (401, 403):
+        raise HyperTrackerAuthError(
+            f"HyperTracker rejected the API key (HTTP {status} on {path}). Set a valid token "
+            "from the HyperTracker API dashboard as sources.hypertracker.api_key in "
+            ".dlt/secrets.toml or SOURCES__HYPERTRACKER__API_KEY.",
+            status,
+        )
+    retried = " after every retry" if status == 429 or status >= 500 else ""
+    raise HyperTrackerApiError(
+        f"HyperTracker answered HTTP {status} on GET {path}{retried}: {api_message(response)}",
+        status,
+    )
+
+
+def parsed_json(response: Response, path: str) -> Any:
+    """Returns the answer's parsed JSON body, or raises if it never came whole."""
+    if hasattr(response, PARSED_JSON):
+        return getattr(response, PARSED_JSON)
+    raise HyperTrackerApiError(
+        f"HyperTracker answered GET {path} with a body that is not JSON "
+        f"({response.headers.get('Content-Type', 'no content type')}) after every retry",
+        response.status_code,
+    )
+
+
+def api_message(response: Response) -> str:
+    """Returns the human part of an error answer, whatever its envelope."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error") or body
+        return "; ".join(message) if isinstance(message, list) else str(message)
+    return str(body)[:200]

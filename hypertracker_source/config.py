@@ -1,0 +1,166 @@
+"""Checks and normalises the source's settings before any request is made."""
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from urllib.parse import urlparse
+
+import orjson
+import pendulum
+
+from hypertracker_source.exceptions import HyperTrackerConfigError
+from hypertracker_source.settings import (
+    FILL_SIDES,
+    FILLS_MAX_PAGE_SIZE,
+    HISTORY_START,
+    REQUESTS_PER_MINUTE_PLANS,
+    SEGMENT_NAMES,
+)
+
+ListSetting = str | Sequence[str] | Sequence[int] | None
+"""A list setting as dlt hands it over: a list, a JSON list string, or a comma-separated string."""
+
+
+def as_list(value: ListSetting) -> list[str]:
+    """Returns a list setting's items as stripped strings, empty when unset."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        items = orjson.loads(text) if text.startswith("[") else text.split(",")
+    else:
+        items = list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def check_api_key(api_key: str) -> str:
+    """Returns the API key, refusing an empty one."""
+    if not api_key or not api_key.strip():
+        raise HyperTrackerConfigError(
+            "api_key",
+            "",
+            "the API key is empty",
+            "Put the token from the HyperTracker API dashboard in .dlt/secrets.toml",
+        )
+    return api_key.strip()
+
+
+def check_base_url(base_url: str) -> str:
+    """Returns the base URL without a trailing slash, refusing anything but http(s)."""
+    parsed = urlparse(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise HyperTrackerConfigError(
+            "base_url",
+            base_url,
+            "it is not an http(s) URL",
+            "Use https://ht-api.coinmarketman.com, or leave it unset",
+        )
+    return base_url.rstrip("/")
+
+
+def check_start_date(start_date: str | datetime | None) -> pendulum.DateTime:
+    """Returns the first instant of fill history to load, in UTC, no earlier than the API's."""
+    history_start = pendulum.parse(HISTORY_START)
+    if start_date is None:
+        return history_start
+    try:
+        parsed = (
+            pendulum.instance(start_date)
+            if isinstance(start_date, datetime)
+            else pendulum.parse(str(start_date), strict=False)
+        )
+    except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as error:
+        raise HyperTrackerConfigError(
+            "start_date",
+            start_date,
+            f"it is not an ISO 8601 date ({error})",
+            "Write it like 2025-07-27 or 2026-01-01T00:00:00Z",
+        ) from None
+    if not isinstance(parsed, pendulum.DateTime):
+        parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day)
+    parsed = parsed.in_timezone("UTC")
+    if parsed > pendulum.now("UTC"):
+        raise HyperTrackerConfigError(
+            "start_date", start_date, "it is in the future", "Use a date in the past"
+        )
+    return max(parsed, history_start)
+
+
+def check_side(side: str | None) -> str | None:
+    """Returns the fills side filter, A (ask/sell) or B (bid/buy), or None for both."""
+    if side is None or side == "":
+        return None
+    if side not in FILL_SIDES:
+        raise HyperTrackerConfigError(
+            "side",
+            side,
+            "the API knows only A (ask, sell) and B (bid, buy), in upper case",
+            "Use side='A' or side='B', or leave it unset for both",
+        )
+    return side
+
+
+def check_page_size(page_size: int) -> int:
+    """Returns the fills page size, refusing one the API would reject."""
+    if not isinstance(page_size, int) or not 1 <= page_size <= FILLS_MAX_PAGE_SIZE:
+        raise HyperTrackerConfigError(
+            "page_size",
+            page_size,
+            f"the API takes 1 to {FILLS_MAX_PAGE_SIZE} fills a page",
+            f"Leave it unset for {FILLS_MAX_PAGE_SIZE}, the cheapest in requests",
+        )
+    return page_size
+
+
+def check_lag(lag: float | timedelta) -> timedelta:
+    """Returns how far behind its high-water mark a run re-reads fills."""
+    seconds = lag.total_seconds() if isinstance(lag, timedelta) else lag
+    if not isinstance(seconds, int | float) or seconds < 0:
+        raise HyperTrackerConfigError(
+            "lag", lag, "it must be a number of seconds, 0 or more", "Use for example lag=3600"
+        )
+    return timedelta(seconds=seconds)
+
+
+def check_segment_ids(segment_ids: ListSetting) -> list[int]:
+    """Returns the chosen segment ids, all 16 when unset, refusing unknown ones."""
+    items = as_list(segment_ids)
+    if not items:
+        return list(SEGMENT_NAMES)
+    known = ", ".join(f"{id_} {name}" for id_, name in sorted(SEGMENT_NAMES.items()))
+    chosen = []
+    for item in items:
+        if not item.isdigit() or int(item) not in SEGMENT_NAMES:
+            raise HyperTrackerConfigError(
+                "segment_ids", segment_ids, f"{item!r} is not a segment id", f"Known: {known}"
+            )
+        chosen.append(int(item))
+    return list(dict.fromkeys(chosen))
+
+
+def check_coins(setting: str, coins: ListSetting) -> list[str]:
+    """Returns a coin list setting's coins, without duplicates, refusing blank names."""
+    items = as_list(coins)
+    for coin in items:
+        if any(char.isspace() or char == "/" for char in coin):
+            raise HyperTrackerConfigError(
+                setting, coins, f"{coin!r} is not a coin name", "Write coins like BTC or xyz:MSTR"
+            )
+    return list(dict.fromkeys(items))
+
+
+def check_requests_per_minute(requests_per_minute: str | int | None) -> int | None:
+    """Returns the request rate to pace to, from a number or a plan name, or None for unpaced."""
+    if requests_per_minute is None or requests_per_minute == "":
+        return None
+    text = str(requests_per_minute).strip().lower()
+    if text in REQUESTS_PER_MINUTE_PLANS:
+        return REQUESTS_PER_MINUTE_PLANS[text]
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    plans = ", ".join(f"{name} ({rate})" for name, rate in REQUESTS_PER_MINUTE_PLANS.items())
+    raise HyperTrackerConfigError(
+        "requests_per_minute",
+        requests_per_minute,
+        "it is neither a positive number nor a plan name",
+        f"Use a number or one of {plans}",
+    )

@@ -1,0 +1,29 @@
+"""The errors this source raises, each saying what went wrong and how to fix it."""
+
+
+class HyperTrackerError(Exception):
+    """Base of every error raised by the HyperTracker source."""
+
+
+class HyperTrackerConfigError(HyperTrackerError, ValueError):
+    """A setting of the source is invalid; raised before any request."""
+
+    def __init__(self, setting: str, value: object, problem: str, fix: str) -> None:
+        self.setting = setting
+        super().__init__(
+            f"sources.hypertracker.{setting} = {value!r}: {problem}. {fix} "
+            "(set it as an argument of hypertracker(), in .dlt/config.toml under "
+            f"[sources.hypertracker], or as SOURCES__HYPERTRACKER__{setting.upper()})"
+        )
+
+
+class HyperTrackerApiError(HyperTrackerError):
+    """The API refused a request or kept failing after every retry."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class HyperTrackerAuthError(HyperTrackerApiError):
+    """The API rejected the key (401 or 403)."""

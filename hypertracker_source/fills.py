@@ -1,0 +1,136 @@
+"""Liquidation fills: filters, 3-month windows, cursor pages and per-filter high-water marks."""
+
+from collections.abc import Iterator, MutableMapping
+from datetime import timedelta
+from typing import Any, NamedTuple
+
+import pendulum
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hypertracker_source.client import HyperTrackerClient
+from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.schema import FILL_FIELDS, rows_to_arrow
+from hypertracker_source.settings import FILLS_PATH, WINDOW_MAX_DAYS, WINDOW_MAX_MONTHS
+
+
+class FillFilter(NamedTuple):
+    """One combination of the fills filters; each keeps its own high-water mark."""
+
+    coin: str | None
+    address: str | None
+    side: str | None
+
+    @property
+    def state_key(self) -> str:
+        """The filter's key in the resource state."""
+        return f"coin={self.coin or '*'}|address={self.address or '*'}|side={self.side or '*'}"
+
+    def params(self) -> dict[str, str]:
+        """The filter's query parameters."""
+        return {name: value for name, value in self._asdict().items() if value is not None}
+
+
+class Window(NamedTuple):
+    """A time range the API accepts in one query: `end` is None for an open (up to now) end."""
+
+    start: pendulum.DateTime
+    end: pendulum.DateTime | None
+
+
+def fill_filters(coins: list[str], address: str | None, side: str | None) -> list[FillFilter]:
+    """Returns every filter combination to load: one per coin, or one for all markets."""
+    return [FillFilter(coin, address, side) for coin in coins or [None]]
+
+
+def window_end(start: pendulum.DateTime) -> pendulum.DateTime:
+    """Returns the latest `end` the API accepts for `start`, under either reading of 3 months."""
+    return min(start.add(months=WINDOW_MAX_MONTHS), start.add(days=WINDOW_MAX_DAYS))
+
+
+def split_windows(start: pendulum.DateTime, now: pendulum.DateTime) -> list[Window]:
+    """Splits [start, now] into consecutive windows the API accepts; the last is open-ended.
+
+    Each window starts 1 ms before the previous one ends, so that a fill on a boundary is read
+    whether the API's `start` and `end` are inclusive or not; the merge key drops the repeat.
+    """
+    windows = []
+    while (end := window_end(start)) < now:
+        windows.append(Window(start, end))
+        start = end.subtract(microseconds=1000)
+    windows.append(Window(start, None))
+    return windows
+
+
+def iso(moment: pendulum.DateTime) -> str:
+    """Formats an instant the way the API writes dates: ISO 8601, milliseconds, Z."""
+    return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss.SSS[Z]")
+
+
+def fill_pages(
+    client: HyperTrackerClient, params: dict[str, Any]
+) -> Iterator[list[dict[str, Any]]]:
+    """Yields the pages of one query, following `nextCursor` with the same parameters."""
+    seen_cursors: set[str] = set()
+    while True:
+        page = client.get_json(FILLS_PATH, params)
+        yield page.get("fills") or []
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return
+        if cursor in seen_cursors:
+            raise HyperTrackerApiError(
+                f"HyperTracker returned the same nextCursor twice for {FILLS_PATH} with "
+                f"{ {k: v for k, v in params.items() if k != 'nextCursor'} }: stopping rather than "
+                "looping; rerun later, the stored high-water mark has not moved"
+            )
+        seen_cursors.add(cursor)
+        params = {**params, "nextCursor": cursor}
+
+
+def fills_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Converts a page of fills to Arrow, with addresses lower-cased so the key never splits."""
+    table = rows_to_arrow(rows, FILL_FIELDS)
+    for column in ("address", "liquidated_user"):
+        index = table.schema.get_field_index(column)
+        table = table.set_column(index, column, pc.utf8_lower(table[column]))
+    return table
+
+
+def load_fills(
+    client: HyperTrackerClient,
+    fill_filter: FillFilter,
+    start: pendulum.DateTime,
+    now: pendulum.DateTime,
+    page_size: int,
+) -> Iterator[pa.Table]:
+    """Yields every fill of one filter from `start` to now, window by window, page by page."""
+    for window in split_windows(start, now):
+        params = {**fill_filter.params(), "limit": page_size, "start": iso(window.start)}
+        if window.end is not None:
+            params["end"] = iso(window.end)
+        for rows in fill_pages(client, params):
+            if rows:
+                yield fills_table(rows)
+
+
+def liquidation_fills_tables(
+    client: HyperTrackerClient,
+    filters: list[FillFilter],
+    start_date: pendulum.DateTime,
+    lag: timedelta,
+    page_size: int,
+    high_water_marks: MutableMapping[str, str],
+) -> Iterator[pa.Table]:
+    """Yields the new fills of every filter, moving each one's mark only once it is read through.
+
+    A filter without a mark starts at `start_date`; one with a mark re-reads `lag` behind it, for
+    fills indexed late. The mark moves to the time this run started, after the filter's last page:
+    dlt commits resource state only with a successful extract, so a failed run keeps the old mark.
+    """
+    now = pendulum.now("UTC")
+    for fill_filter in filters:
+        mark = high_water_marks.get(fill_filter.state_key)
+        start = max(pendulum.parse(mark) - lag, start_date) if mark else start_date
+        yield from load_fills(client, fill_filter, start, now, page_size)
+        high_water_marks[fill_filter.state_key] = iso(now)

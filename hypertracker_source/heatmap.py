@@ -1,0 +1,78 @@
+"""Liquidation heatmaps: the export endpoint's pre-signed link, followed at once to its file."""
+
+import gzip
+from typing import Any
+from urllib.parse import urljoin
+
+import orjson
+import pendulum
+import pyarrow as pa
+import pyarrow.compute as pc
+from requests import Response
+
+from hypertracker_source.client import PARSED_JSON, HyperTrackerClient, check_status
+from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
+from hypertracker_source.schema import HEATMAP_FIELDS, SNAPSHOT_AT, TIMESTAMP, rows_to_arrow
+from hypertracker_source.settings import EXPORT_LINK_ATTEMPTS, HEATMAP_EXPORT_PATH
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def heatmap_file(client: HyperTrackerClient, coin: str) -> dict[str, Any]:
+    """Returns a coin's heatmap file, asking for a fresh link while the last one had expired."""
+    path = HEATMAP_EXPORT_PATH.format(coin=coin)
+    for _ in range(EXPORT_LINK_ATTEMPTS):
+        answer = client.get(path)
+        if answer.status_code == 404:
+            raise HyperTrackerConfigError(
+                "heatmap_coins",
+                coin,
+                "the API has no liquidation heatmap for this coin (HTTP 404)",
+                "Use a perp the API lists, such as BTC, ETH, HYPE or xyz:MSTR",
+            )
+        check_status(answer, path)
+        link = download_link(answer)
+        if link is None:
+            return decode_file(answer)
+        download = client.download(link)
+        if download.status_code != 403:
+            check_status(download, "the pre-signed heatmap file")
+            return decode_file(download)
+    raise HyperTrackerApiError(
+        f"The heatmap link of {coin} had expired each of {EXPORT_LINK_ATTEMPTS} times it was "
+        "followed; check this machine's clock and its latency to the file host, then rerun",
+        403,
+    )
+
+
+def download_link(answer: Response) -> str | None:
+    """Returns the pre-signed URL of an export answer, or None when the answer is the file."""
+    if answer.is_redirect:
+        return urljoin(answer.url, answer.headers["Location"])
+    body = getattr(answer, PARSED_JSON, None)
+    if isinstance(body, dict) and "downloadUrl" in body:
+        return body["downloadUrl"]
+    return None
+
+
+def decode_file(response: Response) -> dict[str, Any]:
+    """Returns a heatmap file's JSON, gunzipping it when served gzip without Content-Encoding."""
+    parsed = getattr(response, PARSED_JSON, None)
+    if parsed is not None:
+        return parsed
+    content = response.content
+    if content[:2] == GZIP_MAGIC:
+        content = gzip.decompress(content)
+    return orjson.loads(content)
+
+
+def heatmap_table(coin: str, file: dict[str, Any], snapshot_at: pendulum.DateTime) -> pa.Table:
+    """Converts a heatmap file to one row per price bin, stamped with the data version."""
+    table = rows_to_arrow(
+        file.get("heatmap") or [],
+        HEATMAP_FIELDS,
+        **{SNAPSHOT_AT.column: pa.scalar(snapshot_at, TIMESTAMP)},
+    )
+    file_coin = file.get("coin") or coin
+    index = table.schema.get_field_index("coin")
+    return table.set_column(index, "coin", pc.fill_null(table["coin"], file_coin))

@@ -1,0 +1,148 @@
+"""The tables' column types, declared once as Arrow schemas, and API rows converted to them."""
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import orjson
+import pyarrow as pa
+from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.schema.typing import TTableSchemaColumns
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+
+
+class ApiField(NamedTuple):
+    """One field of an API row: its name in the API, its column name and its type."""
+
+    api_name: str
+    column: str
+    arrow_type: pa.DataType
+
+
+def api_fields(*fields: tuple[str, pa.DataType]) -> tuple[ApiField, ...]:
+    """Declares API fields, naming each column in dlt's snake_case."""
+    return tuple(
+        ApiField(name, SNAKE_CASE.normalize_identifier(name), type_) for name, type_ in fields
+    )
+
+
+SNAKE_CASE = NamingConvention()
+
+FILL_FIELDS = api_fields(
+    ("time", TIMESTAMP),
+    ("address", pa.string()),
+    ("coin", pa.string()),
+    ("fullCoinName", pa.string()),
+    ("fillType", pa.string()),
+    ("side", pa.string()),
+    ("dir", pa.string()),
+    ("px", pa.float64()),
+    ("sz", pa.float64()),
+    ("startPosition", pa.float64()),
+    ("closedPnl", pa.float64()),
+    ("fee", pa.float64()),
+    ("builderFee", pa.float64()),
+    ("feeToken", pa.string()),
+    ("builder", pa.string()),
+    ("crossed", pa.bool_()),
+    ("hash", pa.string()),
+    ("oid", pa.int64()),
+    ("tid", pa.int64()),
+    ("liquidatedUser", pa.string()),
+    ("liquidationMarkPx", pa.float64()),
+    ("liquidationMethod", pa.string()),
+)
+
+FILL_PRIMARY_KEY = ("address", "coin", "time", "start_position", "side", "sz", "px")
+"""What identifies a liquidation fill, present on every row (unlike `tid` and `oid`).
+
+Only the liquidated wallet's side of a trade is returned, so one wallet, coin and millisecond hold
+one fill per piece of the liquidation order; the pieces of one order share `time`, `hash` and `oid`
+but each starts from the position the previous piece left (`start_position`). `tid` would identify
+a fill with `address`, but rows may lack it, and a key column must never be null.
+"""
+
+HEATMAP_FIELDS = api_fields(
+    ("coin", pa.string()),
+    ("priceBinIndex", pa.int64()),
+    ("priceBinStart", pa.float64()),
+    ("priceBinEnd", pa.float64()),
+    ("liquidationValue", pa.float64()),
+    ("positionsCount", pa.int64()),
+    ("mostImpactedSegment", pa.int64()),
+)
+HEATMAP_PRIMARY_KEY = ("coin", "price_bin_index", "snapshot_at")
+
+RISK_FIELDS = api_fields(
+    ("coin", pa.string()),
+    ("totalValue", pa.float64()),
+    ("riskValue", pa.float64()),
+    ("percentRisk", pa.float64()),
+)
+RISK_PRIMARY_KEY = ("segment_id", "coin", "snapshot_at")
+
+SEGMENT_COLUMNS: TTableSchemaColumns = {
+    "id": {"data_type": "bigint", "nullable": False},
+    "name": {"data_type": "text"},
+    "category": {"data_type": "text"},
+    "emoji": {"data_type": "text"},
+}
+
+SNAPSHOT_AT = ApiField("snapshotAt", "snapshot_at", TIMESTAMP)
+SEGMENT_ID = ApiField("segmentId", "segment_id", pa.int64())
+
+
+def arrow_schema(fields: Sequence[ApiField]) -> pa.Schema:
+    """Returns the Arrow schema of a table's declared columns."""
+    return pa.schema([pa.field(field.column, field.arrow_type) for field in fields])
+
+
+def column_hints(fields: Sequence[ApiField]) -> TTableSchemaColumns:
+    """Returns dlt column hints for declared columns, so the schema exists before any data."""
+    return py_arrow_to_table_schema_columns(arrow_schema(fields))
+
+
+def rows_to_arrow(
+    rows: list[dict[str, Any]], fields: Sequence[ApiField], **constants: pa.Scalar
+) -> pa.Table:
+    """Converts API rows to an Arrow table of the declared types, keeping any undeclared field.
+
+    A declared field missing from a row is null; an undeclared one (the API added it) is kept as a
+    JSON text column, a type that cannot clash between pages whatever values it takes.
+    """
+    parsed = pa.array(rows, wire_type(fields)).flatten()
+    columns = [as_declared(column, field) for column, field in zip(parsed, fields, strict=True)]
+    names = [field.column for field in fields]
+    for api_name in undeclared_fields(rows, fields):
+        columns.append(pa.array([json_text(row.get(api_name)) for row in rows], pa.string()))
+        names.append(SNAKE_CASE.normalize_identifier(api_name))
+    for column, scalar in constants.items():
+        columns.append(pa.array([scalar.as_py()] * len(rows), scalar.type))
+        names.append(column)
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def wire_type(fields: Sequence[ApiField]) -> pa.StructType:
+    """Returns the Arrow type of a row as it comes over the wire: timestamps are ISO strings."""
+    return pa.struct(
+        pa.field(field.api_name, pa.string() if field.arrow_type == TIMESTAMP else field.arrow_type)
+        for field in fields
+    )
+
+
+def as_declared(column: pa.Array, field: ApiField) -> pa.Array:
+    """Casts a wire column to its declared type."""
+    return column.cast(field.arrow_type) if column.type != field.arrow_type else column
+
+
+def undeclared_fields(rows: list[dict[str, Any]], fields: Sequence[ApiField]) -> list[str]:
+    """Returns, sorted, the row keys that no declared field names."""
+    return sorted(set().union(*rows).difference(field.api_name for field in fields))
+
+
+def json_text(value: Any) -> str | None:
+    """Returns a value as text: strings as they are, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()

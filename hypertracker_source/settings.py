@@ -1,0 +1,55 @@
+"""Constants of the HyperTracker API and of this source's defaults, in one place."""
+
+from datetime import timedelta
+
+API_BASE_URL = "https://ht-api.coinmarketman.com"
+API_PREFIX = "/api/external"
+
+FILLS_PATH = "/fills/liquidation"
+HEATMAP_EXPORT_PATH = "/exports/coins/{coin}/liquidation-heatmap"
+RISK_PATH = "/{segment_id}/assets/liquidation-risk"
+SEGMENTS_PATH = "/segments"
+STATUS_PATH = "/hypertracker/state/status"
+
+HISTORY_START = "2025-07-27T00:00:00Z"
+"""The first day of liquidation fill history the API holds."""
+
+FILLS_MAX_PAGE_SIZE = 1000
+RISK_PAGE_SIZE = 500
+
+WINDOW_MAX_MONTHS = 3
+WINDOW_MAX_DAYS = 90
+"""`end` may be at most 3 months after `start`; a window never exceeds either reading of that."""
+
+DEFAULT_LAG = timedelta(hours=1)
+"""How far behind its high-water mark each run re-reads fills: twice the API's slowest refresh."""
+
+DEFAULT_HEATMAP_COINS = ("BTC", "ETH", "HYPE")
+
+FILL_SIDES = ("A", "B")
+
+EXPORT_LINK_ATTEMPTS = 3
+"""How many pre-signed links to ask for before an expired-link error is final."""
+
+REQUESTS_PER_MINUTE_PLANS = {"pulse": 60, "surge": 100, "flow": 200, "stream": 500}
+"""The rate limit of each paid plan, by name, for the `requests_per_minute` setting."""
+
+SEGMENT_NAMES = {
+    16: "Shrimp",
+    1: "Fish",
+    2: "Dolphin",
+    3: "Apex Predator",
+    4: "Small Whale",
+    5: "Whale",
+    6: "Tidal Whale",
+    7: "Leviathan",
+    8: "Money Printer",
+    9: "Smart Money",
+    10: "Consistent Grinder",
+    11: "Humble Earner",
+    12: "Exit Liquidity",
+    13: "Semi-Rekt",
+    14: "Full Rekt",
+    15: "Giga-Rekt",
+}
+"""The 16 wallet cohorts (segments) of the API, by id."""
