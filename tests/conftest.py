@@ -1,0 +1,75 @@
+"""Fixtures: the simulator over HTTP, and real dlt pipelines into DuckDB, PostgreSQL, parquet."""
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+
+from hypertracker_source import hypertracker
+from hypertracker_source.simulator import Simulator
+
+API_KEY = "sim-test-key-7f3a"
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeps dlt's retry backoff short, so fault tests spend seconds, not minutes."""
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "10")
+
+
+@pytest.fixture
+def simulator() -> Iterator[Simulator]:
+    """A simulator with a few thousand fills over the API's whole history."""
+    with Simulator(seed=7, fills=3000, api_key=API_KEY) as sim:
+        yield sim
+
+
+def source_for(sim: Simulator, **settings: Any) -> Any:
+    """The HyperTracker source pointed at a simulator."""
+    return hypertracker(api_key=API_KEY, base_url=sim.url, **settings)
+
+
+PipelineFactory = Callable[..., dlt.Pipeline]
+
+
+@pytest.fixture
+def make_pipeline(tmp_path: Path) -> Iterator[PipelineFactory]:
+    """Makes pipelines in the test's own folder, each with its own dataset, dropped afterwards."""
+    pipelines: list[dlt.Pipeline] = []
+
+    def make(destination: Any = None, name: str = "hypertracker") -> dlt.Pipeline:
+        suffix = uuid.uuid4().hex[:8]
+        pipeline = dlt.pipeline(
+            pipeline_name=f"{name}_{suffix}",
+            destination=destination or dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb")),
+            dataset_name=f"hypertracker_{suffix}",
+            pipelines_dir=str(tmp_path / "pipelines"),
+        )
+        pipelines.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in pipelines:
+        if pipeline.destination.destination_name == "postgres" and pipeline.default_schema_name:
+            with pipeline.sql_client() as client:
+                client.drop_dataset()
+
+
+@pytest.fixture
+def postgres_destination() -> Any:
+    """The real PostgreSQL server; skipped when absent, unless CI demands it."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    try:
+        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg2.OperationalError as error:
+        if os.environ.get("HYPERTRACKER_REQUIRE_POSTGRES"):
+            raise
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({error}); start it to run this test")
+    return dlt.destinations.postgres(POSTGRES_URL)

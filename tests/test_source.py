@@ -1,0 +1,264 @@
+"""End to end: the source through real dlt pipelines, against the simulator over HTTP."""
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+import dlt
+import pendulum
+import pytest
+from conftest import API_KEY, PipelineFactory, source_for
+from helpers import assert_fills_equal, epoch_ms, landed
+
+from hypertracker_source.fills import window_end
+from hypertracker_source.risk import risk_resource_name
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+from hypertracker_source.simulator import Simulator
+
+
+def expected_heatmap_rows(sim: Simulator, coins: tuple[str, ...]) -> int:
+    """How many heatmap bins the simulator holds for these coins now."""
+    return sum(len(sim.expected_heatmap(coin)) for coin in coins)
+
+
+def test_first_load_lands_everything_once(simulator: Simulator, make_pipeline: PipelineFactory):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator))
+
+    assert_fills_equal(pipeline, simulator.expected_fills())
+    heatmap = landed(pipeline, "liquidation_heatmap")
+    assert len(heatmap) == expected_heatmap_rows(simulator, DEFAULT_HEATMAP_COINS)
+    assert {row["coin"] for row in heatmap} == set(DEFAULT_HEATMAP_COINS)
+    assert {row["snapshot_at"] for row in heatmap} == {simulator.last_update}
+    risk = landed(pipeline, "liquidation_risk")
+    assert Counter(row["segment_id"] for row in risk) == {
+        segment_id: len(simulator.expected_risk(segment_id)) for segment_id in SEGMENT_NAMES
+    }
+    segments = landed(pipeline, "segments")
+    assert {row["id"]: row["name"] for row in segments} == {
+        segment["id"]: segment["name"] for segment in simulator.segments
+    }
+
+
+def test_columns_have_declared_types(simulator: Simulator, make_pipeline: PipelineFactory):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator, heatmap_coins=["BTC"], segment_ids=[9]))
+
+    with pipeline.sql_client() as client:
+        types = dict(
+            client.execute_sql(
+                "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = %s",
+                pipeline.dataset_name,
+            )
+        )
+    expected = {
+        "liquidation_fills.time": "TIMESTAMP WITH TIME ZONE",
+        "liquidation_fills.tid": "BIGINT",
+        "liquidation_fills.oid": "BIGINT",
+        "liquidation_fills.px": "DOUBLE",
+        "liquidation_fills.builder_fee": "DOUBLE",
+        "liquidation_fills.closed_pnl": "DOUBLE",
+        "liquidation_fills.liquidation_mark_px": "DOUBLE",
+        "liquidation_fills.crossed": "BOOLEAN",
+        "liquidation_heatmap.price_bin_index": "BIGINT",
+        "liquidation_heatmap.liquidation_value": "DOUBLE",
+        "liquidation_heatmap.most_impacted_segment": "BIGINT",
+        "liquidation_heatmap.snapshot_at": "TIMESTAMP WITH TIME ZONE",
+        "liquidation_risk.segment_id": "BIGINT",
+        "liquidation_risk.percent_risk": "DOUBLE",
+        "liquidation_risk.snapshot_at": "TIMESTAMP WITH TIME ZONE",
+        "segments.id": "BIGINT",
+    }
+    assert {name: types.get(name) for name in expected} == expected
+
+
+def fills_requests(sim: Simulator) -> list[dict[str, str]]:
+    """The query parameters of every fills request the simulator answered."""
+    return [record.params for record in sim.requests if record.endpoint == "fills"]
+
+
+def test_incremental_reads_only_new_pages(simulator: Simulator, make_pipeline: PipelineFactory):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator))
+    first_run = simulator.request_counts()
+    windows = len([p for p in fills_requests(simulator) if "nextCursor" not in p])
+    assert first_run["fills"] == windows + (len(simulator.expected_fills()) - 1) // 1000
+
+    simulator.reset_requests()
+    pipeline.run(source_for(simulator))
+    assert simulator.request_counts() == {"fills": 1, "status": 1, "segments": 1}
+    assert_fills_equal(pipeline, simulator.expected_fills())
+
+    simulator.advance_state(new_fills=40, late_fills=7, late_by=timedelta(minutes=20))
+    simulator.reset_requests()
+    pipeline.run(source_for(simulator))
+    counts = simulator.request_counts()
+    assert counts["fills"] == 1
+    assert counts["export"] == len(DEFAULT_HEATMAP_COINS)
+    assert counts["risk"] == len(SEGMENT_NAMES)
+    (params,) = fills_requests(simulator)
+    assert "end" not in params
+    assert epoch_ms(params["start"]) <= epoch_ms(pendulum.now("UTC").subtract(minutes=59))
+    assert_fills_equal(pipeline, simulator.expected_fills())
+    assert len(landed(pipeline, "liquidation_risk")) == 2 * sum(
+        len(simulator.expected_risk(segment_id)) for segment_id in SEGMENT_NAMES
+    )
+
+
+def test_fills_older_than_lag_need_a_backfill(simulator: Simulator, make_pipeline: PipelineFactory):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator, lag=600))
+    simulator.advance_state(late_fills=5, late_by=timedelta(minutes=30))
+    pipeline.run(source_for(simulator, lag=600))
+    assert len(landed(pipeline, "liquidation_fills")) == len(simulator.expected_fills()) - 5
+
+
+def test_coin_added_later_gets_its_whole_history(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator, coins=["BTC"]).with_resources("liquidation_fills"))
+    assert_fills_equal(pipeline, simulator.expected_fills(coin="BTC"))
+
+    simulator.reset_requests()
+    pipeline.run(source_for(simulator, coins="BTC,ETH").with_resources("liquidation_fills"))
+    starts = {params["coin"]: params["start"] for params in fills_requests(simulator)}
+    assert epoch_ms(starts["ETH"]) == epoch_ms("2025-07-27T00:00:00Z")
+    assert_fills_equal(
+        pipeline, simulator.expected_fills(coin="BTC") + simulator.expected_fills(coin="ETH")
+    )
+
+
+@pytest.mark.parametrize("fill_order", ["newest", "notes"])
+def test_history_longer_than_three_months_in_either_order(
+    fill_order: str, make_pipeline: PipelineFactory
+):
+    with Simulator(seed=11, fills=4000, api_key=API_KEY, fill_order=fill_order) as sim:
+        pipeline = make_pipeline()
+        pipeline.run(source_for(sim, page_size=250).with_resources("liquidation_fills"))
+        first_pages = [params for params in fills_requests(sim) if "nextCursor" not in params]
+        assert len(first_pages) >= 5
+        for params in first_pages:
+            if "end" in params:
+                start = pendulum.parse(params["start"])
+                assert pendulum.parse(params["end"]) <= window_end(start)
+        assert_fills_equal(pipeline, sim.expected_fills())
+
+
+def test_filters_by_address_and_side(simulator: Simulator, make_pipeline: PipelineFactory):
+    address = simulator.expected_fills()[0]["address"]
+    pipeline = make_pipeline()
+    source = source_for(simulator, address=address.upper().replace("0X", "0x"), side="B")
+    pipeline.run(source.with_resources("liquidation_fills"))
+    expected = simulator.expected_fills(address=address, side="B")
+    assert expected
+    assert_fills_equal(pipeline, expected)
+
+
+@pytest.mark.parametrize(
+    ("export_mode", "gzip_files"),
+    [("redirect", False), ("redirect", True), ("download_url", False), ("inline", True)],
+)
+def test_heatmap_answers(export_mode: str, gzip_files: bool, make_pipeline: PipelineFactory):
+    with Simulator(
+        seed=3, fills=10, api_key=API_KEY, export_mode=export_mode, gzip_files=gzip_files
+    ) as sim:
+        pipeline = make_pipeline()
+        pipeline.run(
+            source_for(sim, heatmap_coins=["btc", "xyz:MSTR"]).with_resources("liquidation_heatmap")
+        )
+        rows = landed(pipeline, "liquidation_heatmap")
+        for coin in ("BTC", "xyz:MSTR"):
+            bins = sorted(
+                (row for row in rows if row["coin"] == coin), key=lambda r: r["price_bin_index"]
+            )
+            assert [
+                (b["price_bin_index"], b["liquidation_value"], b["most_impacted_segment"])
+                for b in bins
+            ] == [
+                (b["priceBinIndex"], b["liquidationValue"], b["mostImpactedSegment"])
+                for b in sim.expected_heatmap(coin)
+            ]
+        assert sim.request_counts()["export"] == 2
+        assert not [r for r in sim.requests if r.host == "files" and "Authorization" in r.headers]
+
+
+def test_expired_link_is_refreshed(simulator: Simulator, make_pipeline: PipelineFactory):
+    simulator.faults.expire_next_links = 2
+    pipeline = make_pipeline()
+    pipeline.run(
+        source_for(simulator, heatmap_coins=["HYPE"]).with_resources("liquidation_heatmap")
+    )
+    assert len(landed(pipeline, "liquidation_heatmap")) == len(simulator.expected_heatmap("HYPE"))
+    assert simulator.request_counts()["export"] == 3
+    assert [r.status for r in simulator.requests if r.host == "files"] == [403, 403, 200]
+
+
+def test_risk_pages_past_one_page_for_every_segment(make_pipeline: PipelineFactory):
+    with Simulator(seed=5, fills=10, api_key=API_KEY, risk_coins=1100) as sim:
+        pipeline = make_pipeline()
+        pipeline.run(source_for(sim).with_resources(*map(risk_resource_name, SEGMENT_NAMES)))
+        risk = landed(pipeline, "liquidation_risk")
+        for segment_id in SEGMENT_NAMES:
+            expected = {item["coin"]: item["percentRisk"] for item in sim.expected_risk(segment_id)}
+            assert {
+                row["coin"]: row["percent_risk"] for row in risk if row["segment_id"] == segment_id
+            } == expected
+        assert len(risk) == 16 * 1100
+        assert sim.request_counts()["risk"] == 16 * 3
+
+
+def test_one_segment_can_be_picked(simulator: Simulator, make_pipeline: PipelineFactory):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator).with_resources("liquidation_risk_smart_money"))
+    assert {row["segment_id"] for row in landed(pipeline, "liquidation_risk")} == {9}
+    assert simulator.request_counts()["risk"] == 1
+
+
+def test_snapshot_rerun_in_same_version_adds_nothing(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    pipeline = make_pipeline()
+    source = source_for(simulator, segment_ids=[1, 2])
+    pipeline.run(source.with_resources("liquidation_heatmap", "liquidation_risk_fish"))
+    before = len(landed(pipeline, "liquidation_heatmap")), len(landed(pipeline, "liquidation_risk"))
+    simulator.reset_requests()
+    forced = source_for(simulator, segment_ids=[1, 2], refresh_snapshots=True)
+    pipeline.run(forced.with_resources("liquidation_heatmap", "liquidation_risk_fish"))
+    assert simulator.request_counts()["export"] == len(DEFAULT_HEATMAP_COINS)
+    after = len(landed(pipeline, "liquidation_heatmap")), len(landed(pipeline, "liquidation_risk"))
+    assert after == before
+
+
+def test_destinations_land_the_same_rows(
+    simulator: Simulator, make_pipeline: PipelineFactory, postgres_destination, tmp_path
+):
+    settings = {"coins": ["BTC", "HYPE"], "heatmap_coins": ["ETH"], "segment_ids": [4, 12]}
+    destinations = {
+        "duckdb": None,
+        "postgres": postgres_destination,
+        "parquet": dlt.destinations.filesystem(str(tmp_path / "bucket")),
+    }
+    tables = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
+    landed_by_destination = {}
+    for name, destination in destinations.items():
+        pipeline = make_pipeline(destination, name=name)
+        loader_format = "parquet" if name == "parquet" else None
+        pipeline.run(source_for(simulator, **settings), loader_file_format=loader_format)
+        landed_by_destination[name] = {
+            table: sorted(map(repr, sorted_rows(landed(pipeline, table)))) for table in tables
+        }
+    assert landed_by_destination["duckdb"] == landed_by_destination["postgres"]
+    assert landed_by_destination["duckdb"] == landed_by_destination["parquet"]
+    expected = simulator.expected_fills(coin="BTC") + simulator.expected_fills(coin="HYPE")
+    assert len(landed_by_destination["parquet"]["liquidation_fills"]) == len(expected)
+
+
+def sorted_rows(rows: list[dict]) -> list[dict]:
+    """Rows with their keys sorted, timestamps in UTC, for comparison across destinations."""
+    return [{key: normalised(value) for key, value in sorted(row.items())} for row in rows]
+
+
+def normalised(value: object) -> object:
+    """A value in a form that compares equal across destinations."""
+    return epoch_ms(value) if isinstance(value, datetime) else value
