@@ -8,7 +8,7 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from hypertracker_source.client import HyperTrackerClient
+from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.config import (
     ListSetting,
     check_api_key,
@@ -45,7 +45,7 @@ from hypertracker_source.settings import (
 )
 from hypertracker_source.snapshots import DataVersion, new_snapshot
 
-__all__ = ["hypertracker"]
+__all__ = ["RunStats", "hypertracker"]
 
 
 @dlt.source(name="hypertracker")
@@ -62,6 +62,7 @@ def hypertracker(
     lag: float = DEFAULT_LAG.total_seconds(),
     requests_per_minute: str | int | None = None,
     refresh_snapshots: bool = False,
+    run_stats: RunStats | None = None,
 ) -> Sequence[DltResource]:
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
 
@@ -82,11 +83,14 @@ def hypertracker(
         requests_per_minute: Pace every request to this rate: a number, or a plan name
             (pulse, surge, flow, stream); unpaced if unset.
         refresh_snapshots: Fetch heatmaps and risk even when the API's data version is loaded.
+        run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
+            export, risk, segments, status), retries included, and the API's state status.
     """
     client = HyperTrackerClient(
         check_base_url(base_url),
         check_api_key(api_key),
         check_requests_per_minute(requests_per_minute),
+        run_stats,
     )
     data_version = DataVersion(client)
     filters = fill_filters(check_coins("coins", coins), address or None, check_side(side))

@@ -2,7 +2,10 @@
 
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import orjson
 from dlt.sources.helpers.requests import Client
@@ -107,6 +110,29 @@ def is_broken_answer(response: Response | None, exception: BaseException | None)
     return "html" in content_type
 
 
+ENDPOINTS = {
+    "fills": "fills",
+    "exports": "export",
+    "hypertracker": "status",
+    "segments": "segments",
+}
+"""The endpoint of an API path, by its first part under the prefix; any other is a risk path."""
+
+
+def endpoint_of(url: str) -> str:
+    """Names the endpoint a request went to: fills, export, status, segments or risk."""
+    first_part = urlparse(url).path.split(API_PREFIX, 1)[-1].strip("/").split("/", 1)[0]
+    return ENDPOINTS.get(first_part, "risk")
+
+
+@dataclass
+class RunStats:
+    """What a source run spent and saw: API requests by endpoint, and the API's state status."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    status: dict[str, str] | None = None
+
+
 class HyperTrackerClient:
     """Talks to the API with retries, pacing and the key, and to the file host without the key."""
 
@@ -115,8 +141,11 @@ class HyperTrackerClient:
         base_url: str,
         api_key: str,
         requests_per_minute: int | None = None,
+        stats: RunStats | None = None,
     ) -> None:
         self.api_url = base_url + API_PREFIX
+        self.stats = RunStats() if stats is None else stats
+        self._count_lock = threading.Lock()
         self._auth = BearerAuth(api_key)
         pacer = RequestPacer(requests_per_minute) if requests_per_minute else None
         self._api = RetryingClient(
@@ -124,12 +153,18 @@ class HyperTrackerClient:
             pacer,
             raise_for_status=False,
             retry_condition=is_broken_answer,
-            session_attrs={"hooks": {"response": [copy_retry_after]}},
+            session_attrs={"hooks": {"response": [self.count_request, copy_retry_after]}},
         )
         self._files = RetryingClient(None, None, raise_for_status=False)
         # timeouts, attempts and backoff come from dlt's [runtime] settings (RUNTIME__REQUEST_*)
         self._api.configure()
         self._files.configure()
+
+    def count_request(self, response: Response, *args: Any, **kwargs: Any) -> Response:
+        """Counts an answered API request, retries included: each one costs a usage token."""
+        with self._count_lock:
+            self.stats.requests[endpoint_of(response.url)] += 1
+        return response
 
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GETs an API path and returns its JSON body, raising a clear error for any failure."""

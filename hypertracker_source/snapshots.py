@@ -18,15 +18,14 @@ class DataVersion:
     def __init__(self, client: HyperTrackerClient) -> None:
         self._client = client
         self._lock = threading.Lock()
-        self._status: dict[str, str] | None = None
 
     @property
     def status(self) -> dict[str, str]:
         """The API's state status: lastUpdate, nextUpdate, nextUpdateThreshold."""
         with self._lock:
-            if self._status is None:
-                self._status = self._client.get_json(STATUS_PATH)
-            return self._status
+            if self._client.stats.status is None:
+                self._client.stats.status = self._client.get_json(STATUS_PATH)
+            return self._client.stats.status
 
     @property
     def last_update(self) -> pendulum.DateTime:
