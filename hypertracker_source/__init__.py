@@ -1,10 +1,11 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
+import pendulum
 import pyarrow as pa
 from dlt.sources import DltResource
 
@@ -14,6 +15,7 @@ from hypertracker_source.config import (
     check_api_key,
     check_base_url,
     check_coins,
+    check_end_date,
     check_lag,
     check_page_size,
     check_requests_per_minute,
@@ -21,7 +23,7 @@ from hypertracker_source.config import (
     check_side,
     check_start_date,
 )
-from hypertracker_source.fills import fill_filters, liquidation_fills_tables
+from hypertracker_source.fills import FillFilter, fill_filters, liquidation_fills_tables
 from hypertracker_source.heatmap import heatmap_file, heatmap_table
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
@@ -53,6 +55,7 @@ def hypertracker(
     api_key: str = dlt.secrets.value,
     base_url: str = API_BASE_URL,
     start_date: str | datetime | None = HISTORY_START,
+    end_date: str | datetime | None = None,
     coins: ListSetting = None,
     address: str | None = None,
     side: str | None = None,
@@ -73,6 +76,8 @@ def hypertracker(
         api_key: The HyperTracker API token (a secret).
         base_url: The API's address.
         start_date: Where fill history starts on a first run (ISO 8601 or datetime).
+        end_date: Makes the run a back-fill of fills from start_date to end_date, which leaves
+            the incremental high-water marks as they are; unset for incremental loads.
         coins: Fills of these coins only, each with its own high-water mark; all markets if unset.
         address: Fills of this wallet only.
         side: Fills of this side only: A (ask, sell) or B (bid, buy).
@@ -94,8 +99,14 @@ def hypertracker(
     )
     data_version = DataVersion(client)
     filters = fill_filters(check_coins("coins", coins), address or None, check_side(side))
+    first_day = check_start_date(start_date)
     fills = liquidation_fills(
-        client, filters, check_start_date(start_date), check_lag(lag), check_page_size(page_size)
+        client,
+        filters,
+        first_day,
+        check_end_date(end_date, first_day),
+        check_lag(lag),
+        check_page_size(page_size),
     )
     coins_to_map = heatmap_coin_names(check_coins("heatmap_coins", heatmap_coins))
     heatmap = coins_to_map | liquidation_heatmap(client, data_version, refresh_snapshots)
@@ -113,12 +124,17 @@ def hypertracker(
     columns=column_hints(FILL_FIELDS),
 )
 def liquidation_fills(
-    client: HyperTrackerClient, filters: Any, start_date: Any, lag: Any, page_size: int
+    client: HyperTrackerClient,
+    filters: list[FillFilter],
+    start_date: pendulum.DateTime,
+    end_date: pendulum.DateTime | None,
+    lag: timedelta,
+    page_size: int,
 ) -> Iterator[pa.Table]:
     """Every liquidation fill, incrementally: one high-water mark per filter combination."""
     high_water_marks = dlt.current.resource_state().setdefault("high_water_marks", {})
     yield from liquidation_fills_tables(
-        client, filters, start_date, lag, page_size, high_water_marks
+        client, filters, start_date, end_date, lag, page_size, high_water_marks
     )
 
 

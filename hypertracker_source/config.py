@@ -57,32 +57,54 @@ def check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-def check_start_date(start_date: str | datetime | None) -> pendulum.DateTime:
-    """Returns the first instant of fill history to load, in UTC, no earlier than the API's."""
-    history_start = pendulum.parse(HISTORY_START)
-    if start_date is None:
-        return history_start
+def parse_instant(setting: str, value: str | datetime) -> pendulum.DateTime:
+    """Parses a date setting (ISO 8601 string or datetime) to an instant in UTC."""
     try:
         parsed = (
-            pendulum.instance(start_date)
-            if isinstance(start_date, datetime)
-            else pendulum.parse(str(start_date), strict=False)
+            pendulum.instance(value)
+            if isinstance(value, datetime)
+            else pendulum.parse(str(value), strict=False)
         )
     except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as error:
         raise HyperTrackerConfigError(
-            "start_date",
-            start_date,
+            setting,
+            value,
             f"it is not an ISO 8601 date ({error})",
             "Write it like 2025-07-27 or 2026-01-01T00:00:00Z",
         ) from None
     if not isinstance(parsed, pendulum.DateTime):
         parsed = pendulum.datetime(parsed.year, parsed.month, parsed.day)
-    parsed = parsed.in_timezone("UTC")
+    return parsed.in_timezone("UTC")
+
+
+def check_start_date(start_date: str | datetime | None) -> pendulum.DateTime:
+    """Returns the first instant of fill history to load, in UTC, no earlier than the API's."""
+    history_start = pendulum.parse(HISTORY_START)
+    if start_date is None:
+        return history_start
+    parsed = parse_instant("start_date", start_date)
     if parsed > pendulum.now("UTC"):
         raise HyperTrackerConfigError(
             "start_date", start_date, "it is in the future", "Use a date in the past"
         )
     return max(parsed, history_start)
+
+
+def check_end_date(
+    end_date: str | datetime | None, start_date: pendulum.DateTime
+) -> pendulum.DateTime | None:
+    """Returns the end of a back-fill, no later than now, or None for an incremental load."""
+    if end_date is None or end_date == "":
+        return None
+    parsed = parse_instant("end_date", end_date)
+    if parsed <= start_date:
+        raise HyperTrackerConfigError(
+            "end_date",
+            end_date,
+            f"it is not after start_date ({start_date.isoformat()})",
+            "Give an end_date later than start_date, or leave it unset for an incremental load",
+        )
+    return min(parsed, pendulum.now("UTC"))
 
 
 def check_side(side: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """Liquidation fills: filters, 3-month windows, cursor pages and per-filter high-water marks."""
 
-from collections.abc import Iterator, MutableMapping
+import logging
+from collections.abc import Generator, Iterator, MutableMapping
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -12,6 +13,8 @@ from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.exceptions import HyperTrackerApiError
 from hypertracker_source.schema import FILL_FIELDS, rows_to_arrow
 from hypertracker_source.settings import FILLS_PATH, WINDOW_MAX_DAYS, WINDOW_MAX_MONTHS
+
+logger = logging.getLogger(__name__)
 
 
 class FillFilter(NamedTuple):
@@ -48,17 +51,19 @@ def window_end(start: pendulum.DateTime) -> pendulum.DateTime:
     return min(start.add(months=WINDOW_MAX_MONTHS), start.add(days=WINDOW_MAX_DAYS))
 
 
-def split_windows(start: pendulum.DateTime, now: pendulum.DateTime) -> list[Window]:
-    """Splits [start, now] into consecutive windows the API accepts; the last is open-ended.
+def split_windows(
+    start: pendulum.DateTime, end: pendulum.DateTime, open_ended: bool = True
+) -> list[Window]:
+    """Splits [start, end] into consecutive windows the API accepts; an open last one ends now.
 
     Each window starts 1 ms before the previous one ends, so that a fill on a boundary is read
     whether the API's `start` and `end` are inclusive or not; the merge key drops the repeat.
     """
     windows = []
-    while (end := window_end(start)) < now:
-        windows.append(Window(start, end))
-        start = end.subtract(microseconds=1000)
-    windows.append(Window(start, None))
+    while (limit := window_end(start)) < end:
+        windows.append(Window(start, limit))
+        start = limit.subtract(microseconds=1000)
+    windows.append(Window(start, None if open_ended else end))
     return windows
 
 
@@ -98,26 +103,26 @@ def fills_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def load_fills(
-    client: HyperTrackerClient,
-    fill_filter: FillFilter,
-    start: pendulum.DateTime,
-    now: pendulum.DateTime,
-    page_size: int,
-) -> Iterator[pa.Table]:
-    """Yields every fill of one filter from `start` to now, window by window, page by page."""
-    for window in split_windows(start, now):
+    client: HyperTrackerClient, fill_filter: FillFilter, windows: list[Window], page_size: int
+) -> Generator[pa.Table, None, int]:
+    """Yields every fill of one filter in the windows, page by page; returns how many."""
+    count = 0
+    for window in windows:
         params = {**fill_filter.params(), "limit": page_size, "start": iso(window.start)}
         if window.end is not None:
             params["end"] = iso(window.end)
         for rows in fill_pages(client, params):
             if rows:
+                count += len(rows)
                 yield fills_table(rows)
+    return count
 
 
 def liquidation_fills_tables(
     client: HyperTrackerClient,
     filters: list[FillFilter],
     start_date: pendulum.DateTime,
+    end_date: pendulum.DateTime | None,
     lag: timedelta,
     page_size: int,
     high_water_marks: MutableMapping[str, str],
@@ -127,10 +132,44 @@ def liquidation_fills_tables(
     A filter without a mark starts at `start_date`; one with a mark re-reads `lag` behind it, for
     fills indexed late. The mark moves to the time this run started, after the filter's last page:
     dlt commits resource state only with a successful extract, so a failed run keeps the old mark.
+    With an `end_date` the run is a back-fill of [start_date, end_date] that leaves marks alone.
     """
     now = pendulum.now("UTC")
     for fill_filter in filters:
-        mark = high_water_marks.get(fill_filter.state_key)
-        start = max(pendulum.parse(mark) - lag, start_date) if mark else start_date
-        yield from load_fills(client, fill_filter, start, now, page_size)
-        high_water_marks[fill_filter.state_key] = iso(now)
+        if end_date is not None:
+            windows = split_windows(start_date, end_date, open_ended=False)
+        else:
+            mark = high_water_marks.get(fill_filter.state_key)
+            start = max(pendulum.parse(mark) - lag, start_date) if mark else start_date
+            windows = split_windows(start, now)
+        if not (yield from load_fills(client, fill_filter, windows, page_size)):
+            warn_if_misspelled(client, fill_filter)
+        if end_date is None:
+            high_water_marks[fill_filter.state_key] = iso(now)
+
+
+def spellings(coin: str) -> list[str]:
+    """Returns the usual spellings of a coin name other than its own: BTC, kPEPE, xyz:MSTR."""
+    dex, _, asset = coin.rpartition(":")
+    prefix = f"{dex.lower()}:" if dex else ""
+    candidates = [prefix + asset.upper()]
+    if asset[:1] in "kK" and len(asset) > 1:
+        candidates.append(f"{prefix}k{asset[1:].upper()}")
+    return [candidate for candidate in dict.fromkeys(candidates) if candidate != coin]
+
+
+def warn_if_misspelled(client: HyperTrackerClient, fill_filter: FillFilter) -> None:
+    """Warns when a coin that returned no fills has data under another spelling (one request)."""
+    if fill_filter.coin is None:
+        return
+    for spelling in spellings(fill_filter.coin):
+        page = client.get_json(FILLS_PATH, {"coin": spelling, "limit": 1})
+        if page.get("fills"):
+            logger.warning(
+                "sources.hypertracker.coins: %r returned no fills, but %r has fills: coin names "
+                "are case-sensitive; use coins=[%r]",
+                fill_filter.coin,
+                spelling,
+                spelling,
+            )
+            return

@@ -9,6 +9,8 @@ from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerError
+
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
 
@@ -111,7 +113,7 @@ def rows_to_arrow(
     A declared field missing from a row is null; an undeclared one (the API added it) is kept as a
     JSON text column, a type that cannot clash between pages whatever values it takes.
     """
-    parsed = pa.array(rows, wire_type(fields)).flatten()
+    parsed = wire_columns(rows, fields)
     columns = [as_declared(column, field) for column, field in zip(parsed, fields, strict=True)]
     names = [field.column for field in fields]
     for api_name in undeclared_fields(rows, fields):
@@ -121,6 +123,30 @@ def rows_to_arrow(
         columns.append(pa.array([scalar.as_py()] * len(rows), scalar.type))
         names.append(column)
     return pa.Table.from_arrays(columns, names=names)
+
+
+def wire_columns(rows: list[dict[str, Any]], fields: Sequence[ApiField]) -> list[pa.Array]:
+    """Parses rows into one Arrow column per declared field, typed as on the wire."""
+    try:
+        return pa.array(rows, wire_type(fields)).flatten()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        raise changed_type_error(rows, fields) from None
+
+
+def changed_type_error(rows: list[dict[str, Any]], fields: Sequence[ApiField]) -> HyperTrackerError:
+    """Names the field, and a value of it, whose type is no longer the declared one."""
+    for field, type_ in zip(fields, wire_type(fields), strict=True):
+        for row in rows:
+            try:
+                pa.array([row.get(field.api_name)], type_.type)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                return HyperTrackerApiError(
+                    f"The API sent {field.api_name} = {row[field.api_name]!r} where a "
+                    f"{type_.type} was declared: the field changed type. Nothing of this run "
+                    "was loaded and the stored cursor has not moved; upgrade hypertracker-source "
+                    "or report the change"
+                )
+    return HyperTrackerApiError("The API sent rows that do not fit the declared columns")
 
 
 def wire_type(fields: Sequence[ApiField]) -> pa.StructType:
