@@ -17,6 +17,7 @@ from hypertracker_source.config import (
     check_coins,
     check_end_date,
     check_lag,
+    check_merge_strategy,
     check_page_size,
     check_requests_per_minute,
     check_segment_ids,
@@ -65,6 +66,7 @@ def hypertracker(
     lag: float = DEFAULT_LAG.total_seconds(),
     requests_per_minute: str | int | None = None,
     refresh_snapshots: bool = False,
+    merge_strategy: str = "delete-insert",
     run_stats: RunStats | None = None,
 ) -> Sequence[DltResource]:
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
@@ -88,6 +90,8 @@ def hypertracker(
         requests_per_minute: Pace every request to this rate: a number, or a plan name
             (pulse, surge, flow, stream); unpaced if unset.
         refresh_snapshots: Fetch heatmaps and risk even when the API's data version is loaded.
+        merge_strategy: How every table merges on its key: delete-insert (SQL databases) or
+            upsert (delta or iceberg tables on the filesystem destination).
         run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
             export, risk, segments, status), retries included, and the API's state status.
     """
@@ -108,19 +112,24 @@ def hypertracker(
         check_lag(lag),
         check_page_size(page_size),
     )
-    coins_to_map = heatmap_coin_names(check_coins("heatmap_coins", heatmap_coins))
+    coins_to_map = heatmap_coin_names(
+        check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)
+    )
     heatmap = coins_to_map | liquidation_heatmap(client, data_version, refresh_snapshots)
     risk = [
         liquidation_risk(client, data_version, segment_id, refresh_snapshots)
         for segment_id in check_segment_ids(segment_ids)
     ]
-    return (fills, coins_to_map, heatmap, *risk, segments(client))
+    tables = (fills, heatmap, *risk, segments(client))
+    merge = {"disposition": "merge", "strategy": check_merge_strategy(merge_strategy)}
+    for resource in tables:
+        resource.apply_hints(write_disposition=merge)
+    return (coins_to_map, *tables)
 
 
 @dlt.resource(
     name="liquidation_fills",
     primary_key=FILL_PRIMARY_KEY,
-    write_disposition={"disposition": "merge", "strategy": "delete-insert"},
     columns=column_hints(FILL_FIELDS),
 )
 def liquidation_fills(
@@ -147,7 +156,6 @@ def heatmap_coin_names(coins: list[str]) -> Iterator[str]:
 @dlt.transformer(
     name="liquidation_heatmap",
     primary_key=HEATMAP_PRIMARY_KEY,
-    write_disposition="merge",
     columns=column_hints((*HEATMAP_FIELDS, SNAPSHOT_AT)),
     parallelized=True,
 )
@@ -186,13 +194,12 @@ def liquidation_risk(
         name=risk_resource_name(segment_id),
         table_name="liquidation_risk",
         primary_key=RISK_PRIMARY_KEY,
-        write_disposition="merge",
         columns=column_hints((*RISK_FIELDS, SEGMENT_ID, SNAPSHOT_AT)),
         parallelized=True,
     )()
 
 
-@dlt.resource(name="segments", primary_key="id", write_disposition="merge", columns=SEGMENT_COLUMNS)
+@dlt.resource(name="segments", primary_key="id", columns=SEGMENT_COLUMNS)
 def segments(client: HyperTrackerClient) -> Iterator[list[dict[str, Any]]]:
     """The wallet cohorts, so that segment ids in risk and heatmap rows join to names."""
     yield segment_rows(client)

@@ -12,6 +12,7 @@ from hypertracker_source.settings import (
     FILL_SIDES,
     FILLS_MAX_PAGE_SIZE,
     HISTORY_START,
+    MERGE_STRATEGIES,
     REQUESTS_PER_MINUTE_PLANS,
     SEGMENT_NAMES,
 )
@@ -159,7 +160,7 @@ def check_segment_ids(segment_ids: ListSetting) -> list[int]:
     return list(dict.fromkeys(chosen))
 
 
-def check_coins(setting: str, coins: ListSetting) -> list[str]:
+def check_coins(setting: str, coins: ListSetting, case_sensitive: bool = True) -> list[str]:
     """Returns a coin list setting's coins, without duplicates, refusing blank names."""
     items = as_list(coins)
     for coin in items:
@@ -167,7 +168,10 @@ def check_coins(setting: str, coins: ListSetting) -> list[str]:
             raise HyperTrackerConfigError(
                 setting, coins, f"{coin!r} is not a coin name", "Write coins like BTC or xyz:MSTR"
             )
-    return list(dict.fromkeys(items))
+    unique: dict[str, str] = {}
+    for coin in items:
+        unique.setdefault(coin if case_sensitive else coin.lower(), coin)
+    return list(unique.values())
 
 
 def check_requests_per_minute(requests_per_minute: str | int | None) -> int | None:
@@ -186,3 +190,15 @@ def check_requests_per_minute(requests_per_minute: str | int | None) -> int | No
         "it is neither a positive number nor a plan name",
         f"Use a number or one of {plans}",
     )
+
+
+def check_merge_strategy(merge_strategy: str) -> str:
+    """Returns how the tables merge: delete-insert (SQL databases) or upsert (delta, iceberg)."""
+    if merge_strategy not in MERGE_STRATEGIES:
+        raise HyperTrackerConfigError(
+            "merge_strategy",
+            merge_strategy,
+            f"it is not one of {', '.join(MERGE_STRATEGIES)}",
+            "Use delete-insert for SQL databases, upsert for delta or iceberg tables on a bucket",
+        )
+    return merge_strategy

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.exceptions import HyperTrackerApiError
-from hypertracker_source.schema import FILL_FIELDS, rows_to_arrow
+from hypertracker_source.schema import FILL_FIELDS, TIMESTAMP, rows_to_arrow
 from hypertracker_source.settings import FILLS_PATH, WINDOW_MAX_DAYS, WINDOW_MAX_MONTHS
 
 logger = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ class FillFilter(NamedTuple):
 
 
 class Window(NamedTuple):
-    """A time range the API accepts in one query: `end` is None for an open (up to now) end."""
+    """A query the API accepts (`end` None: up to now), and the part of its answer to keep."""
 
     start: pendulum.DateTime
     end: pendulum.DateTime | None
+    kept_from: pendulum.DateTime | None
+    kept_before: pendulum.DateTime | None
 
 
 def fill_filters(coins: list[str], address: str | None, side: str | None) -> list[FillFilter]:
@@ -56,15 +58,29 @@ def split_windows(
 ) -> list[Window]:
     """Splits [start, end] into consecutive windows the API accepts; an open last one ends now.
 
-    Each window starts 1 ms before the previous one ends, so that a fill on a boundary is read
-    whether the API's `start` and `end` are inclusive or not; the merge key drops the repeat.
+    Whether the API's `start` and `end` are inclusive is not known, so each window starts 1 ms
+    before the previous one ends, and keeps only the fills from that end on: a fill on a
+    boundary is read under every reading, and kept by exactly one window.
     """
+    start = start.replace(microsecond=start.microsecond // 1000 * 1000)
     windows = []
+    kept_from = None
     while (limit := window_end(start)) < end:
-        windows.append(Window(start, limit))
-        start = limit.subtract(microseconds=1000)
-    windows.append(Window(start, None if open_ended else end))
+        windows.append(Window(start, limit, kept_from, limit))
+        start, kept_from = limit.subtract(microseconds=1000), limit
+    windows.append(Window(start, None if open_ended else end, kept_from, None))
     return windows
+
+
+def kept_rows(table: pa.Table, window: Window) -> pa.Table:
+    """Drops the fills of a page that belong to the neighbouring window."""
+    keep = None
+    if window.kept_from is not None:
+        keep = pc.greater_equal(table["time"], pa.scalar(window.kept_from, TIMESTAMP))
+    if window.kept_before is not None:
+        before = pc.less(table["time"], pa.scalar(window.kept_before, TIMESTAMP))
+        keep = before if keep is None else pc.and_(keep, before)
+    return table if keep is None else table.filter(keep)
 
 
 def iso(moment: pendulum.DateTime) -> str:
@@ -114,7 +130,7 @@ def load_fills(
         for rows in fill_pages(client, params):
             if rows:
                 count += len(rows)
-                yield fills_table(rows)
+                yield kept_rows(fills_table(rows), window)
     return count
 
 

@@ -39,14 +39,21 @@ def risk_items(client: HyperTrackerClient, segment_id: int) -> Iterator[list[dic
 def risk_tables(
     client: HyperTrackerClient, segment_id: int, snapshot_at: pendulum.DateTime
 ) -> Iterator[pa.Table]:
-    """Yields a segment's risk by coin, stamped with its segment and the data version."""
+    """Yields a segment's risk by coin, once per coin, stamped with its segment and data version.
+
+    A coin can reach two pages when the API refreshes between them and the ranking shifts; it is
+    kept once, so that no load holds a key twice.
+    """
     stamps = {
         SEGMENT_ID.column: pa.scalar(segment_id, SEGMENT_ID.arrow_type),
         SNAPSHOT_AT.column: pa.scalar(snapshot_at, TIMESTAMP),
     }
+    seen: set[str] = set()
     for items in risk_items(client, segment_id):
-        if items:
-            yield rows_to_arrow(items, RISK_FIELDS, **stamps)
+        new_items = [item for item in items if item.get("coin") not in seen]
+        seen.update(item.get("coin") for item in new_items)
+        if new_items:
+            yield rows_to_arrow(new_items, RISK_FIELDS, **stamps)
 
 
 def segment_rows(client: HyperTrackerClient) -> list[dict[str, Any]]:

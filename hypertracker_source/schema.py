@@ -5,13 +5,15 @@ from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerError
 
-TIMESTAMP = pa.timestamp("ms", tz="UTC")
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+"""Microseconds, dlt's default precision, so no destination is asked for a special type."""
 
 
 class ApiField(NamedTuple):
@@ -158,7 +160,13 @@ def wire_type(fields: Sequence[ApiField]) -> pa.StructType:
 
 
 def as_declared(column: pa.Array, field: ApiField) -> pa.Array:
-    """Casts a wire column to its declared type."""
+    """Casts a wire column to its declared type, an empty string to null.
+
+    Empty strings become null because dlt's PostgreSQL loader cannot tell them apart, and every
+    destination must hold the same rows (the API sends `builder: ""` for "no builder").
+    """
+    if field.arrow_type == pa.string():
+        return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
     return column.cast(field.arrow_type) if column.type != field.arrow_type else column
 
 

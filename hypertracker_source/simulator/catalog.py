@@ -2,6 +2,8 @@
 
 from typing import Any, NamedTuple
 
+from .hashing import text_key
+
 
 class Market(NamedTuple):
     """A perp market: its coin name, a typical price, size decimals and share of liquidations."""
@@ -42,7 +44,7 @@ MARKETS: tuple[Market, ...] = (
     Market("xyz:MSTR", 345.0, 3, 4),
     Market("xyz:NVDA", 182.0, 3, 4),
     Market("xyz:TSLA", 415.0, 3, 4),
-    Market("xyz:GOLD", 3_350.0, 4, 3),
+    Market("xyz:XYZ100", 24_500.0, 4, 3),
     Market("cash:HOOD", 81.7, 3, 4),
     Market("cash:USA500", 6_450.0, 4, 2),
     Market("flx:GOLD", 3_350.0, 4, 3),
@@ -57,6 +59,12 @@ MARKET_BY_COIN: dict[str, Market] = {market.coin: market for market in MARKETS}
 
 FEE_TOKEN_BY_DEX: dict[str, str] = {"": "USDC", "xyz": "USDC", "cash": "USDT0", "flx": "USDH"}
 DEFAULT_FEE_TOKEN = "USDE"
+
+
+def market_price(coin: str) -> float:
+    """A coin's typical price; coins outside the perp list get a stable made-up one."""
+    market = MARKET_BY_COIN.get(coin)
+    return market.price if market else 0.5 + text_key(coin) % 50_000 / 100
 
 
 def fee_token(coin: str) -> str:

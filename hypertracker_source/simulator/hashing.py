@@ -32,8 +32,3 @@ def unit(bits: int, width: int = 20) -> float:
 def hex_digest(value: int) -> str:
     """A 64-hex-digit digest derived from an integer, like a transaction hash."""
     return hashlib.blake2b(value.to_bytes(8, "big"), digest_size=32).hexdigest()
-
-
-def round_significant(value: float, digits: int) -> float:
-    """A number rounded to a count of significant figures."""
-    return float(f"{value:.{digits}g}")

@@ -1,0 +1,170 @@
+"""What the API host and the file host answer, request by request (no transport, no faults)."""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import orjson
+
+from .catalog import SEGMENT_IDS
+from .fills import iso_ms
+from .links import FileKey, S3Error, file_key, refusal
+from .queries import (
+    ApiError,
+    encode_cursor,
+    epoch_ms,
+    now_ms,
+    parse_fill_query,
+    parse_risk_page,
+)
+from .snapshots import heatmap_file, risk_items
+
+if TYPE_CHECKING:
+    from .simulator import Simulator
+
+JSON = "application/json; charset=utf-8"
+STATUS_AFTER = timedelta(minutes=20)
+STATUS_THRESHOLD_AFTER = timedelta(minutes=30)
+ERROR_NAMES = {400: "Bad Request", 404: "Not Found"}
+NO_SUCH_KEY = S3Error(404, "NoSuchKey", "The specified key does not exist.")
+
+ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("fills", re.compile(r"/api/external/fills/liquidation")),
+    ("export", re.compile(r"/api/external/exports/coins/(?P<coin>[^/]+)/liquidation-heatmap")),
+    ("risk", re.compile(r"/api/external/(?P<segment>[^/]+)/assets/liquidation-risk")),
+    ("segments", re.compile(r"/api/external/segments")),
+    ("status", re.compile(r"/api/external/hypertracker/state/status")),
+)
+
+
+@dataclass(frozen=True)
+class Response:
+    """A complete HTTP answer."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """A JSON answer."""
+    return Response(status, orjson.dumps(payload))
+
+
+def error_response(status: int, message: str) -> Response:
+    """A NestJS-style error answer."""
+    payload: dict[str, Any] = {"statusCode": status, "message": message}
+    if status in ERROR_NAMES:
+        payload["error"] = ERROR_NAMES[status]
+    return json_response(payload, status)
+
+
+def route(path: str) -> tuple[str, dict[str, str]]:
+    """The endpoint a path names (or "unknown") and its path parameters."""
+    for endpoint, pattern in ROUTES:
+        found = pattern.fullmatch(path)
+        if found:
+            return endpoint, {name: unquote(value) for name, value in found.groupdict().items()}
+    return "unknown", {}
+
+
+def answer_api(
+    sim: "Simulator", method: str, path: str, params: dict[str, str], authorization: str | None
+) -> Response:
+    """The API host's answer to one request."""
+    endpoint, path_params = route(path)
+    if method != "GET" or endpoint == "unknown":
+        return error_response(404, f"Cannot {method} {path}")
+    if authorization != f"Bearer {sim.api_key}":
+        return json_response({"statusCode": 401, "message": "Unauthorized"}, 401)
+    try:
+        return ENDPOINTS[endpoint](sim, params, **path_params)
+    except ApiError as error:
+        return error_response(error.status, error.message)
+
+
+def fills(sim: "Simulator", params: dict[str, str]) -> Response:
+    """A page of liquidation fills."""
+    query = parse_fill_query(params, now_ms())
+    table = sim.state.table
+    match = table.match_for(query.coin, query.address, query.side)
+    if match is None:
+        return json_response({"fills": [], "nextCursor": None})
+    ascending = sim.fill_order == "notes" and query.start_ms is not None
+    window = (query.start_ms, query.end_ms)
+    positions, more = table.select(match, window, query.after, ascending, query.limit)
+    cursor = encode_cursor(*table.key(positions[-1])) if more else None
+    return json_response({"fills": [table.row(p) for p in positions], "nextCursor": cursor})
+
+
+def export(sim: "Simulator", params: dict[str, str], coin: str) -> Response:
+    """A coin's heatmap export: a redirect, a download URL or the file, per export mode."""
+    canonical = sim.heatmap_coin(coin)
+    if canonical is None:
+        return error_response(404, f"{coin.upper()} not found")
+    key = FileKey(canonical, sim.version, sim.gzip_files)
+    if sim.export_mode == "inline":
+        return file_response(sim, key)
+    url = sim.issue_link(key)
+    if sim.export_mode == "download_url":
+        return json_response({"downloadUrl": url})
+    body = f"Found. Redirecting to {url}".encode()
+    return Response(302, body, "text/plain; charset=utf-8", (("Location", url),))
+
+
+def risk(sim: "Simulator", params: dict[str, str], segment: str) -> Response:
+    """A page of a cohort's liquidation risk by coin."""
+    if not (segment.isdigit() and int(segment) in SEGMENT_IDS):
+        raise ApiError(404, f"Segment {segment} not found")
+    offset, limit = parse_risk_page(params)
+    items = risk_items(sim.seed, int(segment), sim.version, sim.risk_coins)
+    return json_response({"totalCount": len(items), "items": items[offset : offset + limit]})
+
+
+def segments(sim: "Simulator", params: dict[str, str]) -> Response:
+    """The 16 cohorts."""
+    return json_response(sim.segments)
+
+
+def status(sim: "Simulator", params: dict[str, str]) -> Response:
+    """When the data were last updated and when the next update is due."""
+    updated = sim.last_update
+    return json_response(
+        {
+            "lastUpdate": iso_ms(epoch_ms(updated)),
+            "nextUpdate": iso_ms(epoch_ms(updated + STATUS_AFTER)),
+            "nextUpdateThreshold": iso_ms(epoch_ms(updated + STATUS_THRESHOLD_AFTER)),
+        }
+    )
+
+
+ENDPOINTS: dict[str, Callable[..., Response]] = {
+    "fills": fills,
+    "export": export,
+    "risk": risk,
+    "segments": segments,
+    "status": status,
+}
+
+
+def file_response(sim: "Simulator", key: FileKey) -> Response:
+    """A heatmap file as the file host serves it: JSON, or gzip bytes without Content-Encoding."""
+    content_type = "application/gzip" if key.gzipped else "application/json"
+    return Response(200, heatmap_file(sim.seed, key.coin, key.version, key.gzipped), content_type)
+
+
+def answer_file(
+    sim: "Simulator", path: str, params: dict[str, str], authorization: str | None
+) -> Response:
+    """The file host's answer to a request for a pre-signed object."""
+    now = datetime.now(timezone.utc)
+    error = refusal(sim.link_secret, path, params, authorization is not None, now)
+    key = file_key(path)
+    if error is None and key is not None:
+        return file_response(sim, key)
+    error = error or NO_SUCH_KEY
+    return Response(error.status, error.xml(), "application/xml")
