@@ -1,11 +1,10 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import dlt
-import pendulum
 import pyarrow as pa
 from dlt.sources import DltResource
 
@@ -24,7 +23,7 @@ from hypertracker_source.config import (
     check_side,
     check_start_date,
 )
-from hypertracker_source.fills import FillFilter, fill_filters, liquidation_fills_tables
+from hypertracker_source.fills import FillsPlan, fill_filters, liquidation_fills_tables
 from hypertracker_source.heatmap import heatmap_file, heatmap_table
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
@@ -102,16 +101,15 @@ def hypertracker(
         run_stats,
     )
     data_version = DataVersion(client)
-    filters = fill_filters(check_coins("coins", coins), address or None, check_side(side))
     first_day = check_start_date(start_date)
-    fills = liquidation_fills(
-        client,
-        filters,
+    plan = FillsPlan(
+        fill_filters(check_coins("coins", coins), address or None, check_side(side)),
         first_day,
         check_end_date(end_date, first_day),
         check_lag(lag),
         check_page_size(page_size),
     )
+    fills = liquidation_fills(client, plan)
     coins_to_map = heatmap_coin_names(
         check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)
     )
@@ -132,19 +130,10 @@ def hypertracker(
     primary_key=FILL_PRIMARY_KEY,
     columns=column_hints(FILL_FIELDS),
 )
-def liquidation_fills(
-    client: HyperTrackerClient,
-    filters: list[FillFilter],
-    start_date: pendulum.DateTime,
-    end_date: pendulum.DateTime | None,
-    lag: timedelta,
-    page_size: int,
-) -> Iterator[pa.Table]:
+def liquidation_fills(client: HyperTrackerClient, plan: FillsPlan) -> Iterator[pa.Table]:
     """Every liquidation fill, incrementally: one high-water mark per filter combination."""
     high_water_marks = dlt.current.resource_state().setdefault("high_water_marks", {})
-    yield from liquidation_fills_tables(
-        client, filters, start_date, end_date, lag, page_size, high_water_marks
-    )
+    yield from liquidation_fills_tables(client, plan, high_water_marks)
 
 
 @dlt.resource(name="heatmap_coins", selected=False)

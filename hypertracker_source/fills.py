@@ -34,6 +34,16 @@ class FillFilter(NamedTuple):
         return {name: value for name, value in self._asdict().items() if value is not None}
 
 
+class FillsPlan(NamedTuple):
+    """What the fills resource loads: its filters, from when, until when, re-read lag, page size."""
+
+    filters: list[FillFilter]
+    start_date: pendulum.DateTime
+    end_date: pendulum.DateTime | None
+    lag: timedelta
+    page_size: int
+
+
 class Window(NamedTuple):
     """A query the API accepts (`end` None: up to now), and the part of its answer to keep."""
 
@@ -134,14 +144,16 @@ def load_fills(
     return count
 
 
+def filter_windows(plan: FillsPlan, mark: str | None, now: pendulum.DateTime) -> list[Window]:
+    """Returns the windows one filter reads: its back-fill range, or from its mark less the lag."""
+    if plan.end_date is not None:
+        return split_windows(plan.start_date, plan.end_date, open_ended=False)
+    start = max(pendulum.parse(mark) - plan.lag, plan.start_date) if mark else plan.start_date
+    return split_windows(start, now)
+
+
 def liquidation_fills_tables(
-    client: HyperTrackerClient,
-    filters: list[FillFilter],
-    start_date: pendulum.DateTime,
-    end_date: pendulum.DateTime | None,
-    lag: timedelta,
-    page_size: int,
-    high_water_marks: MutableMapping[str, str],
+    client: HyperTrackerClient, plan: FillsPlan, high_water_marks: MutableMapping[str, str]
 ) -> Iterator[pa.Table]:
     """Yields the new fills of every filter, moving each one's mark only once it is read through.
 
@@ -151,16 +163,18 @@ def liquidation_fills_tables(
     With an `end_date` the run is a back-fill of [start_date, end_date] that leaves marks alone.
     """
     now = pendulum.now("UTC")
-    for fill_filter in filters:
-        if end_date is not None:
-            windows = split_windows(start_date, end_date, open_ended=False)
+    for fill_filter in plan.filters:
+        if plan.end_date is not None:
+            windows = split_windows(plan.start_date, plan.end_date, open_ended=False)
         else:
             mark = high_water_marks.get(fill_filter.state_key)
-            start = max(pendulum.parse(mark) - lag, start_date) if mark else start_date
+            start = (
+                max(pendulum.parse(mark) - plan.lag, plan.start_date) if mark else plan.start_date
+            )
             windows = split_windows(start, now)
-        if not (yield from load_fills(client, fill_filter, windows, page_size)):
+        if not (yield from load_fills(client, fill_filter, windows, plan.page_size)):
             warn_if_misspelled(client, fill_filter)
-        if end_date is None:
+        if plan.end_date is None:
             high_water_marks[fill_filter.state_key] = iso(now)
 
 
