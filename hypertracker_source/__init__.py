@@ -2,6 +2,7 @@
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import dlt
@@ -24,7 +25,7 @@ from hypertracker_source.config import (
     check_start_date,
 )
 from hypertracker_source.fills import FillsPlan, fill_filters, liquidation_fills_tables
-from hypertracker_source.heatmap import heatmap_file, heatmap_table
+from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
     FILL_FIELDS,
@@ -158,7 +159,7 @@ def liquidation_heatmap(
         coin,
         data_version,
         refresh,
-        lambda snapshot_at: iter([heatmap_table(coin, heatmap_file(client, coin), snapshot_at)]),
+        partial(heatmap_tables, client, coin),
     )
 
 
@@ -175,7 +176,7 @@ def liquidation_risk(
             str(segment_id),
             data_version,
             refresh,
-            lambda snapshot_at: risk_tables(client, segment_id, snapshot_at),
+            partial(risk_tables, client, segment_id),
         )
 
     return dlt.resource(

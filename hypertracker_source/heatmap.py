@@ -1,6 +1,7 @@
 """Liquidation heatmaps: the export endpoint's pre-signed link, followed at once to its file."""
 
 import gzip
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin
 
@@ -64,6 +65,13 @@ def decode_file(response: Response) -> dict[str, Any]:
     if content[:2] == GZIP_MAGIC:
         content = gzip.decompress(content)
     return orjson.loads(content)
+
+
+def heatmap_tables(
+    client: HyperTrackerClient, coin: str, snapshot_at: pendulum.DateTime
+) -> Iterator[pa.Table]:
+    """Yields a coin's heatmap, downloaded now, stamped with the data version."""
+    yield heatmap_table(coin, heatmap_file(client, coin), snapshot_at)
 
 
 def heatmap_table(coin: str, file: dict[str, Any], snapshot_at: pendulum.DateTime) -> pa.Table:
