@@ -1,15 +1,20 @@
 """End to end: the source through real dlt pipelines, against the simulator over HTTP."""
 
+import threading
 from collections import Counter
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import deltalake
 import dlt
+import orjson
 import pendulum
 import pytest
 from conftest import API_KEY, PipelineFactory, source_for
+from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import assert_fills_equal, epoch_ms, landed
 
+from hypertracker_source import hypertracker
 from hypertracker_source.fills import window_end
 from hypertracker_source.risk import risk_resource_name
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
@@ -288,3 +293,39 @@ def comparable(rows: list[dict]) -> list[str]:
 def normalised(value: object) -> object:
     """A value in a form that compares equal across destinations."""
     return epoch_ms(value) if isinstance(value, datetime) else value
+
+
+class StuckCursorHandler(BaseHTTPRequestHandler):
+    """An API whose every fills page hands back the same nextCursor (the trap of `cursor=`)."""
+
+    def do_GET(self) -> None:
+        """Answers one fill and the same cursor, forever."""
+        body = orjson.dumps({"fills": [STUCK_FILL], "nextCursor": "c2FtZQ=="})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Stays quiet."""
+
+
+STUCK_FILL = {"time": "2026-05-28T17:27:35.681Z", "address": "0xab", "coin": "BTC", "side": "A"}
+
+
+def test_repeated_cursor_is_an_error_not_a_loop(make_pipeline: PipelineFactory):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StuckCursorHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source = hypertracker(
+            api_key=API_KEY,
+            base_url=f"http://127.0.0.1:{server.server_port}",
+            start_date="2026-11-01",
+        )
+        pipeline = make_pipeline()
+        with pytest.raises(PipelineStepFailed, match="same nextCursor twice"):
+            pipeline.run(source.with_resources("liquidation_fills"))
+        assert pipeline.state.get("sources", {}).get("hypertracker") is None
+    finally:
+        server.shutdown()
