@@ -27,6 +27,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--heatmap-coins", type=lambda text: text.split(","), default=None)
     parser.add_argument("--risk-coins", type=int, default=294)
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)
+    parser.add_argument(
+        "--rate-limit-window", type=float, default=60.0, help="seconds the rate limit counts over"
+    )
     parser.add_argument("--retry-after-header", action="store_true")
     return parser
 

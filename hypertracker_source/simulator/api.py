@@ -98,7 +98,15 @@ def fills(sim: "Simulator", params: dict[str, str]) -> Response:
     window = (query.start_ms, query.end_ms)
     positions, more = table.select(match, window, query.after, ascending, query.limit)
     cursor = encode_cursor(*table.key(positions[-1])) if more else None
-    return json_response({"fills": [table.row(p) for p in positions], "nextCursor": cursor})
+    rows = [table.row(p) for p in positions]
+    retyped = sim.faults.string_field
+    for row in rows:
+        if retyped in row:
+            row[retyped] = str(row[retyped])
+    added = sim.faults.new_field
+    for number, row in enumerate(rows if added else ()):
+        row[added] = {"position": number} if number % 2 else number
+    return json_response({"fills": rows, "nextCursor": cursor})
 
 
 def export(sim: "Simulator", params: dict[str, str], coin: str) -> Response:

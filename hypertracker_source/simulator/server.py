@@ -60,6 +60,10 @@ class Faults:
     slow_rate: float = 0.0
     slow_seconds: float = 0.0
     expire_next_links: int = 0
+    string_field: str = ""
+    """A fills field sent as a string instead of its type, as if the API changed it ("": none)."""
+    new_field: str = ""
+    """A field the API added to fills, an integer in some rows and an object in others ("": none)."""
 
     def pick(self, draw: float) -> str | None:
         """The fault a request suffers for a uniform draw in [0, 1), if any."""
@@ -80,7 +84,10 @@ class Faults:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request a simulated host received, with the status it answered (0: reset)."""
+    """One request a simulated host received, with the status it answered (0: reset).
+
+    `time` is when it arrived (epoch seconds); `fault` is the fault it suffered, if any.
+    """
 
     host: str
     endpoint: str
@@ -88,13 +95,17 @@ class RequestRecord:
     params: dict[str, str]
     status: int
     headers: dict[str, str]
+    time: float
+    fault: str | None = None
 
 
 class SlidingWindowLimit:
-    """A rate limit over a sliding 60-second window of accepted requests."""
+    """A rate limit over a sliding window of accepted requests: the API's minute, or a shorter one
+    holding as many requests pro rata, so that tests of pacing run in seconds."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
+    def __init__(self, per_minute: int, window_seconds: float = WINDOW_SECONDS) -> None:
+        self.window_seconds = window_seconds
+        self.per_window = max(1, round(per_minute * window_seconds / WINDOW_SECONDS))
         self._accepted: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -102,12 +113,12 @@ class SlidingWindowLimit:
         """0 when a request is accepted (and counted), else whole seconds until a slot frees."""
         now = time.monotonic()
         with self._lock:
-            while self._accepted and self._accepted[0] <= now - WINDOW_SECONDS:
+            while self._accepted and self._accepted[0] <= now - self.window_seconds:
                 self._accepted.popleft()
-            if len(self._accepted) < self.per_minute:
+            if len(self._accepted) < self.per_window:
                 self._accepted.append(now)
                 return 0
-            return max(1, ceil(self._accepted[0] + WINDOW_SECONDS - now))
+            return max(1, ceil(self._accepted[0] + self.window_seconds - now))
 
 
 def rate_limited(retry_after: int, with_header: bool) -> Response:
@@ -174,11 +185,12 @@ class HostHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         return url.path, dict(parse_qsl(url.query, keep_blank_values=True))
 
-    def record(self, host: str, endpoint: str, status: int) -> None:
+    def record(self, host: str, endpoint: str, status: int, fault: str | None = None) -> None:
         """Adds the request to the simulator's log."""
         path, params = self.request_parts()
         headers = dict(self.headers.items())
-        self.server.sim.record(RequestRecord(host, endpoint, path, params, status, headers))
+        record = RequestRecord(host, endpoint, path, params, status, headers, time.time(), fault)
+        self.server.sim.record(record)
 
     def send(self, response: Response, truncated: bool = False) -> None:
         """Sends an answer; a truncated one stops halfway through its announced body."""
@@ -238,7 +250,7 @@ class ApiHandler(HostHandler):
         else:
             authorization = self.headers.get("Authorization")
             response = answer_api(sim, method, path, params, authorization)
-        self.record("api", route(path)[0], 0 if fault == "reset" else response.status)
+        self.record("api", route(path)[0], 0 if fault == "reset" else response.status, fault)
         time.sleep(faults.latency + (faults.slow_seconds if fault == "slow" else 0.0))
         if fault == "reset":
             self.reset_connection()

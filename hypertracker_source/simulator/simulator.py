@@ -72,6 +72,7 @@ class Simulator:
         heatmap_coins: list[str] | None = None,
         risk_coins: int = 294,
         rate_limit_per_minute: int | None = None,
+        rate_limit_window: float = 60.0,
         retry_after_header: bool = False,
     ) -> None:
         if fill_order not in FILL_ORDERS:
@@ -91,7 +92,11 @@ class Simulator:
         self.requests: list[RequestRecord] = []
         coins = heatmap_coins or [market.coin for market in MARKETS]
         self._heatmap_coins = {coin.casefold(): coin for coin in coins}
-        self._limit = SlidingWindowLimit(rate_limit_per_minute) if rate_limit_per_minute else None
+        self._limit = (
+            SlidingWindowLimit(rate_limit_per_minute, rate_limit_window)
+            if rate_limit_per_minute
+            else None
+        )
         self._fault_dice = random.Random(seed)
         self._lock = threading.Lock()
         self._advance_lock = threading.Lock()
