@@ -33,14 +33,15 @@ def as_list(value: ListSetting) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def check_api_key(api_key: str) -> str:
-    """Returns the API key, refusing an empty one."""
+def check_api_key(api_key: str | None) -> str:
+    """Returns the API key, refusing a missing or blank one."""
     if not api_key or not api_key.strip():
         raise HyperTrackerConfigError(
             "api_key",
-            "",
-            "the API key is empty",
-            "Put the token from the HyperTracker API dashboard in .dlt/secrets.toml",
+            api_key,
+            "no API key is set",
+            "Put the token from the HyperTracker API dashboard in .dlt/secrets.toml under "
+            '[sources.hypertracker] as api_key = "..."',
         )
     return api_key.strip()
 
@@ -62,10 +63,10 @@ def parse_instant(setting: str, value: str | datetime) -> pendulum.DateTime:
     """Parses a date setting (ISO 8601 string or datetime) to an instant in UTC."""
     try:
         parsed = (
-            pendulum.instance(value)
-            if isinstance(value, datetime)
-            else pendulum.parse(str(value), strict=False)
+            pendulum.instance(value) if isinstance(value, datetime) else pendulum.parse(str(value))
         )
+        if not isinstance(parsed, pendulum.Date):
+            raise ValueError("it names no calendar day")
     except (ValueError, TypeError, pendulum.parsing.exceptions.ParserError) as error:
         raise HyperTrackerConfigError(
             setting,

@@ -12,8 +12,9 @@ class HyperTrackerConfigError(HyperTrackerError, ValueError):
         self.setting = setting
         super().__init__(
             f"sources.hypertracker.{setting} = {value!r}: {problem}. {fix} "
-            "(set it as an argument of hypertracker(), in .dlt/config.toml under "
-            f"[sources.hypertracker], or as SOURCES__HYPERTRACKER__{setting.upper()})"
+            "(set it as an argument of hypertracker(), under [sources.hypertracker] in "
+            ".dlt/config.toml or .dlt/secrets.toml, or as "
+            f"SOURCES__HYPERTRACKER__{setting.upper()})"
         )
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from requests import Response
 
-from hypertracker_source.client import PARSED_JSON, HyperTrackerClient, check_status
+from hypertracker_source.client import HEATMAP_FILE, PARSED_JSON, HyperTrackerClient, check_status
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
 from hypertracker_source.schema import HEATMAP_FIELDS, SNAPSHOT_AT, TIMESTAMP, rows_to_arrow
 from hypertracker_source.settings import EXPORT_LINK_ATTEMPTS, HEATMAP_EXPORT_PATH
@@ -31,13 +31,13 @@ def heatmap_file(client: HyperTrackerClient, coin: str) -> dict[str, Any]:
                 "the API has no liquidation heatmap for this coin (HTTP 404)",
                 "Use a perp the API lists, such as BTC, ETH, HYPE or xyz:MSTR",
             )
-        check_status(answer, path)
+        check_status(answer, path, client.attempts)
         link = download_link(answer)
         if link is None:
             return decode_file(answer)
         download = client.download(link)
         if download.status_code != 403:
-            check_status(download, "the pre-signed heatmap file")
+            check_status(download, HEATMAP_FILE, client.attempts)
             return decode_file(download)
     raise HyperTrackerApiError(
         f"The heatmap link of {coin} had expired each of {EXPORT_LINK_ATTEMPTS} times it was "

@@ -1,0 +1,111 @@
+"""Bad days at the API: every fault at once still lands exactly its data; retries are bounded."""
+
+import re
+from dataclasses import replace
+
+import pytest
+from conftest import API_KEY, PipelineFactory, source_for
+from dlt.pipeline.exceptions import PipelineStepFailed
+from helpers import assert_fills_equal, assert_snapshots_equal, high_water_marks, landed
+
+from hypertracker_source.cli import root_cause
+from hypertracker_source.client import RERUN_ADVICE
+from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+from hypertracker_source.simulator import Faults, RequestRecord, Simulator
+
+STORM = Faults(
+    error_rate=0.15,
+    reset_rate=0.03,
+    rate_limit_rate=0.05,
+    retry_after=1,
+    truncate_rate=0.03,
+    garbage_rate=0.03,
+    slow_rate=0.02,
+    slow_seconds=2.0,
+    expire_next_links=1,
+)
+FAULT_KINDS = ("error", "reset", "rate_limit", "truncate", "garbage", "slow")
+
+# Each attempt fails with probability q = 0.15 + 0.03 + 0.05 + 0.03 + 0.03 + 0.02 = 0.31 (a slow
+# answer outlasts the 1 s timeout). A request fails for good only if all 15 attempts fail:
+# q^15 = 2.3e-8. The storm run makes 55 requests that succeed in the end (84 with the faulted
+# ones), so the odds that it fails are 55 * 2.3e-8 = 1.3e-6, one run in 770,000. The fault dice
+# are seeded, so the faults that come are fixed; only which request gets each varies with timing.
+STORM_ATTEMPTS = 15
+
+
+def retries_of(records: list[RequestRecord], index: int) -> RequestRecord | None:
+    """The next request for the same path and parameters after the one at index: its retry."""
+    first = records[index]
+    return next(
+        (r for r in records[index + 1 :] if (r.path, r.params) == (first.path, first.params)),
+        None,
+    )
+
+
+def test_fault_storm_lands_exactly_the_api_data(
+    make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", str(STORM_ATTEMPTS))
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "1")
+    with Simulator(seed=7, fills=3000, api_key=API_KEY, gzip_files=True) as sim:
+        sim.faults = replace(STORM)
+        pipeline = make_pipeline()
+        pipeline.run(source_for(sim, page_size=100))
+
+        assert_fills_equal(pipeline, sim.expected_fills())
+        assert [fill for fill in sim.expected_fills() if "tid" not in fill and "oid" not in fill]
+        assert_snapshots_equal(pipeline, sim, DEFAULT_HEATMAP_COINS, list(SEGMENT_NAMES))
+        assert len(landed(pipeline, "segments")) == len(sim.segments)
+
+        records = list(sim.requests)
+        assert {record.fault for record in records}.issuperset(FAULT_KINDS)
+        assert [r.status for r in records if r.host == "files"].count(403) == 1
+        rate_limited = [i for i, record in enumerate(records) if record.fault == "rate_limit"]
+        assert rate_limited
+        for index in rate_limited:
+            retry = retries_of(records, index)
+            assert retry is not None
+            assert retry.time - records[index].time >= STORM.retry_after
+
+
+LASTING_FAULT_ERRORS = {
+    "error": r"answered HTTP 50[023] on GET /fills/liquidation: .+, on all 3 attempts\.",
+    "rate_limit": r"answered HTTP 429 on GET /fills/liquidation: Too many requests, on all 3",
+    "reset": r"no whole answer to GET /fills/liquidation in 3 attempts \(the last: ConnectionError",
+    "truncate": r"no whole answer to .+ in 3 attempts \(the last: ChunkedEncodingError",
+    "slow": r"no whole answer to .+ in 3 attempts \(the last: ReadTimeout",
+    "garbage": r"a body that is not JSON \(text/html; charset=UTF-8\) on all 3 attempts\.",
+}
+"""What a user reads when a fault lasts through every attempt, by fault."""
+
+
+@pytest.mark.parametrize("fault", LASTING_FAULT_ERRORS)
+def test_lasting_fault_stops_after_the_set_attempts_and_keeps_the_load(
+    fault: str, make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "0.5")
+    with Simulator(seed=5, fills=400, api_key=API_KEY) as sim:
+        pipeline = make_pipeline()
+        pipeline.run(source_for(sim).with_resources("liquidation_fills"))
+        marks, first_load = high_water_marks(pipeline), sim.expected_fills()
+        assert marks
+        sim.advance_state(new_fills=20)
+        sim.faults = Faults(**{f"{fault}_rate": 1.0}, slow_seconds=1.0)
+        sim.reset_requests()
+
+        with pytest.raises(PipelineStepFailed) as failure:
+            pipeline.run(source_for(sim).with_resources("liquidation_fills"))
+        error = root_cause(failure.value)
+        assert isinstance(error, HyperTrackerApiError)
+        assert re.search(LASTING_FAULT_ERRORS[fault], str(error))
+        assert RERUN_ADVICE in str(error)
+        assert sim.request_counts() == {"fills": 3}
+        assert high_water_marks(pipeline) == marks
+        assert_fills_equal(pipeline, first_load)
+
+        sim.faults = Faults()
+        pipeline.run(source_for(sim).with_resources("liquidation_fills"))
+        assert_fills_equal(pipeline, sim.expected_fills())
