@@ -1,19 +1,27 @@
-"""The `hypertracker` command: load into any destination, or run the offline demo."""
+"""The `hypertracker` command: load into any destination, run the offline demo, draw a report."""
 
 import argparse
 import contextlib
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dlt
 
 from hypertracker_source import RunStats, hypertracker
+from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.simulator import Simulator
 
 DEMO_API_KEY = "demo-key"
+DEMO_SEED = 7
+DEMO_FILLS = 20_000
 DEMO_DATABASE = "hypertracker_demo.duckdb"
+DEMO_REPORT = "hypertracker_demo.html"
+LOCAL_DATABASE = "hypertracker_data.duckdb"
+"""The DuckDB file `hypertracker load` fills and `hypertracker report` reads by default."""
+REPORT_PAGE = "hypertracker_report.html"
 TABLES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 
 
@@ -23,19 +31,41 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser("load", help="load HyperTracker data with a dlt pipeline")
-    load.add_argument("--destination", default="duckdb", help="any dlt destination (duckdb)")
+    load.add_argument(
+        "--destination",
+        default=LOCAL_DATABASE,
+        help=f"a DuckDB file, or any dlt destination name ({LOCAL_DATABASE})",
+    )
     load.add_argument("--pipeline-name", default="hypertracker", help="dlt pipeline name")
     load.add_argument("--dataset", default="hypertracker", help="dataset (schema) to load into")
     load.add_argument("--resources", help="comma-separated resources to load (default all)")
     load.add_argument("--start-date", help="where fill history starts on a first run")
+    load.add_argument(
+        "--end-date",
+        help="with --start-date: back-fill the fills from start to end date (marks stay put)",
+    )
     load.add_argument("--coins", help="comma-separated coins whose fills to load")
     load.add_argument("--heatmap-coins", help="comma-separated coins whose heatmap to load")
     load.add_argument("--segments", help="comma-separated segment ids whose risk to load")
     load.add_argument("--demo", action="store_true", help="load from the bundled simulator")
     load.add_argument("--full-refresh", action="store_true", help="drop the tables and state first")
 
-    demo = commands.add_parser("demo", help=f"load everything offline into {DEMO_DATABASE}")
-    demo.add_argument("--fills", type=int, default=20_000, help="simulated fills (20000)")
+    demo = commands.add_parser(
+        "demo", help=f"load everything offline into {DEMO_DATABASE} and write {DEMO_REPORT}"
+    )
+    demo.add_argument(
+        "--fills", type=int, default=DEMO_FILLS, help=f"simulated fills ({DEMO_FILLS})"
+    )
+
+    report = commands.add_parser("report", help="write an HTML page with PNG charts of a dataset")
+    report.add_argument(
+        "--destination",
+        default=LOCAL_DATABASE,
+        help=f"a DuckDB file, or a dlt destination name whose credentials resolve from dlt config "
+        f"({LOCAL_DATABASE})",
+    )
+    report.add_argument("--dataset", default="hypertracker", help="the dataset to read")
+    report.add_argument("--output", default=REPORT_PAGE, help=f"the page to write ({REPORT_PAGE})")
     return parser.parse_args(argv)
 
 
@@ -43,6 +73,7 @@ def source_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The source arguments given on the command line; the rest resolve from dlt config."""
     names = {
         "start_date": "start_date",
+        "end_date": "end_date",
         "coins": "coins",
         "heatmap_coins": "heatmap_coins",
         "segments": "segment_ids",
@@ -51,9 +82,9 @@ def source_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def demo_api(fills: int = 20_000) -> Iterator[dict[str, str]]:
+def demo_api(fills: int = DEMO_FILLS) -> Iterator[dict[str, str]]:
     """Runs the bundled simulator and yields the source settings that point at it."""
-    with Simulator(seed=7, fills=fills, api_key=DEMO_API_KEY) as simulator:
+    with Simulator(seed=DEMO_SEED, fills=fills, api_key=DEMO_API_KEY) as simulator:
         yield {"api_key": DEMO_API_KEY, "base_url": simulator.url}
 
 
@@ -63,11 +94,19 @@ def run_load(
     resources: str | None = None,
     refresh: bool = False,
 ) -> RunStats:
-    """Runs the source through the pipeline and prints what landed and what it cost."""
+    """Runs the source through the pipeline and prints what landed and what it cost.
+
+    A load an interrupted run left behind is finished first: dlt's `run` would otherwise load only
+    that and skip the source.
+    """
     stats = RunStats()
     source = hypertracker(**settings, run_stats=stats)
     if resources:
         source = source.with_resources(*(name.strip() for name in resources.split(",")))
+    if pipeline.has_pending_data:
+        print("Finishing the load an interrupted run left behind first.")
+        pipeline.normalize()
+        pipeline.load()
     pipeline.run(source, refresh="drop_sources" if refresh else None)
     print_summary(pipeline, stats)
     return stats
@@ -93,7 +132,7 @@ def command_load(args: argparse.Namespace) -> None:
     """Runs `hypertracker load`."""
     pipeline = dlt.pipeline(
         pipeline_name=args.pipeline_name,
-        destination=args.destination,
+        destination=destination_arg(args.destination, args.dataset),
         dataset_name=args.dataset,
         progress="log",
     )
@@ -103,7 +142,10 @@ def command_load(args: argparse.Namespace) -> None:
 
 
 def command_demo(args: argparse.Namespace) -> None:
-    """Runs `hypertracker demo`: the simulator, loaded in full into a local DuckDB file."""
+    """Runs `hypertracker demo`: the simulator, loaded in full into a local DuckDB file, drawn."""
+    # imported here, before the load, so that a missing matplotlib fails the demo at once
+    from hypertracker_source.report import write_report
+
     pipeline = dlt.pipeline(
         pipeline_name="hypertracker_demo",
         destination=dlt.destinations.duckdb(DEMO_DATABASE),
@@ -113,6 +155,41 @@ def command_demo(args: argparse.Namespace) -> None:
     with demo_api(args.fills) as settings:
         run_load(pipeline, settings, refresh=True)
     print(f"\nQuery it: duckdb {DEMO_DATABASE} 'SELECT * FROM hypertracker.liquidation_fills'")
+    print_written(write_report(pipeline.dataset(), Path(DEMO_REPORT)))
+
+
+def command_report(args: argparse.Namespace) -> None:
+    """Runs `hypertracker report`: the page and charts of a loaded dataset."""
+    # imported here: only the report needs matplotlib, an optional extra
+    from hypertracker_source.report import stored_dataset, write_report
+
+    if args.destination.endswith(".duckdb") and not Path(args.destination).is_file():
+        raise HyperTrackerError(
+            f"No DuckDB file at {args.destination}: load one with `hypertracker load` or "
+            "`hypertracker demo` first, or name it (or another destination) with --destination"
+        )
+    dataset = stored_dataset(destination_arg(args.destination, args.dataset), args.dataset)
+    print_written(write_report(dataset, Path(args.output)))
+
+
+def destination_arg(destination: str, dataset: str) -> Any:
+    """The --destination option as dlt takes it: a DuckDB file's destination, or the name."""
+    if destination == "duckdb":
+        destination = LOCAL_DATABASE
+    if not destination.endswith(".duckdb"):
+        return destination
+    if Path(destination).stem == dataset:
+        raise HyperTrackerError(
+            f"--destination {destination} and --dataset {dataset} share a name, and DuckDB "
+            "then cannot tell the dataset from the file: rename one of them"
+        )
+    return dlt.destinations.duckdb(destination)
+
+
+def print_written(paths: list[Path]) -> None:
+    """Prints where the report went."""
+    page, *charts = paths
+    print(f"\nReport: {page} (open it in a browser), with {len(charts)} PNG charts beside it")
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -125,12 +202,13 @@ def root_cause(error: BaseException) -> BaseException:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hypertracker` command."""
     args = parse_args(argv)
-    command = {"load": command_load, "demo": command_demo}[args.command]
+    command = {"load": command_load, "demo": command_demo, "report": command_report}[args.command]
     try:
         command(args)
     except Exception as error:
         cause = root_cause(error)
-        print(f"hypertracker: error: {type(cause).__name__}: {cause}", file=sys.stderr)
+        reason = " ".join(str(cause).split())
+        print(f"hypertracker: error: {type(cause).__name__}: {reason}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,70 @@
+"""The README's tables and columns, generated from the dlt schema.
+
+`python -m hypertracker_source.docs` loads the bundled simulator into a throwaway DuckDB file, as
+`hypertracker demo` does, and prints what dlt made of it: the documented columns, types and keys
+cannot drift from the code.
+"""
+
+import tempfile
+from pathlib import Path
+
+import dlt
+from dlt.common.schema.typing import TColumnSchema
+
+from hypertracker_source import hypertracker
+from hypertracker_source.simulator import Simulator
+
+KEY_HINTS = {"primary_key": "primary key", "merge_key": "merge key", "row_key": "row key"}
+DOC_FILLS = 200
+"""Enough simulated fills for every column of the source to appear."""
+
+
+def loaded_schema() -> dlt.Schema:
+    """The schema dlt keeps after a full load of the simulator into a throwaway DuckDB file."""
+    with tempfile.TemporaryDirectory() as folder, Simulator(fills=DOC_FILLS) as simulator:
+        pipeline = dlt.pipeline(
+            pipeline_name="hypertracker_docs",
+            destination=dlt.destinations.duckdb(str(Path(folder) / "docs.duckdb")),
+            dataset_name="hypertracker",
+            pipelines_dir=folder,
+        )
+        pipeline.run(hypertracker(api_key=simulator.api_key, base_url=simulator.url))
+        return pipeline.default_schema.clone()
+
+
+def column_type(column: TColumnSchema) -> str:
+    """A column's dlt data type, with its time zone when it has one."""
+    data_type = column.get("data_type", "")
+    return (
+        f"{data_type} (UTC)"
+        if data_type == "timestamp" and column.get("timezone", True)
+        else data_type
+    )
+
+
+def column_keys(column: TColumnSchema) -> str:
+    """The key hints a column carries, in words."""
+    return ", ".join(words for hint, words in KEY_HINTS.items() if column.get(hint))
+
+
+def tables_markdown(schema: dlt.Schema) -> str:
+    """A markdown section per data table: how it is written, then its columns."""
+    lines = []
+    for name in sorted(schema.data_table_names()):
+        table = schema.get_table(name)
+        disposition = table.get("write_disposition", "append")
+        strategy = table.get("x-merge-strategy")
+        written = f"{disposition} ({strategy})" if strategy else disposition
+        lines += [f"#### `{name}`", "", f"Write disposition: {written}.", ""]
+        lines += ["| column | type | key | nullable |", "|---|---|---|---|"]
+        for column_name, column in table["columns"].items():
+            nullable = "yes" if column.get("nullable", True) else "no"
+            lines.append(
+                f"| `{column_name}` | {column_type(column)} | {column_keys(column)} | {nullable} |"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(tables_markdown(loaded_schema()), end="")

@@ -1,0 +1,395 @@
+"""The `hypertracker` command end to end: load, demo and report, in a fresh folder each."""
+
+import base64
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from html.parser import HTMLParser
+from pathlib import Path
+
+import dlt
+import pytest
+from conftest import API_KEY, POSTGRES_URL, PipelineFactory, source_for
+from PIL import Image
+
+from hypertracker_source.cli import DEMO_FILLS, DEMO_SEED, LOCAL_DATABASE, main
+from hypertracker_source.docs import loaded_schema, tables_markdown
+from hypertracker_source.report import money, price_range
+from hypertracker_source.settings import (
+    DEFAULT_HEATMAP_COINS,
+    REPORT_FILL_COINS,
+    REPORT_RISK_COINS,
+    SEGMENT_NAMES,
+)
+from hypertracker_source.simulator import Simulator
+
+TABLES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
+CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh folder to run the command in, holding dlt's pipelines and files too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.setenv("DLT_LOCAL_DIR", str(tmp_path))
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def simulator_settings(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """The simulator, given to the command through dlt's environment settings."""
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
+    return simulator
+
+
+def duckdb_counts(path: Path, dataset: str = "hypertracker") -> dict[str, int]:
+    """Rows per table of a dataset in a DuckDB file."""
+    counts = dlt.dataset(dlt.destinations.duckdb(str(path)), dataset).row_counts().fetchall()
+    return {table: count for table, count in counts if table in TABLES}
+
+
+def expected_counts(sim: Simulator) -> dict[str, int]:
+    """Rows per table of a full load of a simulator."""
+    return {
+        "liquidation_fills": len(sim.expected_fills()),
+        "liquidation_heatmap": sum(len(sim.expected_heatmap(c)) for c in DEFAULT_HEATMAP_COINS),
+        "liquidation_risk": sum(len(sim.expected_risk(s)) for s in SEGMENT_NAMES),
+        "segments": len(sim.segments),
+    }
+
+
+def summary_rows(output: str) -> dict[str, int]:
+    """The rows per table that the summary printed."""
+    return {
+        table: int(count.replace(",", ""))
+        for table, count in re.findall(r"^  (\w+) +([\d,]+) rows$", output, re.MULTILINE)
+    }
+
+
+def summary_requests(output: str) -> tuple[int, Counter[str]]:
+    """The total and per-endpoint API requests that the summary printed."""
+    total, spent = re.search(r"^API requests: (\d+) \((.*)\)$", output, re.MULTILINE).groups()
+    by_endpoint = Counter({name: int(n) for name, n in re.findall(r"(\w+) (\d+)", spent)})
+    return int(total), by_endpoint
+
+
+def test_load_demo_lands_the_simulators_data(workdir: Path, capsys: pytest.CaptureFixture):
+    assert main(["load", "--demo"]) == 0
+
+    expected = expected_counts(Simulator(seed=DEMO_SEED, fills=DEMO_FILLS))
+    output = capsys.readouterr().out
+    assert duckdb_counts(workdir / LOCAL_DATABASE) == expected
+    assert summary_rows(output) == expected
+    total, by_endpoint = summary_requests(output)
+    assert total == sum(by_endpoint.values())
+    assert by_endpoint["export"] == len(DEFAULT_HEATMAP_COINS)
+    assert by_endpoint["risk"] == len(SEGMENT_NAMES)
+    assert by_endpoint["segments"] == by_endpoint["status"] == 1
+    assert by_endpoint["fills"] >= DEMO_FILLS // 1000
+    assert re.search(r"^Data version: \S+; the API updates next at \S+$", output, re.MULTILINE)
+
+
+def test_load_summary_is_what_the_api_served(
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    sim = simulator_settings
+    assert main(["load", "--heatmap-coins", "BTC", "--segments", "9,10"]) == 0
+
+    output = capsys.readouterr().out
+    served = Counter(record.endpoint for record in sim.requests if record.host == "api")
+    assert summary_requests(output) == (sum(served.values()), served)
+    landed = duckdb_counts(workdir / LOCAL_DATABASE)
+    assert summary_rows(output) == landed
+    assert landed == {
+        "liquidation_fills": len(sim.expected_fills()),
+        "liquidation_heatmap": len(sim.expected_heatmap("BTC")),
+        "liquidation_risk": len(sim.expected_risk(9)) + len(sim.expected_risk(10)),
+        "segments": len(sim.segments),
+    }
+
+
+def test_load_finishes_a_left_over_load_then_loads_new_data(
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    sim = simulator_settings
+    interrupted = dlt.pipeline(
+        "hypertracker",
+        destination=dlt.destinations.duckdb(str(workdir / LOCAL_DATABASE)),
+        dataset_name="hypertracker",
+    )
+    interrupted.extract(source_for(sim).with_resources("liquidation_fills"))
+    interrupted.normalize()
+    assert interrupted.has_pending_data
+    sim.advance_state(new_fills=25)
+
+    assert main(["load", "--resources", "liquidation_fills"]) == 0
+
+    output = capsys.readouterr().out
+    assert "Finishing the load an interrupted run left behind first." in output
+    assert summary_rows(output)["liquidation_fills"] >= 25
+    landed = duckdb_counts(workdir / LOCAL_DATABASE)
+    assert landed["liquidation_fills"] == len(sim.expected_fills())
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (
+            ["--segments", "9,99"],
+            "HyperTrackerConfigError: sources.hypertracker.segment_ids = '9,99': '99' is not a "
+            "segment id.",
+        ),
+        (
+            ["--destination", "liquidations.duckdb", "--dataset", "liquidations"],
+            "HyperTrackerError: --destination liquidations.duckdb and --dataset liquidations "
+            "share a name",
+        ),
+    ],
+    ids=["unknown segment", "duckdb file named like the dataset"],
+)
+def test_bad_setting_exits_with_its_reason_first_and_no_request(
+    args: list[str],
+    reason: str,
+    workdir: Path,
+    simulator_settings: Simulator,
+    capsys: pytest.CaptureFixture,
+):
+    assert main(["load", *args]) == 1
+
+    first, second, *_ = capsys.readouterr().err.splitlines()
+    assert first.startswith(f"hypertracker: error: {reason}")
+    assert second == "Traceback (most recent call last):"
+    assert simulator_settings.requests == []
+    assert not list(workdir.glob("*.duckdb"))
+
+
+def test_demo_command_loads_and_writes_the_report(workdir: Path):
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "demo", "--fills", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+    expected = expected_counts(Simulator(seed=DEMO_SEED, fills=3000))
+    assert duckdb_counts(workdir / "hypertracker_demo.duckdb") == expected
+    assert summary_rows(done.stdout) == expected
+    assert "Report: hypertracker_demo.html" in done.stdout
+    charts = {path.name for path in workdir.glob("hypertracker_demo*.png")}
+    assert charts == {
+        *(f"hypertracker_demo-heatmap-{coin}.png" for coin in DEFAULT_HEATMAP_COINS),
+        "hypertracker_demo-risk.png",
+        "hypertracker_demo-liquidations.png",
+    }
+    page = ReportPage((workdir / "hypertracker_demo.html").read_text())
+    assert [row[0] for row in page.rows("heatmaps")] == sorted(DEFAULT_HEATMAP_COINS)
+
+
+class ReportPage(HTMLParser):
+    """A report page read back: each section's table rows, notes and embedded images."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.sections: dict[str, dict[str, list]] = {}
+        self._section: dict[str, list] = {}
+        self._row: list[str] | None = None
+        self._text: str | None = None
+        self.feed(text)
+
+    def rows(self, section: str) -> list[list[str]]:
+        """The table rows of a section."""
+        return self.sections[section]["rows"]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        """Opens a section, row, cell or note; collects an image."""
+        attributes = dict(attrs)
+        if tag == "section":
+            self._section = {"rows": [], "notes": [], "images": []}
+            self.sections[attributes["id"]] = self._section
+        elif tag == "tr":
+            self._row = []
+        elif tag == "td" or (tag == "p" and attributes.get("class") == "note"):
+            self._text = ""
+        elif tag == "img":
+            self._section["images"].append(attributes["src"])
+
+    def handle_data(self, data: str) -> None:
+        """Collects the text of an open cell or note."""
+        if self._text is not None:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        """Closes a cell, row or note."""
+        if tag == "td":
+            self._row.append(self._text)
+            self._text = None
+        elif tag == "tr" and self._row:
+            self._section["rows"].append(self._row)
+        elif tag == "p" and self._text is not None:
+            self._section["notes"].append(self._text)
+            self._text = None
+
+
+def expected_heatmap_rows(sim: Simulator) -> list[list[str]]:
+    """The heatmap table of a report of the simulator's default coins."""
+    names = {segment["id"]: segment["name"] for segment in sim.segments}
+    rows = []
+    for coin in sorted(DEFAULT_HEATMAP_COINS):
+        bins = sim.expected_heatmap(coin)
+        largest = max(bins, key=lambda row: row["liquidationValue"])
+        rows.append(
+            [
+                coin,
+                sim.last_update.strftime("%Y-%m-%d %H:%M"),
+                f"{len(bins):,}",
+                money(sum(row["liquidationValue"] for row in bins)),
+                f"{sum(row['positionsCount'] for row in bins):,}",
+                price_range(largest["priceBinStart"], largest["priceBinEnd"]),
+                names[largest["mostImpactedSegment"]],
+            ]
+        )
+    return rows
+
+
+def expected_risk_rows(sim: Simulator) -> list[list[str]]:
+    """The risk table of a report: the coins most at risk summed over the size cohorts."""
+    at_risk: dict[str, float] = defaultdict(float)
+    open_value: dict[str, float] = defaultdict(float)
+    for segment in sim.segments:
+        if segment["category"] == "size":
+            for item in sim.expected_risk(segment["id"]):
+                at_risk[item["coin"]] += item["riskValue"]
+                open_value[item["coin"]] += item["totalValue"]
+    coins = sorted(at_risk, key=lambda coin: (-at_risk[coin], coin))[:REPORT_RISK_COINS]
+    return [
+        [
+            coin,
+            money(at_risk[coin]),
+            money(open_value[coin]),
+            f"{at_risk[coin] / open_value[coin]:.1%}",
+        ]
+        for coin in coins
+    ]
+
+
+def expected_fills_rows(sim: Simulator) -> list[list[str]]:
+    """The liquidations table of a report: longs and shorts of all coins, then the top ones."""
+    fills = sim.expected_fills()
+    value: dict[str, float] = defaultdict(float)
+    for fill in fills:
+        value[fill["coin"]] += fill["px"] * fill["sz"]
+    top = sorted(value, key=lambda coin: (-value[coin], coin))[:REPORT_FILL_COINS]
+    rows = []
+    for label, chosen in [("All coins", fills)] + [
+        (coin, [fill for fill in fills if fill["coin"] == coin]) for coin in top
+    ]:
+        row = [label]
+        for side in ("A", "B"):
+            side_fills = [fill for fill in chosen if fill["side"] == side]
+            row += [f"{len(side_fills):,}", money(sum(f["px"] * f["sz"] for f in side_fills))]
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_report_shows_the_loaded_data(
+    destination: str,
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    workdir: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    if destination == "postgres":
+        pipeline = make_pipeline(request.getfixturevalue("postgres_destination"))
+        monkeypatch.setenv("DESTINATION__POSTGRES__CREDENTIALS", POSTGRES_URL)
+    else:
+        pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "loaded.duckdb")))
+        destination = "loaded.duckdb"
+    pipeline.run(source_for(simulator))
+
+    output = ["--output", "out/page.html"]
+    assert (
+        main(["report", "--destination", destination, "--dataset", pipeline.dataset_name, *output])
+        == 0
+    )
+
+    page = ReportPage((workdir / "out/page.html").read_text())
+    assert page.rows("heatmaps") == expected_heatmap_rows(simulator)
+    assert page.rows("risk") == expected_risk_rows(simulator)
+    assert page.rows("liquidations") == expected_fills_rows(simulator)
+    charts = [
+        *(f"page-heatmap-{coin}.png" for coin in sorted(DEFAULT_HEATMAP_COINS)),
+        "page-risk.png",
+        "page-liquidations.png",
+    ]
+    embedded = [image for section in page.sections.values() for image in section["images"]]
+    assert [base64.b64decode(src.split(",", 1)[1]) for src in embedded] == [
+        (workdir / "out" / name).read_bytes() for name in charts
+    ]
+    for name in charts:
+        assert (workdir / "out" / name).read_bytes().startswith(PNG_MAGIC)
+        assert Image.open(workdir / "out" / name).width == 1200
+
+
+def test_report_of_fills_alone_says_what_to_load(
+    simulator: Simulator, make_pipeline: PipelineFactory, workdir: Path
+):
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "fills.duckdb")))
+    pipeline.run(source_for(simulator).with_resources("liquidation_fills"))
+
+    args = ["--destination", "fills.duckdb", "--dataset", pipeline.dataset_name]
+    assert main(["report", *args]) == 0
+
+    page = ReportPage((workdir / "hypertracker_report.html").read_text())
+    assert page.sections["heatmaps"]["notes"] == [
+        "This dataset has no liquidation_heatmap table: load it with "
+        "`hypertracker load --resources liquidation_heatmap`."
+    ]
+    assert page.sections["risk"]["notes"][0].startswith("This dataset has no liquidation_risk")
+    assert page.rows("liquidations") == expected_fills_rows(simulator)
+    assert {path.name for path in workdir.glob("*.png")} == {"hypertracker_report-liquidations.png"}
+
+
+def test_report_without_a_database_says_how_to_make_one(
+    workdir: Path, capsys: pytest.CaptureFixture
+):
+    assert main(["report"]) == 1
+
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first.startswith(
+        f"hypertracker: error: HyperTrackerError: No DuckDB file at {LOCAL_DATABASE}"
+    )
+    assert list(workdir.iterdir()) == []
+
+
+def test_report_without_matplotlib_names_the_extra(workdir: Path):
+    blocked = (
+        "import sys; sys.modules['matplotlib'] = None; from hypertracker_source.cli import main"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", f"{blocked}; sys.exit(main(['report']))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == (
+        "hypertracker: error: MissingDependencyException: You must install additional "
+        "dependencies to run `hypertracker report`. If you use pip you may do the following: "
+        'pip install "hypertracker-source[report]"'
+    )
+
+
+def test_readme_columns_are_the_generated_ones():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = readme.split("<!-- columns:begin -->\n", 1)[1].split("<!-- columns:end -->", 1)[0]
+    assert documented == tables_markdown(loaded_schema())
