@@ -7,6 +7,7 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
 from hypertracker_source.client import HyperTrackerClient, RunStats
@@ -24,7 +25,7 @@ from hypertracker_source.config import (
     check_side,
     check_start_date,
 )
-from hypertracker_source.fills import FillsPlan, fill_filters, liquidation_fills_tables
+from hypertracker_source.fills import FillsPlan, batched, fill_filters, liquidation_fills_tables
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
@@ -44,6 +45,7 @@ from hypertracker_source.settings import (
     DEFAULT_HEATMAP_COINS,
     DEFAULT_LAG,
     FILLS_MAX_PAGE_SIZE,
+    FILLS_ROWS_PER_ITEM,
     HISTORY_START,
 )
 from hypertracker_source.snapshots import DataVersion, new_snapshot
@@ -53,7 +55,7 @@ __all__ = ["RunStats", "hypertracker"]
 
 @dlt.source(name="hypertracker")
 def hypertracker(
-    api_key: str = dlt.secrets.value,
+    api_key: TSecretStrValue = None,
     base_url: str = API_BASE_URL,
     start_date: str | datetime | None = HISTORY_START,
     end_date: str | datetime | None = None,
@@ -78,8 +80,9 @@ def hypertracker(
         api_key: The HyperTracker API token (a secret).
         base_url: The API's address.
         start_date: Where fill history starts on a first run (ISO 8601 or datetime).
-        end_date: Makes the run a back-fill of fills from start_date to end_date, which leaves
-            the incremental high-water marks as they are; unset for incremental loads.
+        end_date: Makes the run a back-fill of fills from start_date up to (not including)
+            end_date, which leaves the incremental high-water marks as they are; unset for
+            incremental loads.
         coins: Fills of these coins only, each with its own high-water mark; all markets if unset.
         address: Fills of this wallet only.
         side: Fills of this side only: A (ask, sell) or B (bid, buy).
@@ -134,7 +137,9 @@ def hypertracker(
 def liquidation_fills(client: HyperTrackerClient, plan: FillsPlan) -> Iterator[pa.Table]:
     """Every liquidation fill, incrementally: one high-water mark per filter combination."""
     high_water_marks = dlt.current.resource_state().setdefault("high_water_marks", {})
-    yield from liquidation_fills_tables(client, plan, high_water_marks)
+    yield from batched(
+        liquidation_fills_tables(client, plan, high_water_marks), FILLS_ROWS_PER_ITEM
+    )
 
 
 @dlt.resource(name="heatmap_coins", selected=False)

@@ -8,16 +8,25 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
+from dlt.common.configuration.inject import with_config
+from dlt.common.configuration.specs import RuntimeConfiguration
+from dlt.common.typing import ConfigValue
 from dlt.sources.helpers.requests import Client
-from requests import PreparedRequest, Response
+from requests import PreparedRequest, RequestException, Response
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerAuthError
+from hypertracker_source.schema import FILL_FIELDS, read_page
 from hypertracker_source.settings import API_PREFIX
 
 PARSED_JSON = "hypertracker_json"
 """Where a checked API answer keeps its parsed body, so that it is parsed once."""
+HEATMAP_FILE = "the pre-signed heatmap file"
+RERUN_ADVICE = (
+    "Rerun later: nothing of this run was loaded and the stored high-water marks have not moved"
+)
+"""What a run that failed on the API's account may do, and why it is safe."""
 
 
 class BearerAuth(AuthBase):
@@ -103,11 +112,20 @@ def is_broken_answer(response: Response | None, exception: BaseException | None)
     content_type = response.headers.get("Content-Type", "")
     if "json" in content_type:
         try:
-            setattr(response, PARSED_JSON, orjson.loads(response.content))
+            setattr(response, PARSED_JSON, parsed_body(response))
         except orjson.JSONDecodeError:
             return True
         return False
     return "html" in content_type
+
+
+def parsed_body(response: Response) -> Any:
+    """Returns an answer's JSON body; a fills page with its rows already in Arrow when they fit."""
+    if endpoint_of(response.url) == "fills":
+        page = read_page(response.content, "fills", FILL_FIELDS)
+        if page is not None:
+            return page
+    return orjson.loads(response.content)
 
 
 ENDPOINTS = {
@@ -123,6 +141,12 @@ def endpoint_of(url: str) -> str:
     """Names the endpoint a request went to: fills, export, status, segments or risk."""
     first_part = urlparse(url).path.split(API_PREFIX, 1)[-1].strip("/").split("/", 1)[0]
     return ENDPOINTS.get(first_part, "risk")
+
+
+@with_config(spec=RuntimeConfiguration)
+def runtime_settings(config: RuntimeConfiguration = ConfigValue) -> RuntimeConfiguration:
+    """dlt's [runtime] settings: request timeout, attempts and backoff (RUNTIME__REQUEST_*)."""
+    return config
 
 
 @dataclass
@@ -156,9 +180,10 @@ class HyperTrackerClient:
             session_attrs={"hooks": {"response": [self.count_request, copy_retry_after]}},
         )
         self._files = RetryingClient(None, None, raise_for_status=False)
-        # timeouts, attempts and backoff come from dlt's [runtime] settings (RUNTIME__REQUEST_*)
-        self._api.configure()
-        self._files.configure()
+        runtime = runtime_settings()
+        self.attempts = runtime.request_max_attempts
+        self._api.update_from_config(runtime)
+        self._files.update_from_config(runtime)
 
     def count_request(self, response: Response, *args: Any, **kwargs: Any) -> Response:
         """Counts an answered API request, retries included: each one costs a usage token."""
@@ -169,21 +194,36 @@ class HyperTrackerClient:
     def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GETs an API path and returns its JSON body, raising a clear error for any failure."""
         response = self.get(path, params)
-        check_status(response, path)
-        return parsed_json(response, path)
+        check_status(response, path, self.attempts)
+        return parsed_json(response, path, self.attempts)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
         """GETs an API path without following redirects, retried, paced and authorised."""
-        return self._api.get(
-            self.api_url + path, params=params, auth=self._auth, allow_redirects=False
-        )
+        try:
+            return self._api.get(
+                self.api_url + path, params=params, auth=self._auth, allow_redirects=False
+            )
+        except RequestException as error:
+            raise unanswered_error(path, self.attempts, error) from None
 
     def download(self, url: str) -> Response:
         """GETs a pre-signed file URL, without the key, retried on server errors."""
-        return self._files.get(url, allow_redirects=True)
+        try:
+            return self._files.get(url, allow_redirects=True)
+        except RequestException as error:
+            raise unanswered_error(HEATMAP_FILE, self.attempts, error) from None
 
 
-def check_status(response: Response, path: str) -> None:
+def unanswered_error(path: str, attempts: int, error: RequestException) -> HyperTrackerApiError:
+    """The error for a request that got no whole answer on any of its attempts."""
+    return HyperTrackerApiError(
+        f"HyperTracker gave no whole answer to GET {path} in {attempts} attempts (the last: "
+        f"{type(error).__name__}: {error}). {RERUN_ADVICE} (RUNTIME__REQUEST_TIMEOUT and "
+        "RUNTIME__REQUEST_MAX_ATTEMPTS set how long and how often to try)"
+    )
+
+
+def check_status(response: Response, path: str, attempts: int) -> None:
     """Raises a clear error for an API answer that is not a success."""
     status = response.status_code
     if status < 400:
@@ -195,20 +235,23 @@ def check_status(response: Response, path: str) -> None:
             ".dlt/secrets.toml or SOURCES__HYPERTRACKER__API_KEY.",
             status,
         )
-    retried = " after every retry" if status == 429 or status >= 500 else ""
-    raise HyperTrackerApiError(
-        f"HyperTracker answered HTTP {status} on GET {path}{retried}: {api_message(response)}",
-        status,
-    )
+    message = f"HyperTracker answered HTTP {status} on GET {path}: {api_message(response)}"
+    if status == 429 or status >= 500:
+        message = (
+            f"{message}, on all {attempts} attempts. {RERUN_ADVICE} "
+            "(RUNTIME__REQUEST_MAX_ATTEMPTS sets how often to try)"
+        )
+    raise HyperTrackerApiError(message, status)
 
 
-def parsed_json(response: Response, path: str) -> Any:
+def parsed_json(response: Response, path: str, attempts: int) -> Any:
     """Returns the answer's parsed JSON body, or raises if it never came whole."""
     if hasattr(response, PARSED_JSON):
         return getattr(response, PARSED_JSON)
     raise HyperTrackerApiError(
         f"HyperTracker answered GET {path} with a body that is not JSON "
-        f"({response.headers.get('Content-Type', 'no content type')}) after every retry",
+        f"({response.headers.get('Content-Type', 'no content type')}) on all {attempts} "
+        f"attempts. {RERUN_ADVICE}",
         response.status_code,
     )
 
@@ -218,7 +261,8 @@ def api_message(response: Response) -> str:
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        return response.text[:200]
+        html = "html" in response.headers.get("Content-Type", "")
+        return response.reason if html else response.text[:200]
     if isinstance(body, dict):
         message = body.get("message") or body.get("error") or body
         return "; ".join(message) if isinstance(message, list) else str(message)

@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Generator, Iterator, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -82,6 +83,20 @@ def split_windows(
     return windows
 
 
+def backfill_windows(start: pendulum.DateTime, end: pendulum.DateTime) -> list[Window]:
+    """Splits a back-fill into windows that keep exactly the fills from `start` up to `end`.
+
+    Half-open, so that back-fills of adjacent ranges (daily partitions) never share a fill that
+    falls on their boundary, whether or not the API's `start` and `end` are inclusive: the reads
+    reach 1 ms past both ends, and the first and last windows keep only their own side.
+    """
+    reach = timedelta(milliseconds=1)
+    windows = split_windows(start - reach, end + reach, open_ended=False)
+    windows[0] = windows[0]._replace(kept_from=start)
+    windows[-1] = windows[-1]._replace(kept_before=end)
+    return windows
+
+
 def kept_rows(table: pa.Table, window: Window) -> pa.Table:
     """Drops the fills of a page that belong to the neighbouring window."""
     keep = None
@@ -98,30 +113,41 @@ def iso(moment: pendulum.DateTime) -> str:
     return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss.SSS[Z]")
 
 
-def fill_pages(
-    client: HyperTrackerClient, params: dict[str, Any]
-) -> Iterator[list[dict[str, Any]]]:
-    """Yields the pages of one query, following `nextCursor` with the same parameters."""
+PageRows = pa.Table | list[dict[str, Any]]
+"""A page's fills: in Arrow when they fit the declared columns, else as the API sent them."""
+
+
+def fill_pages(client: HyperTrackerClient, params: dict[str, Any]) -> Iterator[PageRows]:
+    """Yields the fills of each page of one query, following `nextCursor` with the same parameters.
+
+    The next page is asked for as soon as its cursor is known, so that the API's answer time
+    overlaps the converting and storing of this page.
+    """
+    # Hand-written: dlt's parallelized resources overlap whole items, not the pages of one cursor.
     seen_cursors: set[str] = set()
-    while True:
-        page = client.get_json(FILLS_PATH, params)
-        yield page.get("fills") or []
-        cursor = page.get("nextCursor")
-        if not cursor:
-            return
-        if cursor in seen_cursors:
-            raise HyperTrackerApiError(
-                f"HyperTracker returned the same nextCursor twice for {FILLS_PATH} with "
-                f"{ {k: v for k, v in params.items() if k != 'nextCursor'} }: stopping rather than "
-                "looping; rerun later, the stored high-water mark has not moved"
-            )
-        seen_cursors.add(cursor)
-        params = {**params, "nextCursor": cursor}
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hypertracker-fills") as prefetch:
+        pending = prefetch.submit(client.get_json, FILLS_PATH, params)
+        while True:
+            page = pending.result()
+            cursor = page.get("nextCursor")
+            if cursor in seen_cursors:
+                raise HyperTrackerApiError(
+                    f"HyperTracker returned the same nextCursor twice for {FILLS_PATH} with "
+                    f"{ {k: v for k, v in params.items() if k != 'nextCursor'} }: stopping rather "
+                    "than looping; rerun later, the stored high-water mark has not moved"
+                )
+            if cursor:
+                seen_cursors.add(cursor)
+                params = {**params, "nextCursor": cursor}
+                pending = prefetch.submit(client.get_json, FILLS_PATH, params)
+            yield page.get("fills") or []
+            if not cursor:
+                return
 
 
-def fills_table(rows: list[dict[str, Any]]) -> pa.Table:
+def fills_table(rows: PageRows) -> pa.Table:
     """Converts a page of fills to Arrow, with addresses lower-cased so the key never splits."""
-    table = rows_to_arrow(rows, FILL_FIELDS)
+    table = rows if isinstance(rows, pa.Table) else rows_to_arrow(rows, FILL_FIELDS)
     for column in ("address", "liquidated_user"):
         index = table.schema.get_field_index(column)
         table = table.set_column(index, column, pc.utf8_lower(table[column]))
@@ -138,16 +164,34 @@ def load_fills(
         if window.end is not None:
             params["end"] = iso(window.end)
         for rows in fill_pages(client, params):
-            if rows:
+            if len(rows):
                 count += len(rows)
                 yield kept_rows(fills_table(rows), window)
     return count
 
 
+def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Table]:
+    """Joins consecutive tables, without copying, into batches of at least `rows_per_batch` rows.
+
+    dlt does a fixed amount of work for each item it gets (its schema, checks, a write), so a few
+    batches of fills cost less than many pages; a batch of a few MB keeps the memory flat.
+    """
+    batch: list[pa.Table] = []
+    rows = 0
+    for table in tables:
+        batch.append(table)
+        rows += table.num_rows
+        if rows >= rows_per_batch:
+            yield pa.concat_tables(batch, promote_options="default")
+            batch, rows = [], 0
+    if batch:
+        yield pa.concat_tables(batch, promote_options="default")
+
+
 def filter_windows(plan: FillsPlan, mark: str | None, now: pendulum.DateTime) -> list[Window]:
     """Returns the windows one filter reads: its back-fill range, or from its mark less the lag."""
     if plan.end_date is not None:
-        return split_windows(plan.start_date, plan.end_date, open_ended=False)
+        return backfill_windows(plan.start_date, plan.end_date)
     start = max(pendulum.parse(mark) - plan.lag, plan.start_date) if mark else plan.start_date
     return split_windows(start, now)
 
@@ -160,12 +204,12 @@ def liquidation_fills_tables(
     A filter without a mark starts at `start_date`; one with a mark re-reads `lag` behind it, for
     fills indexed late. The mark moves to the time this run started, after the filter's last page:
     dlt commits resource state only with a successful extract, so a failed run keeps the old mark.
-    With an `end_date` the run is a back-fill of [start_date, end_date] that leaves marks alone.
+    With an `end_date` the run is a back-fill of [start_date, end_date) that leaves marks alone.
     """
     now = pendulum.now("UTC")
     for fill_filter in plan.filters:
         if plan.end_date is not None:
-            windows = split_windows(plan.start_date, plan.end_date, open_ended=False)
+            windows = backfill_windows(plan.start_date, plan.end_date)
         else:
             mark = high_water_marks.get(fill_filter.state_key)
             start = (

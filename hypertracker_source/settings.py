@@ -17,6 +17,9 @@ HISTORY_START = "2025-07-27T00:00:00Z"
 FILLS_MAX_PAGE_SIZE = 1000
 RISK_PAGE_SIZE = 500
 
+FILLS_ROWS_PER_ITEM = 20_000
+"""Fills per item handed to dlt, which does a fixed amount of work per item: ~20 pages, ~6 MB."""
+
 WINDOW_MAX_MONTHS = 3
 WINDOW_MAX_DAYS = 90
 """`end` may be at most 3 months after `start`; a window never exceeds either reading of that."""
@@ -56,3 +59,15 @@ SEGMENT_NAMES = {
     15: "Giga-Rekt",
 }
 """The 16 wallet cohorts (segments) of the API, by id."""
+
+REPORT_HEATMAP_VALUE_SHARE = 0.99
+"""The share of a coin's liquidation value its heatmap chart shows: the near-empty tails are cut."""
+
+REPORT_RISK_COINS = 12
+"""How many coins, most value at risk first, the cohort risk chart shows."""
+
+REPORT_FILL_COINS = 5
+"""How many coins, most value liquidated first, get their own liquidations-over-time panel."""
+
+REPORT_MAX_TIME_BUCKETS = 120
+"""The most bars a liquidations-over-time panel draws: the bucket widens (hour to month) to fit."""

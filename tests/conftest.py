@@ -61,6 +61,9 @@ def make_pipeline(tmp_path: Path) -> Iterator[PipelineFactory]:
         if pipeline.destination.destination_name == "postgres" and pipeline.default_schema_name:
             with pipeline.sql_client() as client:
                 client.drop_dataset()
+                with client.with_staging_dataset():
+                    if client.has_dataset():
+                        client.drop_dataset()
 
 
 @pytest.fixture

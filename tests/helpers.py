@@ -1,17 +1,23 @@
 """Reading back what landed, and the simulator's ground truth, in comparable forms."""
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import dlt
 import pendulum
 
+from hypertracker_source.schema import HEATMAP_FIELDS, RISK_FIELDS, ApiField
+from hypertracker_source.simulator import Simulator
+
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 
 
-def landed(pipeline: dlt.Pipeline, table: str) -> list[dict[str, Any]]:
-    """Every row of a loaded table, without dlt's bookkeeping columns."""
-    rows = pipeline.dataset()[table].arrow().to_pylist()
+def landed(loaded: dlt.Pipeline | dlt.Dataset, table: str) -> list[dict[str, Any]]:
+    """Every row of a loaded table (of a pipeline or a dataset), without dlt's bookkeeping."""
+    dataset = loaded.dataset() if isinstance(loaded, dlt.Pipeline) else loaded
+    rows = dataset[table].arrow().to_pylist()
     return [{k: v for k, v in row.items() if k not in DLT_COLUMNS} for row in rows]
 
 
@@ -77,7 +83,9 @@ def landed_fill_values(row: dict[str, Any]) -> tuple:
     )
 
 
-def assert_fills_equal(pipeline: dlt.Pipeline, expected: list[dict[str, Any]]) -> None:
+def assert_fills_equal(
+    pipeline: dlt.Pipeline | dlt.Dataset, expected: list[dict[str, Any]]
+) -> None:
     """The landed fills are exactly the expected ones: same identities, values, no duplicate."""
     rows = landed(pipeline, "liquidation_fills")
     keys = [landed_fill_key(row) for row in rows]
@@ -87,3 +95,40 @@ def assert_fills_equal(pipeline: dlt.Pipeline, expected: list[dict[str, Any]]) -
     assert len(expected_by_key) == len(expected)
     assert landed_by_key.keys() == expected_by_key.keys()
     assert landed_by_key == expected_by_key
+
+
+def high_water_marks(pipeline: dlt.Pipeline) -> dict[str, str]:
+    """The fills high-water marks stored in a pipeline's state, by filter."""
+    sources = pipeline.state.get("sources", {})
+    resources = sources.get("hypertracker", {}).get("resources", {})
+    return dict(resources.get("liquidation_fills", {}).get("high_water_marks", {}))
+
+
+def as_columns(
+    rows: list[dict[str, Any]], fields: Sequence[ApiField], **stamps: Any
+) -> Counter[tuple]:
+    """API rows as their column values, with stamp columns added, comparable as a multiset."""
+    return Counter(
+        tuple(sorted(({f.column: row.get(f.api_name) for f in fields} | stamps).items()))
+        for row in rows
+    )
+
+
+def assert_snapshots_equal(
+    pipeline: dlt.Pipeline, sim: Simulator, coins: Sequence[str], segment_ids: Sequence[int]
+) -> None:
+    """The landed heatmaps and risk are exactly the simulator's current version of them."""
+    stamp = {"snapshot_at": sim.last_update}
+    expected_heatmap: Counter[tuple] = Counter()
+    for coin in coins:
+        expected_heatmap += as_columns(sim.expected_heatmap(coin), HEATMAP_FIELDS, **stamp)
+    expected_risk: Counter[tuple] = Counter()
+    for segment_id in segment_ids:
+        rows = sim.expected_risk(segment_id)
+        expected_risk += as_columns(rows, RISK_FIELDS, segment_id=segment_id, **stamp)
+    landed_heatmap = Counter(
+        tuple(sorted(r.items())) for r in landed(pipeline, "liquidation_heatmap")
+    )
+    landed_risk = Counter(tuple(sorted(r.items())) for r in landed(pipeline, "liquidation_risk"))
+    assert landed_heatmap == expected_heatmap
+    assert landed_risk == expected_risk

@@ -4,6 +4,7 @@ import threading
 from collections import Counter
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import deltalake
 import dlt
@@ -12,9 +13,10 @@ import pendulum
 import pytest
 from conftest import API_KEY, PipelineFactory, source_for
 from dlt.pipeline.exceptions import PipelineStepFailed
-from helpers import assert_fills_equal, epoch_ms, landed
+from helpers import assert_fills_equal, epoch_ms, high_water_marks, landed
 
 from hypertracker_source import hypertracker
+from hypertracker_source.cli import main
 from hypertracker_source.fills import window_end
 from hypertracker_source.risk import risk_resource_name
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
@@ -111,12 +113,29 @@ def test_incremental_reads_only_new_pages(simulator: Simulator, make_pipeline: P
     )
 
 
-def test_fills_older_than_lag_need_a_backfill(simulator: Simulator, make_pipeline: PipelineFactory):
+def test_fills_older_than_lag_need_the_backfill_command(
+    simulator: Simulator, make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+):
     pipeline = make_pipeline()
     pipeline.run(source_for(simulator, lag=600))
     simulator.advance_state(late_fills=5, late_by=timedelta(minutes=30))
     pipeline.run(source_for(simulator, lag=600))
     assert len(landed(pipeline, "liquidation_fills")) == len(simulator.expected_fills()) - 5
+
+    marks = high_water_marks(pipeline)
+    late = pendulum.now("UTC").subtract(minutes=30)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
+    monkeypatch.setenv("DLT_DATA_DIR", str(Path(pipeline.pipelines_dir).parent))
+    backfill = [
+        *("load", "--resources", "liquidation_fills", "--pipeline-name", pipeline.pipeline_name),
+        *("--destination", pipeline.destination.config_params["credentials"]),
+        *("--dataset", pipeline.dataset_name),
+        *("--start-date", late.subtract(hours=1).isoformat(), "--end-date", late.isoformat()),
+    ]
+    assert main(backfill) == 0
+    assert_fills_equal(pipeline, simulator.expected_fills())
+    assert high_water_marks(pipeline) == marks
 
 
 def test_coin_added_later_gets_its_whole_history(
