@@ -208,14 +208,7 @@ def liquidation_fills_tables(
     """
     now = pendulum.now("UTC")
     for fill_filter in plan.filters:
-        if plan.end_date is not None:
-            windows = backfill_windows(plan.start_date, plan.end_date)
-        else:
-            mark = high_water_marks.get(fill_filter.state_key)
-            start = (
-                max(pendulum.parse(mark) - plan.lag, plan.start_date) if mark else plan.start_date
-            )
-            windows = split_windows(start, now)
+        windows = filter_windows(plan, high_water_marks.get(fill_filter.state_key), now)
         if not (yield from load_fills(client, fill_filter, windows, plan.page_size)):
             warn_if_misspelled(client, fill_filter)
         if plan.end_date is None:
