@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.measure import measured, report_to_parent
+from benchmarks.measure import measured, peak_rss_mb, report_to_parent
 
 FILLS_URL_PATH = "/api/external/fills/liquidation"
 PAGE_SIZE = 1000
@@ -23,7 +23,7 @@ Windows = list[tuple[str, str | None]]
 """Each fills query as its `start` and `end` parameters (None: up to now)."""
 
 
-def floor(url: str, api_key: str, workdir: Path, windows: Windows) -> None:
+def floor(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[str, Any]:
     """The raw floor: requests, orjson, pyarrow, and one streaming DuckDB insert; no dlt."""
     import duckdb
     import orjson
@@ -70,9 +70,10 @@ def floor(url: str, api_key: str, workdir: Path, windows: Windows) -> None:
         connection.register("pages", pa.RecordBatchReader.from_batches(stored, batches()))
         connection.execute(f"CREATE SCHEMA {DATASET}")
         connection.execute(f"CREATE TABLE {DATASET}.{TABLE} AS SELECT * FROM pages")
+    return {}
 
 
-def rest_api(url: str, api_key: str, workdir: Path, windows: Windows) -> None:
+def rest_api(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[str, Any]:
     """dlt's declarative rest_api source for the same endpoint and windows, with its defaults."""
     from dlt.sources.rest_api import rest_api_source
 
@@ -99,19 +100,23 @@ def rest_api(url: str, api_key: str, workdir: Path, windows: Windows) -> None:
             "resources": resources,
         }
     )
-    run_pipeline("rest_api", source, workdir)
+    return run_pipeline("rest_api", source, workdir)
 
 
-def ours(url: str, api_key: str, workdir: Path, windows: Windows) -> None:
+def ours(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[str, Any]:
     """This project's source, fills only, with its defaults (it splits the windows itself)."""
     from hypertracker_source import hypertracker
 
     source = hypertracker(api_key=api_key, base_url=url).with_resources(TABLE)
-    run_pipeline("ours", source, workdir)
+    return run_pipeline("ours", source, workdir)
 
 
-def run_pipeline(name: str, source: Any, workdir: Path) -> None:
-    """Runs a source into the DuckDB file with dlt's defaults."""
+def run_pipeline(name: str, source: Any, workdir: Path) -> dict[str, Any]:
+    """Runs a source into the DuckDB file with dlt's defaults, step by step as `run` does.
+
+    Returns each step's wall and CPU seconds, and the peak memory before the load step: what the
+    pipeline itself holds, before DuckDB merges.
+    """
     import dlt
 
     pipeline = dlt.pipeline(
@@ -120,7 +125,15 @@ def run_pipeline(name: str, source: Any, workdir: Path) -> None:
         dataset_name=DATASET,
         pipelines_dir=str(workdir / "pipelines"),
     )
-    pipeline.run(source)
+    figures: dict[str, Any] = {}
+    with measured() as figures["extract"]:
+        pipeline.extract(source)
+    with measured() as figures["normalize"]:
+        pipeline.normalize()
+    figures["peak_rss_before_load_mb"] = peak_rss_mb()
+    with measured() as figures["load"]:
+        pipeline.load()
+    return figures
 
 
 def landed_rows(workdir: Path) -> int:
@@ -148,8 +161,8 @@ def main(argv: list[str]) -> None:
     for module in IMPORTS[name]:
         importlib.import_module(module)
     with measured() as report:
-        PIPELINES[name](url, api_key, Path(workdir), json.loads(windows))
-    report_to_parent({**report, "rows": landed_rows(Path(workdir))})
+        figures = PIPELINES[name](url, api_key, Path(workdir), json.loads(windows))
+    report_to_parent({**report, **figures, "rows": landed_rows(Path(workdir))})
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ def measured() -> Iterator[dict[str, float]]:
     report["cpu_s"] = process_cpu_seconds() - cpu
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def report_to_parent(report: dict[str, Any]) -> None:
     """Hands a child's measurements to the parent: one JSON line, the last of its stdout."""
     print(json.dumps(report), flush=True)

@@ -63,7 +63,7 @@ class Faults:
     string_field: str = ""
     """A fills field sent as a string instead of its type, as if the API changed it ("": none)."""
     new_field: str = ""
-    """A field the API added to fills, an integer in some rows and an object in others ("": none)."""
+    """A field the API added to fills: an integer in some rows, an object in others ("": none)."""
 
     def pick(self, draw: float) -> str | None:
         """The fault a request suffers for a uniform draw in [0, 1), if any."""
