@@ -12,6 +12,7 @@ import dlt
 
 from hypertracker_source import RunStats, hypertracker
 from hypertracker_source.exceptions import HyperTrackerError
+from hypertracker_source.settings import TABLE_NAMES
 from hypertracker_source.simulator import Simulator
 
 DEMO_API_KEY = "demo-key"
@@ -22,7 +23,6 @@ DEMO_REPORT = "hypertracker_demo.html"
 LOCAL_DATABASE = "hypertracker_data.duckdb"
 """The DuckDB file `hypertracker load` fills and `hypertracker report` reads by default."""
 REPORT_PAGE = "hypertracker_report.html"
-TABLES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -116,7 +116,7 @@ def print_summary(pipeline: dlt.Pipeline, stats: RunStats) -> None:
     """Prints rows landed per table, requests spent per endpoint and the API's data version."""
     row_counts = pipeline.last_trace.last_normalize_info.row_counts
     print(f"\nLoaded into {pipeline.destination.destination_name} dataset {pipeline.dataset_name}:")
-    for table in TABLES:
+    for table in TABLE_NAMES:
         if table in row_counts:
             print(f"  {table:<22} {row_counts[table]:>10,} rows")
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))

@@ -11,6 +11,9 @@ RISK_PATH = "/{segment_id}/assets/liquidation-risk"
 SEGMENTS_PATH = "/segments"
 STATUS_PATH = "/hypertracker/state/status"
 
+TABLE_NAMES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
+"""The tables the source loads."""
+
 HISTORY_START = "2025-07-27T00:00:00Z"
 """The first day of liquidation fill history the API holds."""
 

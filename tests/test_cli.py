@@ -21,10 +21,10 @@ from hypertracker_source.settings import (
     REPORT_FILL_COINS,
     REPORT_RISK_COINS,
     SEGMENT_NAMES,
+    TABLE_NAMES,
 )
 from hypertracker_source.simulator import Simulator
 
-TABLES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -50,7 +50,7 @@ def simulator_settings(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) ->
 def duckdb_counts(path: Path, dataset: str = "hypertracker") -> dict[str, int]:
     """Rows per table of a dataset in a DuckDB file."""
     counts = dlt.dataset(dlt.destinations.duckdb(str(path)), dataset).row_counts().fetchall()
-    return {table: count for table, count in counts if table in TABLES}
+    return {table: count for table, count in counts if table in TABLE_NAMES}
 
 
 def expected_counts(sim: Simulator) -> dict[str, int]:

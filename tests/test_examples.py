@@ -17,12 +17,11 @@ from conftest import API_KEY, POSTGRES_URL, PipelineFactory, source_for
 from helpers import assert_fills_equal, landed
 
 from hypertracker_source.report import stored_dataset
-from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
 from hypertracker_source.simulator import Simulator
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DAGSTER_CHILD = Path(__file__).with_name("dagster_job_child.py")
-TABLES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 
 
 def example_env(sim: Simulator, tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -168,7 +167,7 @@ def test_dagster_daily_partitions_run_side_by_side(
 
         dataset_name = example_dataset(postgres_prefix)
         dataset = stored_dataset(postgres_destination, dataset_name)
-        assert set(TABLES) <= set(dataset.tables)
+        assert set(TABLE_NAMES) <= set(dataset.tables)
         assert_fills_equal(dataset, fills_between(sim, first_day, first_day + timedelta(days=2)))
         assert len(landed(dataset, "liquidation_heatmap")) == sum(
             len(sim.expected_heatmap(coin)) for coin in DEFAULT_HEATMAP_COINS

@@ -19,7 +19,7 @@ from hypertracker_source import hypertracker
 from hypertracker_source.cli import main
 from hypertracker_source.fills import window_end
 from hypertracker_source.risk import risk_resource_name
-from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
 from hypertracker_source.simulator import Simulator
 
 
@@ -288,9 +288,8 @@ def test_destinations_land_the_same_rows(
         if version == 1:
             simulator.advance_state(new_fills=30, late_fills=5)
 
-    tables = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
     landed_by_destination = {
-        name: {table: comparable(landed_anywhere(pipeline, table)) for table in tables}
+        name: {table: comparable(landed_anywhere(pipeline, table)) for table in TABLE_NAMES}
         for name, pipeline in pipelines.items()
     }
     assert landed_by_destination["duckdb"] == landed_by_destination["postgres"]
