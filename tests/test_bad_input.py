@@ -11,12 +11,13 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import assert_fills_equal, high_water_marks, landed
 
 from hypertracker_source import hypertracker
-from hypertracker_source.cli import TABLES, root_cause
+from hypertracker_source.cli import root_cause
 from hypertracker_source.exceptions import (
     HyperTrackerApiError,
     HyperTrackerAuthError,
     HyperTrackerConfigError,
 )
+from hypertracker_source.settings import TABLE_NAMES
 from hypertracker_source.simulator import Simulator
 
 HEATMAP_COINS = ["BTC"]
@@ -76,7 +77,7 @@ def table_rows(pipeline: dlt.Pipeline) -> dict[str, Counter[tuple]]:
     """Every row of every table of the source, each table as a multiset."""
     return {
         table: Counter(tuple(sorted(row.items())) for row in landed(pipeline, table))
-        for table in TABLES
+        for table in TABLE_NAMES
     }
 
 
