@@ -208,8 +208,10 @@ def liquidation_fills_tables(
     """
     now = pendulum.now("UTC")
     for fill_filter in plan.filters:
-        windows = filter_windows(plan, high_water_marks.get(fill_filter.state_key), now)
-        if not (yield from load_fills(client, fill_filter, windows, plan.page_size)):
+        mark = high_water_marks.get(fill_filter.state_key)
+        windows = filter_windows(plan, mark, now)
+        read = yield from load_fills(client, fill_filter, windows, plan.page_size)
+        if not read and mark is None:
             warn_if_misspelled(client, fill_filter)
         if plan.end_date is None:
             high_water_marks[fill_filter.state_key] = iso(now)
@@ -226,7 +228,11 @@ def spellings(coin: str) -> list[str]:
 
 
 def warn_if_misspelled(client: HyperTrackerClient, fill_filter: FillFilter) -> None:
-    """Warns when a coin that returned no fills has data under another spelling (one request)."""
+    """Warns when a coin that returned no fills has data under another spelling (one request).
+
+    Asked on a filter's first run only: a quiet but rightly spelled coin (kPEPE) must not spend a
+    request on every run that finds nothing new.
+    """
     if fill_filter.coin is None:
         return
     for spelling in spellings(fill_filter.coin):

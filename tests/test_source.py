@@ -347,3 +347,14 @@ def test_repeated_cursor_is_an_error_not_a_loop(make_pipeline: PipelineFactory):
         assert pipeline.state.get("sources", {}).get("hypertracker") is None
     finally:
         server.shutdown()
+
+
+def test_a_quiet_rightly_spelled_coin_spends_no_spelling_probe(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    assert simulator.expected_fills(coin="kPEPE")
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator, coins=["kPEPE"], lag=0).with_resources("liquidation_fills"))
+    simulator.reset_requests()
+    pipeline.run(source_for(simulator, coins=["kPEPE"], lag=0).with_resources("liquidation_fills"))
+    assert [record.params.get("coin") for record in simulator.requests] == ["kPEPE"]
