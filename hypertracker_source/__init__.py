@@ -25,7 +25,14 @@ from hypertracker_source.config import (
     check_side,
     check_start_date,
 )
-from hypertracker_source.fills import FillsPlan, batched, fill_filters, liquidation_fills_tables
+from hypertracker_source.fills import (
+    FillQuery,
+    FillsPlan,
+    batched,
+    fill_filters,
+    fill_queries,
+    window_fills,
+)
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
@@ -113,7 +120,8 @@ def hypertracker(
         check_lag(lag),
         check_page_size(page_size),
     )
-    fills = liquidation_fills(client, plan)
+    queries = fill_windows(plan)
+    fills = queries | liquidation_fills(client)
     coins_to_map = heatmap_coin_names(
         check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)
     )
@@ -126,20 +134,25 @@ def hypertracker(
     merge = {"disposition": "merge", "strategy": check_merge_strategy(merge_strategy)}
     for resource in tables:
         resource.apply_hints(write_disposition=merge)
-    return (coins_to_map, *tables)
+    return (queries, coins_to_map, *tables)
 
 
-@dlt.resource(
+@dlt.resource(name="fill_windows", selected=False)
+def fill_windows(plan: FillsPlan) -> Iterator[FillQuery]:
+    """The fills queries of this run, one per window of each filter, for the fills transformer."""
+    state = dlt.current.resource_state("liquidation_fills")
+    yield from fill_queries(plan, state.setdefault("high_water_marks", {}))
+
+
+@dlt.transformer(
     name="liquidation_fills",
     primary_key=FILL_PRIMARY_KEY,
     columns=column_hints(FILL_FIELDS),
+    parallelized=True,
 )
-def liquidation_fills(client: HyperTrackerClient, plan: FillsPlan) -> Iterator[pa.Table]:
-    """Every liquidation fill, incrementally: one high-water mark per filter combination."""
-    high_water_marks = dlt.current.resource_state().setdefault("high_water_marks", {})
-    yield from batched(
-        liquidation_fills_tables(client, plan, high_water_marks), FILLS_ROWS_PER_ITEM
-    )
+def liquidation_fills(query: FillQuery, client: HyperTrackerClient) -> Iterator[pa.Table]:
+    """Every liquidation fill of one window: dlt reads a run's windows and filters side by side."""
+    yield from batched(window_fills(client, query), FILLS_ROWS_PER_ITEM)
 
 
 @dlt.resource(name="heatmap_coins", selected=False)

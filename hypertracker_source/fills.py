@@ -1,7 +1,7 @@
 """Liquidation fills: filters, 3-month windows, cursor pages and per-filter high-water marks."""
 
 import logging
-from collections.abc import Generator, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, NamedTuple
@@ -154,20 +154,32 @@ def fills_table(rows: PageRows) -> pa.Table:
     return table
 
 
-def load_fills(
-    client: HyperTrackerClient, fill_filter: FillFilter, windows: list[Window], page_size: int
-) -> Generator[pa.Table, None, int]:
-    """Yields every fill of one filter in the windows, page by page; returns how many."""
-    count = 0
-    for window in windows:
-        params = {**fill_filter.params(), "limit": page_size, "start": iso(window.start)}
-        if window.end is not None:
-            params["end"] = iso(window.end)
-        for rows in fill_pages(client, params):
-            if len(rows):
-                count += len(rows)
-                yield kept_rows(fills_table(rows), window)
-    return count
+class FillQuery(NamedTuple):
+    """One window of one filter: the unit of fills work that runs beside the others."""
+
+    fill_filter: FillFilter
+    window: Window
+    page_size: int
+    probe_spellings: bool
+
+    def params(self) -> dict[str, Any]:
+        """The query's parameters, without a cursor."""
+        params = {**self.fill_filter.params(), "limit": self.page_size}
+        params["start"] = iso(self.window.start)
+        if self.window.end is not None:
+            params["end"] = iso(self.window.end)
+        return params
+
+
+def window_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Table]:
+    """Yields one query's fills page by page; a probing query that finds none checks spelling."""
+    read = 0
+    for rows in fill_pages(client, query.params()):
+        if len(rows):
+            read += len(rows)
+            yield kept_rows(fills_table(rows), query.window)
+    if not read and query.probe_spellings:
+        warn_if_misspelled(client, query.fill_filter)
 
 
 def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Table]:
@@ -196,25 +208,28 @@ def filter_windows(plan: FillsPlan, mark: str | None, now: pendulum.DateTime) ->
     return split_windows(start, now)
 
 
-def liquidation_fills_tables(
-    client: HyperTrackerClient, plan: FillsPlan, high_water_marks: MutableMapping[str, str]
-) -> Iterator[pa.Table]:
-    """Yields the new fills of every filter, moving each one's mark only once it is read through.
+def fill_queries(
+    plan: FillsPlan, high_water_marks: MutableMapping[str, str]
+) -> Iterator[FillQuery]:
+    """Yields every window of every filter to read, then moves each filter's mark to this run.
 
     A filter without a mark starts at `start_date`; one with a mark re-reads `lag` behind it, for
-    fills indexed late. The mark moves to the time this run started, after the filter's last page:
-    dlt commits resource state only with a successful extract, so a failed run keeps the old mark.
-    With an `end_date` the run is a back-fill of [start_date, end_date) that leaves marks alone.
+    fills indexed late. Marks move to the time this run started: dlt commits resource state only
+    with a successful extract, so a run that fails reading any window keeps the old marks. With an
+    `end_date` the run is a back-fill of [start_date, end_date) that leaves marks alone. A filter's
+    first run probes other spellings of its coin if its newest window holds no fill.
     """
     now = pendulum.now("UTC")
+    moved = {}
     for fill_filter in plan.filters:
         mark = high_water_marks.get(fill_filter.state_key)
         windows = filter_windows(plan, mark, now)
-        read = yield from load_fills(client, fill_filter, windows, plan.page_size)
-        if not read and mark is None:
-            warn_if_misspelled(client, fill_filter)
-        if plan.end_date is None:
-            high_water_marks[fill_filter.state_key] = iso(now)
+        for window in windows:
+            newest = window is windows[-1]
+            yield FillQuery(fill_filter, window, plan.page_size, newest and mark is None)
+        moved[fill_filter.state_key] = iso(now)
+    if plan.end_date is None:
+        high_water_marks.update(moved)
 
 
 def spellings(coin: str) -> list[str]:

@@ -5,6 +5,7 @@ No timing is asserted here: speed is measured by benchmarks/ as ratios against a
 
 import json
 import math
+from itertools import pairwise
 
 import dlt
 import orjson
@@ -135,6 +136,30 @@ def test_backfill_spends_one_request_per_full_page_and_window(make_pipeline: Pip
         assert windows >= 5
         assert set(sim.request_counts()) == {"fills"}
         assert sim.request_counts()["fills"] <= 1.01 * pages + windows
+        assert_fills_equal(pipeline, sim.expected_fills())
+
+
+def test_backfill_reads_its_windows_side_by_side(make_pipeline: PipelineFactory):
+    """One window's pages follow each other: each is asked for after the last one's answer, which
+    the simulator holds back `latency` seconds. Two windows' requests arriving closer together
+    than that were in flight at once."""
+    latency = 0.3
+    with Simulator(seed=21, fills=3000, api_key=API_KEY) as sim:
+        sim.faults.latency = latency
+        pipeline = make_pipeline()
+        pipeline.run(source_for(sim).with_resources(TABLE))
+        arrivals = sorted(
+            (record.time, record.params["start"])
+            for record in sim.requests
+            if record.endpoint == "fills"
+        )
+        assert len({start for _, start in arrivals}) >= 5
+        overlapping = [
+            (first, second)
+            for (first, start), (second, other_start) in pairwise(arrivals)
+            if start != other_start and second - first < latency
+        ]
+        assert overlapping
         assert_fills_equal(pipeline, sim.expected_fills())
 
 
