@@ -129,10 +129,16 @@ def rate_limited(retry_after: int, with_header: bool) -> Response:
     return Response(429, payload, headers=headers)
 
 
+LISTEN_BACKLOG = 128
+"""Connections a host lets wait to be accepted. socketserver's 5 made the kernel drop the sixth of a
+burst of new connections, which the client resent only 1 s later: a real API takes such a burst."""
+
+
 class HostServer(ThreadingHTTPServer):
     """A threaded HTTP server for one simulated host that can cut its open connections."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: "Simulator"
