@@ -199,8 +199,8 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
 
 
 def verdict(passed: bool, what: str, value: float, unit: str) -> str:
-    """One target's line."""
-    shown = f"{value:.2f}" if isinstance(value, float) else str(value)
+    """One target's line, to three decimals so that a figure on the line is not shown as on it."""
+    shown = f"{value:.3f}" if isinstance(value, float) else str(value)
     return f"- {'PASS' if passed else 'FAIL'}: {what}: {shown}{unit}"
 
 
