@@ -61,7 +61,10 @@ def test_fault_storm_lands_exactly_the_api_data(
 
         records = list(sim.requests)
         assert {record.fault for record in records}.issuperset(FAULT_KINDS)
-        assert [r.status for r in records if r.host == "files"].count(403) == 1
+        # The expired link goes out with the first export answer, which a fault may cut or delay
+        # past the timeout: then the client never uses it, and no file request is refused. It is
+        # never used twice: the next attempt asks for a new link.
+        assert [r.status for r in records if r.host == "files"].count(403) <= 1
         rate_limited = [i for i, record in enumerate(records) if record.fault == "rate_limit"]
         assert rate_limited
         for index in rate_limited:
