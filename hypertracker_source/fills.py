@@ -220,7 +220,7 @@ def fill_queries(
     first run probes other spellings of its coin if its newest window holds no fill.
     """
     now = pendulum.now("UTC")
-    moved = {}
+    moved: dict[str, str] = {}
     for fill_filter in plan.filters:
         mark = high_water_marks.get(fill_filter.state_key)
         windows = filter_windows(plan, mark, now)

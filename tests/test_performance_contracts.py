@@ -139,7 +139,7 @@ def test_backfill_spends_one_request_per_full_page_and_window(make_pipeline: Pip
         assert_fills_equal(pipeline, sim.expected_fills())
 
 
-def test_backfill_reads_its_windows_side_by_side(make_pipeline: PipelineFactory):
+def test_history_windows_are_read_side_by_side(make_pipeline: PipelineFactory):
     """One window's pages follow each other: each is asked for after the last one's answer, which
     the simulator holds back `latency` seconds. Two windows' requests arriving closer together
     than that were in flight at once."""
