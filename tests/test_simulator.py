@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 import requests
+from helpers import api_fill_key
 
 from hypertracker_source.simulator import Faults, Simulator, start_simulator_process
 
@@ -45,19 +46,6 @@ def iso(value_ms: int) -> str:
     """Epoch milliseconds as an ISO 8601 string."""
     moment = datetime.fromtimestamp(value_ms / 1000, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def fill_key(fill: dict[str, Any]) -> tuple:
-    """The identity of a fill: (address, coin, time, startPosition, side, sz, px)."""
-    return (
-        fill["address"],
-        fill["coin"],
-        fill["time"],
-        fill["startPosition"],
-        fill["side"],
-        fill["sz"],
-        fill["px"],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +220,8 @@ def test_paging_returns_every_fill_once(
         expected = [f for f in expected if window[0] <= epoch_ms(f["time"]) <= window[1]]
     fills, pages = all_pages(client, sim, **params)
     assert expected
-    assert sorted(fills, key=fill_key) == sorted(expected, key=fill_key)
-    assert len(set(map(fill_key, fills))) == len(fills)
+    assert sorted(fills, key=api_fill_key) == sorted(expected, key=api_fill_key)
+    assert len(set(map(api_fill_key, fills))) == len(fills)
     assert pages == max(1, -(-len(expected) // 97))
     times = [epoch_ms(fill["time"]) for fill in fills]
     ascending = fill_order == "notes" and windowed
@@ -300,7 +288,7 @@ def test_fill_identity_is_unique_on_100k_fills() -> None:
     sim.advance_state(new_fills=100, late_fills=100, late_by=timedelta(0))
     fills = sim.expected_fills()
     assert len(fills) == 100_800
-    assert len({fill_key(fill) for fill in fills}) == len(fills)
+    assert len({api_fill_key(fill) for fill in fills}) == len(fills)
     assert len({fill["time"] for fill in fills}) < len(fills) / 3, "fills share block times"
 
 
