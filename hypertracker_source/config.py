@@ -162,7 +162,11 @@ def check_segment_ids(segment_ids: ListSetting) -> list[int]:
 
 
 def check_coins(setting: str, coins: ListSetting, case_sensitive: bool = True) -> list[str]:
-    """Returns a coin list setting's coins, without duplicates, refusing blank names."""
+    """Returns a coin list setting's coins, without duplicates, refusing blank names.
+
+    Where case matters, two spellings of one name are refused: were the API to match coins in any
+    case, both would read the same fills in one run, and a run's fills are stored as read.
+    """
     items = as_list(coins)
     for coin in items:
         if any(char.isspace() or char == "/" for char in coin):
@@ -171,7 +175,14 @@ def check_coins(setting: str, coins: ListSetting, case_sensitive: bool = True) -
             )
     unique: dict[str, str] = {}
     for coin in items:
-        unique.setdefault(coin if case_sensitive else coin.lower(), coin)
+        kept = unique.setdefault(coin.lower(), coin)
+        if case_sensitive and kept != coin:
+            raise HyperTrackerConfigError(
+                setting,
+                coins,
+                f"{kept!r} and {coin!r} differ only in case",
+                "Keep the one spelled as the API lists it, such as BTC or xyz:MSTR",
+            )
     return list(unique.values())
 
 

@@ -57,6 +57,11 @@ SETTING_ERRORS = {
         "sources.hypertracker.base_url = 'ht-api.coinmarketman.com': it is not an http(s) URL. "
         "Use https://ht-api.coinmarketman.com, or leave it unset",
     ),
+    "one coin in two cases": (
+        {"coins": "BTC,ETH,btc"},
+        "sources.hypertracker.coins = 'BTC,ETH,btc': 'BTC' and 'btc' differ only in case. Keep "
+        "the one spelled as the API lists it, such as BTC or xyz:MSTR",
+    ),
     "page too large": (
         {"page_size": "5000"},
         "sources.hypertracker.page_size = 5000: the API takes 1 to 1000 fills a page. Leave it "
