@@ -134,9 +134,6 @@ def hypertracker(
     merge = {"disposition": "merge", "strategy": check_merge_strategy(merge_strategy)}
     for resource in tables:
         resource.apply_hints(write_disposition=merge)
-    # a run reads each fill once (disjoint windows and filters, a keyset cursor), so the
-    # destination need not de-duplicate the run's fills again before merging them (README)
-    fills.apply_hints(write_disposition={**merge, "deduplicated": True})
     return (queries, coins_to_map, *tables)
 
 
