@@ -181,6 +181,7 @@ def test_dagster_daily_partitions_run_side_by_side(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_airflow_dag_loads_in_dagbag_and_runs(
     simulator: Simulator, postgres_destination: Any, postgres_prefix: str, tmp_path: Path
 ):

@@ -96,6 +96,9 @@ def fills_as_sent(draw: st.DrawFn) -> tuple[list[int], list[dict[str, Any]]]:
 
 
 @given(fills_as_sent())
+# No deadline per example: a hang is the per-test timeout's to catch, and 200 ms per example
+# failed on a machine shared with other runs (435 ms).
+@settings(deadline=None)
 def test_keys_are_equal_exactly_when_the_fills_are_the_same(sent):
     tids, rows = sent
     table = fills_table(rows).select(list(FILL_PRIMARY_KEY))
