@@ -2,19 +2,15 @@
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dlt
 import pytest
+from helpers import API_KEY, POSTGRES_URL, PipelineFactory
 
-from hypertracker_source import hypertracker
 from hypertracker_source.simulator import Simulator
-
-API_KEY = "sim-test-key-7f3a"
-POSTGRES_URL = "postgresql://postgres:trust@127.0.0.1:5432/test"
-"""The local server trusts every connection; dlt insists on a password, so one is given."""
 
 
 @pytest.fixture(autouse=True)
@@ -30,14 +26,6 @@ def simulator() -> Iterator[Simulator]:
     """A simulator with a few thousand fills over the API's whole history."""
     with Simulator(seed=7, fills=3000, api_key=API_KEY) as sim:
         yield sim
-
-
-def source_for(sim: Simulator, **settings: Any) -> Any:
-    """The HyperTracker source pointed at a simulator."""
-    return hypertracker(api_key=API_KEY, base_url=sim.url, **settings)
-
-
-PipelineFactory = Callable[..., dlt.Pipeline]
 
 
 @pytest.fixture

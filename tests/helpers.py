@@ -1,17 +1,35 @@
-"""Reading back what landed, and the simulator's ground truth, in comparable forms."""
+"""What tests share: the test key, the source for a simulator, and reading back what landed and
+the simulator's ground truth in comparable forms. Fixtures live in conftest.py."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import dlt
 import pendulum
 
+from hypertracker_source import hypertracker
 from hypertracker_source.schema import HEATMAP_FIELDS, RISK_FIELDS, ApiField
 from hypertracker_source.simulator import Simulator
 
+API_KEY = "sim-test-key-7f3a"
+POSTGRES_URL = "postgresql://postgres:trust@127.0.0.1:5432/test"
+"""The local server trusts every connection; dlt insists on a password, so one is given."""
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
+
+PipelineFactory = Callable[..., dlt.Pipeline]
+"""The make_pipeline fixture: makes a pipeline (destination, name) in the test's own folder."""
+
+
+def source_for(sim: Simulator, **settings: Any) -> Any:
+    """The HyperTracker source pointed at a simulator."""
+    return hypertracker(api_key=API_KEY, base_url=sim.url, **settings)
+
+
+def fills_requests(sim: Simulator) -> list[dict[str, str]]:
+    """The query parameters of every fills request the simulator answered."""
+    return [record.params for record in sim.requests if record.endpoint == "fills"]
 
 
 def landed(loaded: dlt.Pipeline | dlt.Dataset, table: str) -> list[dict[str, Any]]:

@@ -6,9 +6,15 @@ from typing import NamedTuple
 
 import dlt
 import pytest
-from conftest import API_KEY, PipelineFactory, source_for
 from dlt.pipeline.exceptions import PipelineStepFailed
-from helpers import assert_fills_equal, high_water_marks, landed
+from helpers import (
+    API_KEY,
+    PipelineFactory,
+    assert_fills_equal,
+    high_water_marks,
+    landed,
+    source_for,
+)
 
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import root_cause

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dlt
 import pytest
-from conftest import API_KEY, POSTGRES_URL, PipelineFactory, source_for
+from helpers import API_KEY, POSTGRES_URL, PipelineFactory, source_for
 from PIL import Image
 
 from hypertracker_source.cli import DEMO_FILLS, DEMO_SEED, LOCAL_DATABASE, main

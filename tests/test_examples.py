@@ -13,8 +13,7 @@ from typing import Any
 import dlt
 import psycopg2
 import pytest
-from conftest import API_KEY, POSTGRES_URL, PipelineFactory, source_for
-from helpers import assert_fills_equal, landed
+from helpers import API_KEY, POSTGRES_URL, PipelineFactory, assert_fills_equal, landed, source_for
 
 from hypertracker_source.report import stored_dataset
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES

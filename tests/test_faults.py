@@ -2,11 +2,19 @@
 
 import re
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
-from conftest import API_KEY, PipelineFactory, source_for
 from dlt.pipeline.exceptions import PipelineStepFailed
-from helpers import assert_fills_equal, assert_snapshots_equal, high_water_marks, landed
+from helpers import (
+    API_KEY,
+    PipelineFactory,
+    assert_fills_equal,
+    assert_snapshots_equal,
+    high_water_marks,
+    landed,
+    source_for,
+)
 
 from hypertracker_source.cli import root_cause
 from hypertracker_source.client import RERUN_ADVICE
@@ -71,6 +79,28 @@ def test_fault_storm_lands_exactly_the_api_data(
             retry = retries_of(records, index)
             assert retry is not None
             assert retry.time - records[index].time >= STORM.retry_after
+
+
+RETRY_AFTER = 3
+"""Seconds a 429's body asks to wait: far beyond the tests' backoff (under half a second), so
+only the body's value explains the waits."""
+
+
+def test_retries_wait_the_retry_after_a_429_body_gives(
+    make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+):
+    """The waits are read off the simulator's request log: the arrival of each attempt. dlt caps
+    a Retry-After at the longest retry delay, which the test lifts above RETRY_AFTER."""
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", str(RETRY_AFTER * 3))
+    with Simulator(seed=5, fills=10, api_key=API_KEY) as sim:
+        sim.faults = Faults(rate_limit_rate=1.0, retry_after=RETRY_AFTER)
+        with pytest.raises(PipelineStepFailed):
+            make_pipeline().run(source_for(sim).with_resources("segments"))
+        attempts = list(sim.requests)
+        assert [(r.endpoint, r.status) for r in attempts] == [("segments", 429)] * 3
+        waits = [later.time - earlier.time for earlier, later in pairwise(attempts)]
+        assert all(RETRY_AFTER <= wait < RETRY_AFTER + 1.5 for wait in waits), waits
 
 
 LASTING_FAULT_ERRORS = {

@@ -13,11 +13,11 @@ from typing import Any
 
 import dlt
 import pyarrow.parquet as pq
-from conftest import API_KEY
 from dlt.common.storages import LoadStorage, NormalizeStorage, PackageStorage
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 from helpers import (
+    API_KEY,
     api_fill_key,
     assert_fills_equal,
     epoch_ms,

@@ -12,9 +12,15 @@ import orjson
 import pendulum
 import pytest
 import requests
-from conftest import API_KEY, PipelineFactory, source_for
 from dlt.pipeline.exceptions import PipelineStepFailed
-from helpers import assert_fills_equal, landed
+from helpers import (
+    API_KEY,
+    PipelineFactory,
+    assert_fills_equal,
+    fills_requests,
+    landed,
+    source_for,
+)
 
 from hypertracker_source.schema import (
     FILL_FIELDS,
@@ -119,11 +125,6 @@ def test_every_page_gets_the_declared_types(make_pipeline: PipelineFactory):
     }
     values = [json.loads(row["rebate_tier"]) for row in landed(pipelines["rebateTier"], TABLE)]
     assert {type(value) for value in values} == {int, dict}
-
-
-def fills_requests(sim: Simulator) -> list[dict[str, str]]:
-    """The query parameters of every fills request the simulator answered."""
-    return [record.params for record in sim.requests if record.endpoint == "fills"]
 
 
 def test_backfill_spends_one_request_per_full_page_and_window(make_pipeline: PipelineFactory):

@@ -4,8 +4,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import pendulum
-from conftest import PipelineFactory, source_for
-from helpers import api_fill_key, assert_fills_equal, epoch_ms
+from helpers import PipelineFactory, api_fill_key, assert_fills_equal, epoch_ms, source_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -10,8 +10,8 @@ import dlt
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from conftest import PipelineFactory
 from dlt.pipeline.exceptions import PipelineStepFailed
+from helpers import PipelineFactory
 
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import main

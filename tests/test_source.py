@@ -11,9 +11,17 @@ import dlt
 import orjson
 import pendulum
 import pytest
-from conftest import API_KEY, PipelineFactory, source_for
 from dlt.pipeline.exceptions import PipelineStepFailed
-from helpers import assert_fills_equal, epoch_ms, high_water_marks, landed
+from helpers import (
+    API_KEY,
+    PipelineFactory,
+    assert_fills_equal,
+    epoch_ms,
+    fills_requests,
+    high_water_marks,
+    landed,
+    source_for,
+)
 
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import main
@@ -78,11 +86,6 @@ def test_columns_have_declared_types(simulator: Simulator, make_pipeline: Pipeli
         "segments.id": "BIGINT",
     }
     assert {name: types.get(name) for name in expected} == expected
-
-
-def fills_requests(sim: Simulator) -> list[dict[str, str]]:
-    """The query parameters of every fills request the simulator answered."""
-    return [record.params for record in sim.requests if record.endpoint == "fills"]
 
 
 def test_incremental_reads_only_new_pages(simulator: Simulator, make_pipeline: PipelineFactory):
@@ -240,19 +243,47 @@ def test_one_segment_can_be_picked(simulator: Simulator, make_pipeline: Pipeline
     assert simulator.request_counts()["risk"] == 1
 
 
+SNAPSHOTS = ("liquidation_heatmap", "liquidation_risk_fish")
+"""The heatmaps and one cohort's risk: the snapshot resources, small."""
+
+
+def snapshot_rows(pipeline: dlt.Pipeline) -> list[Counter[tuple]]:
+    """The landed heatmap and risk rows, each table as a multiset."""
+    return [
+        Counter(tuple(sorted(row.items())) for row in landed(pipeline, table))
+        for table in ("liquidation_heatmap", "liquidation_risk")
+    ]
+
+
 def test_snapshot_rerun_in_same_version_adds_nothing(
     simulator: Simulator, make_pipeline: PipelineFactory
 ):
     pipeline = make_pipeline()
+    pipeline.run(source_for(simulator).with_resources(*SNAPSHOTS))
+    before = snapshot_rows(pipeline)
+    assert all(before)
+    simulator.reset_requests()
+    pipeline.run(source_for(simulator).with_resources(*SNAPSHOTS))
+    assert simulator.request_counts() == {"status": 1}
+    assert snapshot_rows(pipeline) == before
+
+
+def test_forced_snapshot_refresh_in_same_version_refetches_and_adds_nothing(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    pipeline = make_pipeline()
     source = source_for(simulator, segment_ids=[1, 2])
-    pipeline.run(source.with_resources("liquidation_heatmap", "liquidation_risk_fish"))
+    pipeline.run(source.with_resources(*SNAPSHOTS))
+    rows = snapshot_rows(pipeline)
     before = len(landed(pipeline, "liquidation_heatmap")), len(landed(pipeline, "liquidation_risk"))
     simulator.reset_requests()
     forced = source_for(simulator, segment_ids=[1, 2], refresh_snapshots=True)
-    pipeline.run(forced.with_resources("liquidation_heatmap", "liquidation_risk_fish"))
+    pipeline.run(forced.with_resources(*SNAPSHOTS))
     assert simulator.request_counts()["export"] == len(DEFAULT_HEATMAP_COINS)
+    assert simulator.request_counts()["risk"] == 1
     after = len(landed(pipeline, "liquidation_heatmap")), len(landed(pipeline, "liquidation_risk"))
     assert after == before
+    assert snapshot_rows(pipeline) == rows
 
 
 def landed_anywhere(pipeline: dlt.Pipeline, table: str) -> list[dict]:
@@ -311,12 +342,36 @@ def normalised(value: object) -> object:
     return epoch_ms(value) if isinstance(value, datetime) else value
 
 
+STUCK_PAGES = 50
+"""Pages the stuck API hands out with the same cursor before it ends the query: a client that
+follows the cursor blindly ends too, instead of hanging, and its test fails fast."""
+
+
+class StuckCursorServer(ThreadingHTTPServer):
+    """An API whose fills pages hand back the same nextCursor (the trap of `cursor=`)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), StuckCursorHandler)
+        self.pages = 0
+        self.lock = threading.Lock()
+
+    def next_cursor(self) -> str | None:
+        """The same cursor for the first STUCK_PAGES pages, then none."""
+        with self.lock:
+            self.pages += 1
+            return "c2FtZQ==" if self.pages < STUCK_PAGES else None
+
+
 class StuckCursorHandler(BaseHTTPRequestHandler):
-    """An API whose every fills page hands back the same nextCursor (the trap of `cursor=`)."""
+    """Answers every request with one fill and the stuck server's cursor."""
+
+    server: StuckCursorServer
 
     def do_GET(self) -> None:
-        """Answers one fill and the same cursor, forever."""
-        body = orjson.dumps({"fills": [STUCK_FILL], "nextCursor": "c2FtZQ=="})
+        """Answers one fill and the same cursor as before."""
+        body = orjson.dumps({"fills": [STUCK_FILL], "nextCursor": self.server.next_cursor()})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -330,8 +385,9 @@ class StuckCursorHandler(BaseHTTPRequestHandler):
 STUCK_FILL = {"time": "2026-05-28T17:27:35.681Z", "address": "0xab", "coin": "BTC", "side": "A"}
 
 
+@pytest.mark.timeout(60)
 def test_repeated_cursor_is_an_error_not_a_loop(make_pipeline: PipelineFactory):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StuckCursorHandler)
+    server = StuckCursorServer()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         source = hypertracker(
@@ -343,8 +399,10 @@ def test_repeated_cursor_is_an_error_not_a_loop(make_pipeline: PipelineFactory):
         with pytest.raises(PipelineStepFailed, match="same nextCursor twice"):
             pipeline.run(source.with_resources("liquidation_fills"))
         assert pipeline.state.get("sources", {}).get("hypertracker") is None
+        assert server.pages < STUCK_PAGES
     finally:
         server.shutdown()
+        server.server_close()
 
 
 def test_a_quiet_rightly_spelled_coin_spends_no_spelling_probe(

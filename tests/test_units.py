@@ -41,8 +41,33 @@ def keys(rows: list[dict]) -> list[tuple]:
 
 
 def test_pieces_of_one_order_have_distinct_keys():
-    second = {**PIECE, "tid": 2, "sz": 13.103, "startPosition": -13.103}
+    """Two pieces of one order of the same size differ only in where each starts."""
+    second = {**PIECE, "tid": 2, "startPosition": -13.103}
     assert len(set(keys([PIECE, second]))) == 2
+
+
+ONE_COLUMN_CHANGED = {
+    "address": {"address": "0xAbC0000000000000000000000000000000000002"},
+    "coin": {"coin": "xyz:TSLA"},
+    "time": {"time": "2026-05-28T17:27:35.682Z"},
+    "start_position": {"startPosition": -13.103},
+    "side": {"side": "A"},
+    "sz": {"sz": 13.103},
+    "px": {"px": 81.698},
+}
+"""For each key column, a fill that differs from PIECE in that column's API field alone."""
+
+
+def test_the_key_is_exactly_the_columns_that_tell_fills_apart():
+    assert set(FILL_PRIMARY_KEY) == set(ONE_COLUMN_CHANGED)
+
+
+@pytest.mark.parametrize("column", ONE_COLUMN_CHANGED)
+def test_fills_that_differ_in_one_key_column_have_distinct_keys(column: str):
+    """Dropping any one column from the key merges two fills that this column alone tells apart."""
+    other = {**PIECE, **ONE_COLUMN_CHANGED[column]}
+    assert {k for k, v in other.items() if v != PIECE[k]} == set(ONE_COLUMN_CHANGED[column])
+    assert len(set(keys([PIECE, other]))) == 2
 
 
 def test_key_needs_no_tid_and_ignores_address_case():
