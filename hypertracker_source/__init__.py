@@ -7,6 +7,7 @@ from typing import Any
 
 import dlt
 import pyarrow as pa
+from dlt.common.schema.typing import TMergeDispositionDict
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
@@ -62,7 +63,7 @@ __all__ = ["RunStats", "hypertracker"]
 
 @dlt.source(name="hypertracker")
 def hypertracker(
-    api_key: TSecretStrValue = None,
+    api_key: TSecretStrValue | None = None,
     base_url: str = API_BASE_URL,
     start_date: str | datetime | None = HISTORY_START,
     end_date: str | datetime | None = None,
@@ -131,7 +132,10 @@ def hypertracker(
         for segment_id in check_segment_ids(segment_ids)
     ]
     tables = (fills, heatmap, *risk, segments(client))
-    merge = {"disposition": "merge", "strategy": check_merge_strategy(merge_strategy)}
+    merge: TMergeDispositionDict = {
+        "disposition": "merge",
+        "strategy": check_merge_strategy(merge_strategy),
+    }
     for resource in tables:
         resource.apply_hints(write_disposition=merge)
     return (queries, coins_to_map, *tables)

@@ -107,14 +107,17 @@ def run_load(
         print("Finishing the load an interrupted run left behind first.")
         pipeline.normalize()
         pipeline.load()
-    pipeline.run(source, refresh="drop_sources" if refresh else None)
+    # dlt annotates `refresh` without Optional, though None is its default
+    pipeline.run(source, refresh="drop_sources" if refresh else None)  # type: ignore[arg-type]
     print_summary(pipeline, stats)
     return stats
 
 
 def print_summary(pipeline: dlt.Pipeline, stats: RunStats) -> None:
     """Prints rows landed per table, requests spent per endpoint and the API's data version."""
-    row_counts = pipeline.last_trace.last_normalize_info.row_counts
+    trace = pipeline.last_trace
+    normalize_info = trace.last_normalize_info if trace else None
+    row_counts = normalize_info.row_counts if normalize_info else {}
     print(f"\nLoaded into {pipeline.destination.destination_name} dataset {pipeline.dataset_name}:")
     for table in TABLE_NAMES:
         if table in row_counts:
@@ -136,7 +139,10 @@ def command_load(args: argparse.Namespace) -> None:
         dataset_name=args.dataset,
         progress="log",
     )
-    with demo_api() if args.demo else contextlib.nullcontext({}) as demo_settings:
+    demo: contextlib.AbstractContextManager[dict[str, str]] = (
+        demo_api() if args.demo else contextlib.nullcontext({})
+    )
+    with demo as demo_settings:
         settings = {**source_settings(args), **demo_settings}
         run_load(pipeline, settings, args.resources, args.full_refresh)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+import dlt
 import orjson
 from dlt.common.configuration.inject import with_config
 from dlt.common.configuration.specs import RuntimeConfiguration
-from dlt.common.typing import ConfigValue
 from dlt.sources.helpers.requests import Client
 from requests import PreparedRequest, RequestException, Response
 from requests.adapters import HTTPAdapter
@@ -89,7 +89,7 @@ class RetryingClient(Client):
     def _make_session(self) -> Any:
         """Makes dlt's per-thread session and mounts the paced pool on the API's host."""
         session = super()._make_session()
-        if self._paced_adapter:
+        if self._paced_adapter and self._paced_url:
             session.mount(self._paced_url, self._paced_adapter)
         return session
 
@@ -144,7 +144,7 @@ def endpoint_of(url: str) -> str:
 
 
 @with_config(spec=RuntimeConfiguration)
-def runtime_settings(config: RuntimeConfiguration = ConfigValue) -> RuntimeConfiguration:
+def runtime_settings(config: RuntimeConfiguration = dlt.config.value) -> RuntimeConfiguration:
     """dlt's [runtime] settings: request timeout, attempts and backoff (RUNTIME__REQUEST_*)."""
     return config
 

@@ -6,6 +6,8 @@ from urllib.parse import urlparse
 
 import orjson
 import pendulum
+from dlt.common.schema.typing import TLoaderMergeStrategy
+from dlt.common.time import ensure_pendulum_datetime
 
 from hypertracker_source.exceptions import HyperTrackerConfigError
 from hypertracker_source.settings import (
@@ -81,7 +83,7 @@ def parse_instant(setting: str, value: str | datetime) -> pendulum.DateTime:
 
 def check_start_date(start_date: str | datetime | None) -> pendulum.DateTime:
     """Returns the first instant of fill history to load, in UTC, no earlier than the API's."""
-    history_start = pendulum.parse(HISTORY_START)
+    history_start = ensure_pendulum_datetime(HISTORY_START)
     if start_date is None:
         return history_start
     parsed = parse_instant("start_date", start_date)
@@ -204,13 +206,14 @@ def check_requests_per_minute(requests_per_minute: str | int | None) -> int | No
     )
 
 
-def check_merge_strategy(merge_strategy: str) -> str:
+def check_merge_strategy(merge_strategy: str) -> TLoaderMergeStrategy:
     """Returns how the tables merge: delete-insert (SQL databases) or upsert (delta, iceberg)."""
-    if merge_strategy not in MERGE_STRATEGIES:
-        raise HyperTrackerConfigError(
-            "merge_strategy",
-            merge_strategy,
-            f"it is not one of {', '.join(MERGE_STRATEGIES)}",
-            "Use delete-insert for SQL databases, upsert for delta or iceberg tables on a bucket",
-        )
-    return merge_strategy
+    for strategy in MERGE_STRATEGIES:
+        if merge_strategy == strategy:
+            return strategy
+    raise HyperTrackerConfigError(
+        "merge_strategy",
+        merge_strategy,
+        f"it is not one of {', '.join(MERGE_STRATEGIES)}",
+        "Use delete-insert for SQL databases, upsert for delta or iceberg tables on a bucket",
+    )

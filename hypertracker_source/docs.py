@@ -34,7 +34,7 @@ def loaded_schema() -> dlt.Schema:
 
 def column_type(column: TColumnSchema) -> str:
     """A column's dlt data type, with its time zone when it has one."""
-    data_type = column.get("data_type", "")
+    data_type = column.get("data_type") or ""
     return (
         f"{data_type} (UTC)"
         if data_type == "timestamp" and column.get("timezone", True)

@@ -4,11 +4,12 @@ import logging
 from collections.abc import Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import pendulum
 import pyarrow as pa
 import pyarrow.compute as pc
+from dlt.common.time import ensure_pendulum_datetime
 
 from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.exceptions import HyperTrackerApiError
@@ -56,7 +57,8 @@ class Window(NamedTuple):
 
 def fill_filters(coins: list[str], address: str | None, side: str | None) -> list[FillFilter]:
     """Returns every filter combination to load: one per coin, or one for all markets."""
-    return [FillFilter(coin, address, side) for coin in coins or [None]]
+    choices: list[str | None] = [*coins] or [None]
+    return [FillFilter(coin, address, side) for coin in choices]
 
 
 def window_end(start: pendulum.DateTime) -> pendulum.DateTime:
@@ -113,7 +115,7 @@ def iso(moment: pendulum.DateTime) -> str:
     return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss.SSS[Z]")
 
 
-PageRows = pa.Table | list[dict[str, Any]]
+PageRows: TypeAlias = "pa.Table | list[dict[str, Any]]"
 """A page's fills: in Arrow when they fit the declared columns, else as the API sent them."""
 
 
@@ -204,7 +206,9 @@ def filter_windows(plan: FillsPlan, mark: str | None, now: pendulum.DateTime) ->
     """Returns the windows one filter reads: its back-fill range, or from its mark less the lag."""
     if plan.end_date is not None:
         return backfill_windows(plan.start_date, plan.end_date)
-    start = max(pendulum.parse(mark) - plan.lag, plan.start_date) if mark else plan.start_date
+    start = (
+        max(ensure_pendulum_datetime(mark) - plan.lag, plan.start_date) if mark else plan.start_date
+    )
     return split_windows(start, now)
 
 

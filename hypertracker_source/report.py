@@ -118,7 +118,7 @@ class Cohorts:
 
     def colours(self) -> dict[int, Any]:
         """One colour per cohort, the same in every chart: tab20's strong shades, then its pale."""
-        palette = colormaps["tab20"].colors
+        palette = [tuple(rgba) for rgba in colormaps["tab20"](range(20))]
         shades = [*palette[0::2], *palette[1::2]]
         return {
             segment_id: shades[index % len(shades)]
@@ -170,7 +170,13 @@ def stored_dataset(destination: Any, dataset_name: str) -> dlt.Dataset:
 
 def query_rows(dataset: dlt.Dataset, sql: str) -> list[dict[str, Any]]:
     """Runs a query written in DuckDB's SQL on any destination; returns its rows."""
-    return dataset.query(sql, query_dialect="duckdb").arrow().to_pylist()
+    return relation_rows(dataset.query(sql, query_dialect="duckdb"))
+
+
+def relation_rows(relation: dlt.Relation) -> list[dict[str, Any]]:
+    """A relation's rows as dicts (none when dlt reads back no table)."""
+    table = relation.arrow()
+    return [] if table is None else table.to_pylist()
 
 
 def read_cohorts(dataset: dlt.Dataset, tables: set[str]) -> Cohorts:
@@ -463,10 +469,11 @@ def draw_sides(axes: Axes, rows: list[dict[str, Any]], width: timedelta) -> None
     bar_width = width * 0.85
     for side, sign, colour in sides:
         buckets = sorted(by_side[side])
+        # matplotlib's type hints leave out the datetimes its date converter takes
         axes.bar(
-            buckets,
+            buckets,  # type: ignore[arg-type]
             [sign * by_side[side][bucket] for bucket in buckets],
-            width=bar_width,
+            width=bar_width,  # type: ignore[arg-type]
             align="edge",
             color=colour,
             linewidth=0,
@@ -530,7 +537,7 @@ def render_page(dataset: dlt.Dataset, sections: list[Section]) -> str:
     loaded_tables = [table for table in REPORT_TABLES if table in dataset.tables]
     counts = {
         row["table_name"]: row["row_count"]
-        for row in dataset.row_counts(table_names=loaded_tables).arrow().to_pylist()
+        for row in relation_rows(dataset.row_counts(table_names=loaded_tables))
     }
     loaded = ", ".join(
         f"{table} {counts[table]:,} rows" for table in REPORT_TABLES if table in counts

@@ -48,7 +48,7 @@ def risk_tables(
         SEGMENT_ID.column: pa.scalar(segment_id, SEGMENT_ID.arrow_type),
         SNAPSHOT_AT.column: pa.scalar(snapshot_at, TIMESTAMP),
     }
-    seen: set[str] = set()
+    seen: set[str | None] = set()
     for items in risk_items(client, segment_id):
         new_items = [item for item in items if item.get("coin") not in seen]
         seen.update(item.get("coin") for item in new_items)

@@ -2,6 +2,8 @@
 
 from datetime import timedelta
 
+from dlt.common.schema.typing import TLoaderMergeStrategy
+
 API_BASE_URL = "https://ht-api.coinmarketman.com"
 API_PREFIX = "/api/external"
 
@@ -34,7 +36,7 @@ DEFAULT_HEATMAP_COINS = ("BTC", "ETH", "HYPE")
 
 FILL_SIDES = ("A", "B")
 
-MERGE_STRATEGIES = ("delete-insert", "upsert")
+MERGE_STRATEGIES: tuple[TLoaderMergeStrategy, ...] = ("delete-insert", "upsert")
 """Merge strategies that keep one row per key: SQL databases take the first, delta the second."""
 
 EXPORT_LINK_ATTEMPTS = 3

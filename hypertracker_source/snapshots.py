@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import TypeVar
 
 import pendulum
+from dlt.common.time import ensure_pendulum_datetime
 
 from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.settings import STATUS_PATH
@@ -30,7 +31,7 @@ class DataVersion:
     @property
     def last_update(self) -> pendulum.DateTime:
         """When the API last refreshed its data: the `snapshot_at` of every snapshot row."""
-        return pendulum.parse(self.status["lastUpdate"]).in_timezone("UTC")
+        return ensure_pendulum_datetime(self.status["lastUpdate"])
 
 
 def new_snapshot(
