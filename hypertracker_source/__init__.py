@@ -11,6 +11,7 @@ from dlt.common.schema.typing import TMergeDispositionDict
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.config import (
     ListSetting,
@@ -19,6 +20,7 @@ from hypertracker_source.config import (
     check_coins,
     check_end_date,
     check_lag,
+    check_max_fills_per_run,
     check_merge_strategy,
     check_page_size,
     check_requests_per_minute,
@@ -26,14 +28,8 @@ from hypertracker_source.config import (
     check_side,
     check_start_date,
 )
-from hypertracker_source.fills import (
-    FillQuery,
-    FillsPlan,
-    batched,
-    fill_filters,
-    fill_queries,
-    window_fills,
-)
+from hypertracker_source.fill_state import plan_run
+from hypertracker_source.fills import FillQuery, FillsPlan, batched, fill_filters, read_fills
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
@@ -55,10 +51,11 @@ from hypertracker_source.settings import (
     FILLS_MAX_PAGE_SIZE,
     FILLS_ROWS_PER_ITEM,
     HISTORY_START,
+    MAX_FILLS_PER_RUN,
 )
 from hypertracker_source.snapshots import DataVersion, new_snapshot
 
-__all__ = ["RunStats", "hypertracker"]
+__all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
 
 
 @dlt.source(name="hypertracker")
@@ -74,6 +71,7 @@ def hypertracker(
     segment_ids: ListSetting = None,
     page_size: int = FILLS_MAX_PAGE_SIZE,
     lag: float = DEFAULT_LAG.total_seconds(),
+    max_fills_per_run: int = MAX_FILLS_PER_RUN,
     requests_per_minute: str | int | None = None,
     refresh_snapshots: bool = False,
     merge_strategy: str = "delete-insert",
@@ -87,7 +85,8 @@ def hypertracker(
     Args:
         api_key: The HyperTracker API token (a secret).
         base_url: The API's address.
-        start_date: Where fill history starts on a first run (ISO 8601 or datetime).
+        start_date: Where fill history starts (ISO 8601 or datetime); moved earlier later on,
+            the history it adds is loaded once.
         end_date: Makes the run a back-fill of fills from start_date up to (not including)
             end_date, which leaves the incremental high-water marks as they are; unset for
             incremental loads.
@@ -97,7 +96,11 @@ def hypertracker(
         heatmap_coins: The coins whose liquidation heatmap to load.
         segment_ids: The cohorts whose liquidation risk to load; all 16 if unset.
         page_size: Fills per request, 1 to 1000.
-        lag: Seconds behind its high-water mark that each run re-reads fills indexed late.
+        lag: Seconds below the newest fill it had read that each run reads again, for fills
+            the API indexes late.
+        max_fills_per_run: At most this many fills a run reads (about one request per 1,000);
+            a long history loads over several runs, each its own load package with its marks,
+            and `load_until_caught_up` runs them back to back. 0: no limit.
         requests_per_minute: Pace every request to this rate: a number, or a plan name
             (pulse, surge, flow, stream); unpaced if unset.
         refresh_snapshots: Fetch heatmaps and risk even when the API's data version is loaded.
@@ -120,8 +123,9 @@ def hypertracker(
         check_end_date(end_date, first_day),
         check_lag(lag),
         check_page_size(page_size),
+        check_max_fills_per_run(max_fills_per_run),
     )
-    queries = fill_windows(plan)
+    queries = fill_windows(plan, data_version)
     fills = queries | liquidation_fills(client)
     coins_to_map = heatmap_coin_names(
         check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)
@@ -142,10 +146,10 @@ def hypertracker(
 
 
 @dlt.resource(name="fill_windows", selected=False)
-def fill_windows(plan: FillsPlan) -> Iterator[FillQuery]:
-    """The fills queries of this run, one per window of each filter, for the fills transformer."""
+def fill_windows(plan: FillsPlan, data_version: DataVersion) -> Iterator[FillQuery]:
+    """The fills reads of this run, windows and walks of each filter, for the fills transformer."""
     state = dlt.current.resource_state("liquidation_fills")
-    yield from fill_queries(plan, state.setdefault("high_water_marks", {}))
+    yield from plan_run(plan, state, lambda: data_version.last_update)
 
 
 @dlt.transformer(
@@ -155,8 +159,8 @@ def fill_windows(plan: FillsPlan) -> Iterator[FillQuery]:
     parallelized=True,
 )
 def liquidation_fills(query: FillQuery, client: HyperTrackerClient) -> Iterator[pa.Table]:
-    """Every liquidation fill of one window: dlt reads a run's windows and filters side by side."""
-    yield from batched(window_fills(client, query), FILLS_ROWS_PER_ITEM)
+    """The liquidation fills of one read: dlt reads a run's reads and filters side by side."""
+    yield from batched(read_fills(client, query), FILLS_ROWS_PER_ITEM)
 
 
 @dlt.resource(name="heatmap_coins", selected=False)

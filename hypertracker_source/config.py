@@ -97,7 +97,7 @@ def check_start_date(start_date: str | datetime | None) -> pendulum.DateTime:
 def check_end_date(
     end_date: str | datetime | None, start_date: pendulum.DateTime
 ) -> pendulum.DateTime | None:
-    """Returns the end of a back-fill, no later than now, or None for an incremental load."""
+    """Returns the end of a back-fill, or None for an incremental load."""
     if end_date is None or end_date == "":
         return None
     parsed = parse_instant("end_date", end_date)
@@ -108,7 +108,7 @@ def check_end_date(
             f"it is not after start_date ({start_date.isoformat()})",
             "Give an end_date later than start_date, or leave it unset for an incremental load",
         )
-    return min(parsed, pendulum.now("UTC"))
+    return parsed
 
 
 def check_side(side: str | None) -> str | None:
@@ -135,6 +135,18 @@ def check_page_size(page_size: int) -> int:
             f"Leave it unset for {FILLS_MAX_PAGE_SIZE}, the cheapest in requests",
         )
     return page_size
+
+
+def check_max_fills_per_run(max_fills_per_run: int) -> int:
+    """Returns how many fills one run reads at most, 0 for no limit."""
+    if not isinstance(max_fills_per_run, int) or max_fills_per_run < 0:
+        raise HyperTrackerConfigError(
+            "max_fills_per_run",
+            max_fills_per_run,
+            "it must be a whole number of fills, 0 (no limit) or more",
+            "Use for example max_fills_per_run=250000",
+        )
+    return max_fills_per_run
 
 
 def check_lag(lag: float | timedelta) -> timedelta:

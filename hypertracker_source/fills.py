@@ -1,15 +1,17 @@
-"""Liquidation fills: filters, 3-month windows, cursor pages and per-filter high-water marks."""
+"""Liquidation fills: filters, 3-month windows, newest-first walks, and their cursor pages."""
 
 import logging
-from collections.abc import Iterator, MutableMapping
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, TypedDict
 
 import pendulum
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.time import ensure_pendulum_datetime
+from pendulum import DateTime
 
 from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.exceptions import HyperTrackerApiError
@@ -37,22 +39,23 @@ class FillFilter(NamedTuple):
 
 
 class FillsPlan(NamedTuple):
-    """What the fills resource loads: its filters, from when, until when, re-read lag, page size."""
+    """What the fills resource loads: filters, history range, re-read lag, page size, run size."""
 
     filters: list[FillFilter]
-    start_date: pendulum.DateTime
-    end_date: pendulum.DateTime | None
+    start_date: DateTime
+    end_date: DateTime | None
     lag: timedelta
     page_size: int
+    max_fills_per_run: int
 
 
 class Window(NamedTuple):
-    """A query the API accepts (`end` None: up to now), and the part of its answer to keep."""
+    """A query the API accepts, and the part of its answer to keep."""
 
-    start: pendulum.DateTime
-    end: pendulum.DateTime | None
-    kept_from: pendulum.DateTime | None
-    kept_before: pendulum.DateTime | None
+    start: DateTime
+    end: DateTime
+    kept_from: DateTime | None
+    kept_before: DateTime | None
 
 
 def fill_filters(coins: list[str], address: str | None, side: str | None) -> list[FillFilter]:
@@ -61,15 +64,13 @@ def fill_filters(coins: list[str], address: str | None, side: str | None) -> lis
     return [FillFilter(coin, address, side) for coin in choices]
 
 
-def window_end(start: pendulum.DateTime) -> pendulum.DateTime:
+def window_end(start: DateTime) -> DateTime:
     """Returns the latest `end` the API accepts for `start`, under either reading of 3 months."""
     return min(start.add(months=WINDOW_MAX_MONTHS), start.add(days=WINDOW_MAX_DAYS))
 
 
-def split_windows(
-    start: pendulum.DateTime, end: pendulum.DateTime, open_ended: bool = True
-) -> list[Window]:
-    """Splits [start, end] into consecutive windows the API accepts; an open last one ends now.
+def split_windows(start: DateTime, end: DateTime) -> list[Window]:
+    """Splits [start, end] into consecutive windows the API accepts, the last ending at `end`.
 
     Whether the API's `start` and `end` are inclusive is not known, so each window starts 1 ms
     before the previous one ends, and keeps only the fills from that end on: a fill on a
@@ -81,11 +82,11 @@ def split_windows(
     while (limit := window_end(start)) < end:
         windows.append(Window(start, limit, kept_from, limit))
         start, kept_from = limit.subtract(microseconds=1000), limit
-    windows.append(Window(start, None if open_ended else end, kept_from, None))
+    windows.append(Window(start, end, kept_from, None))
     return windows
 
 
-def backfill_windows(start: pendulum.DateTime, end: pendulum.DateTime) -> list[Window]:
+def backfill_windows(start: DateTime, end: DateTime) -> list[Window]:
     """Splits a back-fill into windows that keep exactly the fills from `start` up to `end`.
 
     Half-open, so that back-fills of adjacent ranges (daily partitions) never share a fill that
@@ -93,58 +94,210 @@ def backfill_windows(start: pendulum.DateTime, end: pendulum.DateTime) -> list[W
     reach 1 ms past both ends, and the first and last windows keep only their own side.
     """
     reach = timedelta(milliseconds=1)
-    windows = split_windows(start - reach, end + reach, open_ended=False)
+    windows = split_windows(start - reach, end + reach)
     windows[0] = windows[0]._replace(kept_from=start)
     windows[-1] = windows[-1]._replace(kept_before=end)
     return windows
 
 
-def kept_rows(table: pa.Table, window: Window) -> pa.Table:
-    """Drops the fills of a page that belong to the neighbouring window."""
+def kept_rows(
+    table: pa.Table, kept_from: DateTime | None, kept_before: DateTime | None
+) -> pa.Table:
+    """Drops the fills of a page that another read keeps."""
     keep = None
-    if window.kept_from is not None:
-        keep = pc.greater_equal(table["time"], pa.scalar(window.kept_from, TIMESTAMP))
-    if window.kept_before is not None:
-        before = pc.less(table["time"], pa.scalar(window.kept_before, TIMESTAMP))
+    if kept_from is not None:
+        keep = pc.greater_equal(table["time"], pa.scalar(kept_from, TIMESTAMP))
+    if kept_before is not None:
+        before = pc.less(table["time"], pa.scalar(kept_before, TIMESTAMP))
         keep = before if keep is None else pc.and_(keep, before)
     return table if keep is None else table.filter(keep)
-
-
-def iso(moment: pendulum.DateTime) -> str:
-    """Formats an instant the way the API writes dates: ISO 8601, milliseconds, Z."""
-    return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss.SSS[Z]")
 
 
 PageRows: TypeAlias = "pa.Table | list[dict[str, Any]]"
 """A page's fills: in Arrow when they fit the declared columns, else as the API sent them."""
 
 
-def fill_pages(client: HyperTrackerClient, params: dict[str, Any]) -> Iterator[PageRows]:
-    """Yields the fills of each page of one query, following `nextCursor` with the same parameters.
+def iso(moment: DateTime) -> str:
+    """Formats an instant the way the API writes dates: ISO 8601, milliseconds, Z."""
+    return moment.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss.SSS[Z]")
 
-    The next page is asked for as soon as its cursor is known, so that the API's answer time
-    overlaps the converting and storing of this page.
+
+def instant(text: str | None) -> DateTime | None:
+    """Parses an instant this module wrote with `iso`, None staying None."""
+    return None if text is None else ensure_pendulum_datetime(text)
+
+
+class Read(TypedDict, total=False):
+    """One read of a filter's fills, as kept in resource state until it is done.
+
+    A window (`start` and `end`), or without them a walk from the newest fill down to
+    `kept_from`; `cursor` is where the next page starts, `newest` the newest fill time read.
     """
-    # Hand-written: dlt's parallelized resources overlap whole items, not the pages of one cursor.
-    seen_cursors: set[str] = set()
+
+    start: str | None
+    end: str | None
+    kept_from: str | None
+    kept_before: str | None
+    cursor: str | None
+    newest: str | None
+    probe: bool
+
+
+def window_read(window: Window) -> Read:
+    """A window, as a read to keep in state."""
+    return Read(
+        start=iso(window.start),
+        end=iso(window.end),
+        kept_from=None if window.kept_from is None else iso(window.kept_from),
+        kept_before=None if window.kept_before is None else iso(window.kept_before),
+    )
+
+
+def walk_read(stop: DateTime) -> Read:
+    """A walk from the newest fill down to `stop`, as a read to keep in state."""
+    return Read(kept_from=iso(stop))
+
+
+class RunBudget:
+    """The pages one run may still ask for, shared by the reads that run side by side."""
+
+    def __init__(self, max_fills: int, page_size: int) -> None:
+        self.page_size = page_size
+        self._fills_left = max_fills if max_fills > 0 else None
+        self._lock = threading.Lock()
+
+    def take_page(self) -> bool:
+        """Whether one more page fits this run (and counts it)."""
+        with self._lock:
+            if self._fills_left is None:
+                return True
+            if self._fills_left <= 0:
+                return False
+            self._fills_left -= self.page_size
+            return True
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Guards the resource state that reads update from their threads."""
+        return self._lock
+
+
+class FillQuery(NamedTuple):
+    """One read of one filter: the unit of fills work that runs beside the others."""
+
+    fill_filter: FillFilter
+    read: Read
+    budget: RunBudget
+    done: Callable[["FillQuery"], None]
+
+    def params(self) -> dict[str, Any]:
+        """The read's parameters, without a cursor: filters, limit, and a window's bounds."""
+        params: dict[str, Any] = {**self.fill_filter.params(), "limit": self.budget.page_size}
+        if self.read.get("start"):
+            params["start"] = self.read["start"]
+            params["end"] = self.read["end"]
+        return params
+
+
+def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Table]:
+    """Yields one read's fills page by page, as far as the run's budget allows.
+
+    The read's cursor and newest fill are written back after each page, so that a later run
+    resumes it where this one stopped; a read that ends calls `done`. A walk stops at the first
+    page that reaches below its `kept_from`. The next page is asked for as soon as it is known to
+    be needed, so that the API's answer time overlaps the converting and storing of this page.
+    """
+    # Hand-written: dlt's parallelized resources overlap whole items, not the pages of one cursor,
+    # and dlt's paginators neither stop a walk at a mark nor resume from a stored cursor.
+    read, walk = query.read, not query.read.get("start")
+    kept_from, kept_before = instant(read.get("kept_from")), instant(read.get("kept_before"))
+    guard = CursorGuard(query.params())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hypertracker-fills") as prefetch:
-        pending = prefetch.submit(client.get_json, FILLS_PATH, params)
-        while True:
-            page = pending.result()
-            cursor = page.get("nextCursor")
-            if cursor in seen_cursors:
-                raise HyperTrackerApiError(
-                    f"HyperTracker returned the same nextCursor twice for {FILLS_PATH} with "
-                    f"{ {k: v for k, v in params.items() if k != 'nextCursor'} }: stopping rather "
-                    "than looping; rerun later, the stored high-water mark has not moved"
-                )
-            if cursor:
-                seen_cursors.add(cursor)
-                params = {**params, "nextCursor": cursor}
-                pending = prefetch.submit(client.get_json, FILLS_PATH, params)
-            yield page.get("fills") or []
-            if not cursor:
-                return
+        pending = None
+        if query.budget.take_page():
+            pending = prefetch.submit(get_page, client, query, read.get("cursor"))
+        previous: pa.Table | None = None
+        while pending is not None:
+            table, cursor = pending.result()
+            guard.check(cursor)
+            if walk:
+                check_newest_first(table, previous, query.fill_filter)
+            more = cursor is not None and not (walk and reaches_below(table, kept_from))
+            pending = None
+            if more and query.budget.take_page():
+                pending = prefetch.submit(get_page, client, query, cursor)
+            yield kept_rows(table, kept_from, kept_before)
+            with query.budget.lock:
+                record_page(read, table, cursor if more else None)
+            if not more:
+                query.done(query)
+                if read.get("probe") and read.get("newest") is None:
+                    warn_if_misspelled(client, query.fill_filter)
+            previous = table
+
+
+def get_page(
+    client: HyperTrackerClient, query: FillQuery, cursor: str | None
+) -> tuple[pa.Table, str | None]:
+    """Gets one page of a read: its fills in Arrow, and the cursor of the next page."""
+    params = query.params() if cursor is None else {**query.params(), "nextCursor": cursor}
+    page = client.get_json(FILLS_PATH, params)
+    return fills_table(page.get("fills") or []), page.get("nextCursor") or None
+
+
+class CursorGuard:
+    """Refuses a cursor seen before in one read: the API would otherwise be read in a loop."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self._params = params
+        self._seen: set[str] = set()
+
+    def check(self, cursor: str | None) -> None:
+        """Raises if this cursor came before."""
+        if cursor is None:
+            return
+        if cursor in self._seen:
+            raise HyperTrackerApiError(
+                f"HyperTracker returned the same nextCursor twice for {FILLS_PATH} with "
+                f"{self._params}: stopping rather than looping; rerun later, the stored "
+                "high-water mark has not moved"
+            )
+        self._seen.add(cursor)
+
+
+def reaches_below(table: pa.Table, stop: DateTime | None) -> bool:
+    """Whether a page holds a fill older than `stop`."""
+    if stop is None or not table.num_rows:
+        return False
+    return pc.min(table["time"]).as_py() < stop
+
+
+def check_newest_first(table: pa.Table, previous: pa.Table | None, fill_filter: FillFilter) -> None:
+    """Refuses a walk's page that is not newest first, or newer than the page before it.
+
+    Both of the API's documents say fills come newest first without `start`; a walk relies on
+    it to stop at its mark, so any other order stops the run before a mark moves.
+    """
+    times = table["time"]
+    ordered = table.num_rows < 2 or pc.all(pc.greater_equal(times[:-1], times[1:])).as_py()
+    if previous is not None and previous.num_rows and table.num_rows:
+        ordered = ordered and pc.max(times).as_py() <= pc.min(previous["time"]).as_py()
+    if not ordered:
+        raise HyperTrackerApiError(
+            f"HyperTracker sent the fills of {fill_filter.state_key} without `start` in an order "
+            "other than newest first, which both of its documents promise: stopping before any "
+            "mark moves; report it to the maintainers of hypertracker-source"
+        )
+
+
+def record_page(read: Read, table: pa.Table, cursor: str | None) -> None:
+    """Writes a page's progress into its read: the next cursor and the newest fill time."""
+    read["cursor"] = cursor
+    if table.num_rows:
+        newest = pc.max(table["time"]).as_py()
+        known = instant(read.get("newest"))
+        if known is None or newest > known:
+            read["newest"] = iso(pendulum.instance(newest))
 
 
 def fills_table(rows: PageRows) -> pa.Table:
@@ -154,34 +307,6 @@ def fills_table(rows: PageRows) -> pa.Table:
         index = table.schema.get_field_index(column)
         table = table.set_column(index, column, pc.utf8_lower(table[column]))
     return table
-
-
-class FillQuery(NamedTuple):
-    """One window of one filter: the unit of fills work that runs beside the others."""
-
-    fill_filter: FillFilter
-    window: Window
-    page_size: int
-    probe_spellings: bool
-
-    def params(self) -> dict[str, Any]:
-        """The query's parameters, without a cursor."""
-        params = {**self.fill_filter.params(), "limit": self.page_size}
-        params["start"] = iso(self.window.start)
-        if self.window.end is not None:
-            params["end"] = iso(self.window.end)
-        return params
-
-
-def window_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Table]:
-    """Yields one query's fills page by page; a probing query that finds none checks spelling."""
-    read = 0
-    for rows in fill_pages(client, query.params()):
-        if len(rows):
-            read += len(rows)
-            yield kept_rows(fills_table(rows), query.window)
-    if not read and query.probe_spellings:
-        warn_if_misspelled(client, query.fill_filter)
 
 
 def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Table]:
@@ -200,40 +325,6 @@ def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Tabl
             batch, rows = [], 0
     if batch:
         yield pa.concat_tables(batch, promote_options="default")
-
-
-def filter_windows(plan: FillsPlan, mark: str | None, now: pendulum.DateTime) -> list[Window]:
-    """Returns the windows one filter reads: its back-fill range, or from its mark less the lag."""
-    if plan.end_date is not None:
-        return backfill_windows(plan.start_date, plan.end_date)
-    start = (
-        max(ensure_pendulum_datetime(mark) - plan.lag, plan.start_date) if mark else plan.start_date
-    )
-    return split_windows(start, now)
-
-
-def fill_queries(
-    plan: FillsPlan, high_water_marks: MutableMapping[str, str]
-) -> Iterator[FillQuery]:
-    """Yields every window of every filter to read, then moves each filter's mark to this run.
-
-    A filter without a mark starts at `start_date`; one with a mark re-reads `lag` behind it, for
-    fills indexed late. Marks move to the time this run started: dlt commits resource state only
-    with a successful extract, so a run that fails reading any window keeps the old marks. With an
-    `end_date` the run is a back-fill of [start_date, end_date) that leaves marks alone. A filter's
-    first run probes other spellings of its coin if its newest window holds no fill.
-    """
-    now = pendulum.now("UTC")
-    moved: dict[str, str] = {}
-    for fill_filter in plan.filters:
-        mark = high_water_marks.get(fill_filter.state_key)
-        windows = filter_windows(plan, mark, now)
-        for window in windows:
-            newest = window is windows[-1]
-            yield FillQuery(fill_filter, window, plan.page_size, newest and mark is None)
-        moved[fill_filter.state_key] = iso(now)
-    if plan.end_date is None:
-        high_water_marks.update(moved)
 
 
 def spellings(coin: str) -> list[str]:

@@ -13,6 +13,9 @@ RISK_PATH = "/{segment_id}/assets/liquidation-risk"
 SEGMENTS_PATH = "/segments"
 STATUS_PATH = "/hypertracker/state/status"
 
+FILLS_RESOURCE = "liquidation_fills"
+"""The fills resource, whose state holds every filter's marks and unfinished reads."""
+
 TABLE_NAMES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 """The tables the source loads."""
 
@@ -22,6 +25,10 @@ HISTORY_START = "2025-07-27T00:00:00Z"
 FILLS_MAX_PAGE_SIZE = 1000
 RISK_PAGE_SIZE = 500
 
+MAX_FILLS_PER_RUN = 250_000
+"""Fills one run reads at most by default: a load package whose merge peaks near 0.5 GB, and about
+250 requests, so that a scheduled run on a small worker ends in minutes whatever the history."""
+
 FILLS_ROWS_PER_ITEM = 20_000
 """Fills per item handed to dlt, which does a fixed amount of work per item: ~20 pages, ~6 MB."""
 
@@ -30,7 +37,7 @@ WINDOW_MAX_DAYS = 90
 """`end` may be at most 3 months after `start`; a window never exceeds either reading of that."""
 
 DEFAULT_LAG = timedelta(hours=1)
-"""How far behind its high-water mark each run re-reads fills: twice the API's slowest refresh."""
+"""How far below the newest fill read each run reads again: twice the API's slowest refresh."""
 
 DEFAULT_HEATMAP_COINS = ("BTC", "ETH", "HYPE")
 

@@ -115,11 +115,19 @@ def assert_fills_equal(
     assert landed_by_key == expected_by_key
 
 
-def high_water_marks(pipeline: dlt.Pipeline) -> dict[str, str]:
-    """The fills high-water marks stored in a pipeline's state, by filter."""
+def fills_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """The fills resource's state in a pipeline: each filter's marks and unfinished reads."""
     sources = pipeline.state.get("sources", {})
     resources = sources.get("hypertracker", {}).get("resources", {})
-    return dict(resources.get("liquidation_fills", {}).get("high_water_marks", {}))
+    return dict(resources.get("liquidation_fills", {}).get("filters", {}))
+
+
+def high_water_marks(pipeline: dlt.Pipeline) -> dict[str, str]:
+    """Each filter's mark: the newest fill its finished reads read, else its history's end."""
+    return {
+        key: marks.get("newest") or marks["history_until"]
+        for key, marks in fills_state(pipeline).items()
+    }
 
 
 def as_columns(

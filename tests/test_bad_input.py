@@ -210,7 +210,11 @@ def test_coin_in_the_wrong_case_warns_with_the_spelling_that_has_data(
         "sources.hypertracker.coins: 'btc' returned no fills, but 'BTC' has fills: coin names "
         "are case-sensitive; use coins=['BTC']"
     ]
-    spellings = [r.params for r in simulator.requests if r.params.get("coin") != "btc"]
+    spellings = [
+        r.params
+        for r in simulator.requests
+        if r.endpoint == "fills" and r.params.get("coin") != "btc"
+    ]
     assert spellings == [{"coin": "BTC", "limit": "1"}]
     assert simulator.expected_fills(coin="BTC")
     loaded.assert_kept()

@@ -116,7 +116,7 @@ def kept_by(window: Window, moment: pendulum.DateTime) -> bool:
 
 def read_by(window: Window, moment: pendulum.DateTime) -> bool:
     """Whether a window's query returns a fill at this moment, however the API reads its ends."""
-    return window.start < moment and (window.end is None or moment < window.end)
+    return window.start < moment < window.end
 
 
 history_instants = st.datetimes(
@@ -139,16 +139,16 @@ def moments_within(start: pendulum.DateTime, windows: list[Window]) -> st.Search
 def test_every_moment_is_read_and_kept_by_exactly_one_window(start, length, data):
     start = start.replace(microsecond=start.microsecond // 1000 * 1000)
     end = start + length + ONE_MS
-    for windows, open_ended in (
-        (split_windows(start, end), True),
-        (backfill_windows(start, end), False),
+    for windows, half_open in (
+        (split_windows(start, end), False),
+        (backfill_windows(start, end), True),
     ):
         moment = data.draw(moments_within(start, windows))
         keepers = [window for window in windows if kept_by(window, moment)]
-        if open_ended or moment < end:
+        if moment < end:
             assert len(keepers) == 1
             assert read_by(keepers[0], moment)
-        else:
+        elif half_open:
             assert keepers == []
     backfill = backfill_windows(start, end)
     assert kept_by(backfill[0], start) and read_by(backfill[0], start)

@@ -110,7 +110,7 @@ def test_windows_cover_the_range_and_respect_the_limit(start, length):
     windows = split_windows(start, now)
     assert start - timedelta(milliseconds=1) < windows[0].start <= start
     assert windows[0].start.microsecond % 1000 == 0
-    assert windows[-1].end is None
+    assert windows[-1].end == now
     assert now - windows[-1].start <= window_end(windows[-1].start) - windows[-1].start
     assert windows[0].kept_from is None
     assert windows[-1].kept_before is None

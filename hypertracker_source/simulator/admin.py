@@ -26,8 +26,14 @@ def answer_admin(sim: "Simulator", method: str, path: str, body: bytes) -> Respo
                 new_fills=payload.get("new_fills", 0),
                 late_fills=payload.get("late_fills", 0),
                 late_by=timedelta(seconds=payload.get("late_by_seconds", 1800)),
+                spread=timedelta(seconds=payload.get("spread_seconds", 60)),
             )
             return json_response({"version": version})
+        if action == ("POST", "stall"):
+            sim.stall_indexing(ticking_status=payload.get("ticking_status", False))
+            return json_response({"version": sim.version})
+        if action == ("POST", "release"):
+            return json_response({"version": sim.release_indexing()})
         if action == ("POST", "faults"):
             sim.faults = replace(sim.faults, **payload)
             return json_response(vars(sim.faults))

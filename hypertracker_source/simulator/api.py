@@ -16,7 +16,6 @@ from .queries import (
     ApiError,
     encode_cursor,
     epoch_ms,
-    now_ms,
     parse_fill_query,
     parse_risk_page,
 )
@@ -89,7 +88,7 @@ def answer_api(
 
 def fills(sim: "Simulator", params: dict[str, str]) -> Response:
     """A page of liquidation fills."""
-    query = parse_fill_query(params, now_ms())
+    query = parse_fill_query(params, sim.now_ms())
     table = sim.state.table
     match = table.match_for(query.coin, query.address, query.side)
     if match is None:

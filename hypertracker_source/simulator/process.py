@@ -80,15 +80,28 @@ class SimulatorProcess:
         self._control("reset", {})
 
     def advance_state(
-        self, new_fills: int = 0, late_fills: int = 0, late_by: timedelta = timedelta(minutes=30)
+        self,
+        new_fills: int = 0,
+        late_fills: int = 0,
+        late_by: timedelta = timedelta(minutes=30),
+        spread: timedelta = timedelta(minutes=1),
     ) -> int:
-        """Makes a new data version with fresh and late fills; returns its number."""
+        """Makes a new data version with fresh and late fills; returns the current version."""
         payload = {
             "new_fills": new_fills,
             "late_fills": late_fills,
             "late_by_seconds": late_by.total_seconds(),
+            "spread_seconds": spread.total_seconds(),
         }
         return self._control("advance", payload)["version"]
+
+    def stall_indexing(self, ticking_status: bool = False) -> None:
+        """Stops publishing fills until release_indexing."""
+        self._control("stall", {"ticking_status": ticking_status})
+
+    def release_indexing(self) -> int:
+        """Publishes every held-back fill at once; returns the new version."""
+        return self._control("release", {})["version"]
 
     def set_faults(self, **fields: Any) -> None:
         """Changes fault settings by name, as the Faults fields."""

@@ -101,8 +101,8 @@ def zone_offset_ms(zone: str | None) -> int:
     return (-1 if zone[0] == "-" else 1) * minutes * 60_000
 
 
-def now_ms() -> int:
-    """The current time in epoch milliseconds."""
+def wall_clock_ms() -> int:
+    """This machine's time in epoch milliseconds."""
     return time.time_ns() // 1_000_000
 
 
@@ -156,7 +156,11 @@ def decode_cursor(text: str) -> tuple[int, int]:
 
 
 def parse_fill_query(params: dict[str, str], now_ms: int) -> FillQuery:
-    """A fills request's parameters, validated; `cursor` and unknown names are ignored."""
+    """A fills request's parameters, validated; `cursor` and unknown names are ignored.
+
+    `end` defaults to 3 months after `start`, capped at now: a `start` in the API's future
+    leaves no window, and is refused like an `end` before `start`.
+    """
     limit = bounded_integer(params, "limit", FILLS_DEFAULT_LIMIT, 1, FILLS_MAX_LIMIT)
     side = params.get("side")
     if side is not None and side not in SIDES:
@@ -166,11 +170,10 @@ def parse_fill_query(params: dict[str, str], now_ms: int) -> FillQuery:
         raise ApiError(400, "end can only be provided together with start")
     if start_ms is not None:
         latest_end = add_months(start_ms, WINDOW_MONTHS)
-        if end_ms is None:
-            end_ms = min(latest_end, now_ms)
-        elif end_ms <= start_ms:
+        end_ms = min(latest_end, now_ms) if end_ms is None else end_ms
+        if end_ms <= start_ms:
             raise ApiError(400, "end must be later than start")
-        elif end_ms > latest_end:
+        if end_ms > latest_end:
             raise ApiError(400, "end must be within 3 months of start")
     cursor = params.get("nextCursor")
     return FillQuery(

@@ -5,7 +5,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from .catalog import MARKETS, SEGMENT_IDS, SEGMENTS
 from .fills import FillTable
 from .links import FileKey, presigned_url
-from .queries import datetime_of_ms, epoch_ms, epoch_ms_of_iso, now_ms
+from .queries import datetime_of_ms, epoch_ms, epoch_ms_of_iso, wall_clock_ms
 from .server import (
     ApiHandler,
     Faults,
@@ -27,7 +27,7 @@ from .snapshots import heatmap_bins, risk_items
 
 FILL_ORDERS = ("newest", "notes")
 EXPORT_MODES = ("redirect", "download_url", "inline")
-NEW_FILLS_WITHIN_MS = 60_000
+NEW_FILLS_SPREAD = timedelta(minutes=1)
 EXPIRED_LINK_AGE = timedelta(minutes=1)
 
 
@@ -38,6 +38,19 @@ class DataState:
     version: int
     last_update: datetime
     table: FillTable
+
+
+@dataclass
+class Indexer:
+    """The fills indexer: while stalled, fills that happen wait unpublished, then all at once.
+
+    `ticking_status` keeps `lastUpdate` moving with each state update during a stall (the API's
+    notes do not say whether `lastUpdate` promises that every earlier fill is visible).
+    """
+
+    stalled: bool = False
+    ticking_status: bool = False
+    unpublished: list[int] = field(default_factory=list)
 
 
 def instant_ms(moment: str | datetime) -> int:
@@ -74,6 +87,7 @@ class Simulator:
         rate_limit_per_minute: int | None = None,
         rate_limit_window: float = 60.0,
         retry_after_header: bool = False,
+        clock_offset: timedelta = timedelta(0),
     ) -> None:
         if fill_order not in FILL_ORDERS:
             raise ValueError(f"fill_order must be one of {FILL_ORDERS}")
@@ -87,6 +101,8 @@ class Simulator:
         self.link_ttl = link_ttl
         self.risk_coins = risk_coins
         self.retry_after_header = retry_after_header
+        self.clock_offset = clock_offset
+        self.indexer = Indexer()
         self.link_secret = secrets.token_bytes(32)
         self.faults = Faults()
         self.requests: list[RequestRecord] = []
@@ -101,7 +117,7 @@ class Simulator:
         self._lock = threading.Lock()
         self._advance_lock = threading.Lock()
         self._servers: list[HostServer] = []
-        created_ms = now_ms()
+        created_ms = self.now_ms()
         table = FillTable.generate(seed, fills, instant_ms(history_start), created_ms)
         self.state = DataState(1, datetime_of_ms(created_ms), table)
 
@@ -167,22 +183,60 @@ class Simulator:
         """The 16 cohorts as the segments endpoint returns them."""
         return [{**segment, "criteria": dict(segment["criteria"])} for segment in SEGMENTS]
 
+    def now_ms(self) -> int:
+        """The API's clock in epoch milliseconds: the wall clock moved by `clock_offset`."""
+        return wall_clock_ms() + self.clock_offset // timedelta(milliseconds=1)
+
     def advance_state(
-        self, new_fills: int = 0, late_fills: int = 0, late_by: timedelta = timedelta(minutes=30)
+        self,
+        new_fills: int = 0,
+        late_fills: int = 0,
+        late_by: timedelta = timedelta(minutes=30),
+        spread: timedelta = NEW_FILLS_SPREAD,
     ) -> int:
-        """Makes a new data version with fresh and late fills; returns its number."""
+        """Makes a new data version with fresh fills (spread over the time before it) and late ones.
+
+        While the indexer is stalled the fills wait unpublished, and the version moves only if
+        the status ticks; returns the current version number.
+        """
         with self._advance_lock:
             state = self.state
-            newest_ms = max(epoch_ms(state.last_update), state.table.last_time() or 0)
-            while (update_ms := now_ms()) <= newest_ms:
+            newest_ms = max(
+                epoch_ms(state.last_update), state.table.last_time() or 0, *self.indexer.unpublished
+            )
+            while (update_ms := self.now_ms()) <= newest_ms:
                 time.sleep(0.001)
-            after_ms = max(newest_ms, update_ms - NEW_FILLS_WITHIN_MS)
+            after_ms = max(newest_ms, update_ms - spread // timedelta(milliseconds=1))
             late_ms = update_ms - late_by // timedelta(milliseconds=1)
             times = spread_until(new_fills, after_ms, update_ms)
             times += [late_ms - n for n in range(late_fills)]
-            table = state.table.with_fills(times) if times else state.table
-            self.state = DataState(state.version + 1, datetime_of_ms(update_ms), table)
-            return state.version + 1
+            if self.indexer.stalled:
+                self.indexer.unpublished += times
+                if self.indexer.ticking_status:
+                    return self._publish([], update_ms)
+                return state.version
+            return self._publish(times, update_ms)
+
+    def stall_indexing(self, ticking_status: bool = False) -> None:
+        """Stops publishing fills until `release_indexing`; `lastUpdate` ticks on if asked."""
+        with self._advance_lock:
+            self.indexer = Indexer(stalled=True, ticking_status=ticking_status)
+
+    def release_indexing(self) -> int:
+        """Publishes every fill the stall held back, at once, in a new version; returns it."""
+        with self._advance_lock:
+            held_back, self.indexer = self.indexer.unpublished, Indexer()
+            newest_ms = max(epoch_ms(self.state.last_update), *held_back)
+            while (update_ms := self.now_ms()) <= newest_ms:
+                time.sleep(0.001)
+            return self._publish(held_back, update_ms)
+
+    def _publish(self, times: list[int], update_ms: int) -> int:
+        """Makes the version that adds fills at these times, made at update_ms; returns it."""
+        state = self.state
+        table = state.table.with_fills(times) if times else state.table
+        self.state = DataState(state.version + 1, datetime_of_ms(update_ms), table)
+        return state.version + 1
 
     def expected_fills(
         self, coin: str | None = None, address: str | None = None, side: str | None = None

@@ -1,0 +1,57 @@
+"""A long fills history in chunks: one run each, back to back, until nothing is left to read."""
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.extract.source import DltSource
+
+from hypertracker_source.exceptions import HyperTrackerError
+from hypertracker_source.fill_state import pending_reads
+from hypertracker_source.settings import FILLS_RESOURCE
+
+ChunkDone = Callable[[int, LoadInfo], None]
+"""Called after each chunk with its number (from 1) and what dlt loaded."""
+
+
+def fills_resource_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
+    """A copy of the fills resource's state in the pipeline: marks and unfinished reads."""
+    resources = pipeline.state.get("sources", {}).get("hypertracker", {}).get("resources", {})
+    return copy.deepcopy(resources.get(FILLS_RESOURCE, {}))
+
+
+def pending_fill_reads(pipeline: dlt.Pipeline) -> int:
+    """How many fills reads (windows, walks) the pipeline's state holds unfinished."""
+    return pending_reads(fills_resource_state(pipeline))
+
+
+def load_until_caught_up(
+    pipeline: dlt.Pipeline,
+    make_source: Callable[[], DltSource],
+    on_chunk: ChunkDone | None = None,
+) -> list[LoadInfo]:
+    """Runs the source, then its fills alone, until the fills have no read left: "everything now".
+
+    Each run reads at most `max_fills_per_run` fills and lands them as its own load package, with
+    the fills state committed in it: a kill costs at most one chunk again. Heatmaps, risk and
+    segments load with the first chunk only.
+    """
+    # Hand-written: dlt runs one load package per `run`; the loop is what "until caught up" means.
+    source = make_source()
+    loads = [pipeline.run(source)]
+    if on_chunk:
+        on_chunk(1, loads[-1])
+    follows_fills = FILLS_RESOURCE in source.selected_resources
+    while follows_fills and pending_fill_reads(pipeline):
+        before = fills_resource_state(pipeline)
+        loads.append(pipeline.run(make_source().with_resources(FILLS_RESOURCE)))
+        if on_chunk:
+            on_chunk(len(loads), loads[-1])
+        if fills_resource_state(pipeline) == before:
+            raise HyperTrackerError(
+                "A fills chunk moved no read forward: stopping rather than looping; what loaded "
+                "stays, and a rerun resumes from the stored cursors"
+            )
+    return loads

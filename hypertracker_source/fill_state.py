@@ -1,0 +1,141 @@
+"""What each fills filter has loaded, kept in dlt resource state, and the reads of one run.
+
+A filter's first run reads its history, `start_date` up to the API's `lastUpdate`, in 3-month
+windows side by side. Every later run walks down from the newest fill to the newest fill it had
+read, less `lag`: the marks follow what the API has shown, never this machine's clock. A run reads
+at most `max_fills_per_run` fills; a read it cuts short keeps its cursor in state, committed with
+the fills it read, and the next run resumes it there.
+"""
+
+from collections.abc import Callable, Iterator, MutableMapping
+from datetime import timedelta
+from functools import partial
+from typing import Any, TypedDict
+
+import pendulum
+from dlt.common.time import ensure_pendulum_datetime
+from pendulum import DateTime
+
+from hypertracker_source.fills import (
+    FillFilter,
+    FillQuery,
+    FillsPlan,
+    Read,
+    RunBudget,
+    backfill_windows,
+    iso,
+    split_windows,
+    walk_read,
+    window_read,
+)
+
+FILTERS_KEY = "filters"
+"""Where the resource state keeps each filter's marks."""
+LEGACY_MARKS_KEY = "high_water_marks"
+"""Where versions before 0.2 kept one mark per filter: the clock time of its last run."""
+CLOCK_MARGIN = timedelta(days=1)
+"""How far this machine's clock may be wrong: a back-fill ending closer to now than this ends at
+the API's `lastUpdate` instead, so that no window reaches into the API's future."""
+
+
+class FilterMarks(TypedDict, total=False):
+    """What one filter has loaded: the state the fills resource keeps for it."""
+
+    loaded_from: str
+    """The earliest instant of history its reads were planned from."""
+    history_until: str
+    """The API's `lastUpdate` its first run read history up to."""
+    newest: str | None
+    """The newest fill time its finished reads read."""
+    backlog: list[Read]
+    """Its reads not yet finished, each with its cursor."""
+
+
+def plan_run(
+    plan: FillsPlan, state: MutableMapping[str, Any], frontier: Callable[[], DateTime]
+) -> Iterator[FillQuery]:
+    """Yields every read of this run: a back-fill's windows, or each filter's unfinished reads."""
+    if plan.end_date is not None:
+        yield from backfill_queries(plan, frontier)
+        return
+    budget = RunBudget(plan.max_fills_per_run, plan.page_size)
+    filters = state.setdefault(FILTERS_KEY, {})
+    legacy = state.get(LEGACY_MARKS_KEY, {})
+    for fill_filter in plan.filters:
+        marks = filters.setdefault(fill_filter.state_key, migrated_marks(legacy, fill_filter, plan))
+        plan_reads(plan, marks, frontier)
+        for read in list(marks["backlog"]):
+            yield FillQuery(fill_filter, read, budget, partial(finish_read, marks))
+
+
+def migrated_marks(
+    legacy: MutableMapping[str, str], fill_filter: FillFilter, plan: FillsPlan
+) -> FilterMarks:
+    """The marks of a filter that an older version loaded, or none for a new filter."""
+    mark = legacy.get(fill_filter.state_key)
+    if mark is None:
+        return FilterMarks(backlog=[])
+    return FilterMarks(
+        loaded_from=iso(plan.start_date), history_until=mark, newest=None, backlog=[]
+    )
+
+
+def plan_reads(plan: FillsPlan, marks: FilterMarks, frontier: Callable[[], DateTime]) -> None:
+    """Adds to a filter's backlog what this run must read beyond what it already holds.
+
+    First run: the history up to the API's `lastUpdate`. Later: history before a `start_date`
+    moved earlier, and, once nothing is left to read, a walk down to the newest fill read less
+    `lag`, for the fills the API has shown since.
+    """
+    backlog = marks.setdefault("backlog", [])
+    if "loaded_from" not in marks:
+        history_until = frontier()
+        if history_until > plan.start_date:
+            windows = split_windows(plan.start_date, history_until)
+            backlog.extend(window_read(window) for window in windows)
+            backlog[-1]["probe"] = True
+        marks["loaded_from"] = iso(plan.start_date)
+        marks["history_until"] = iso(history_until)
+        return
+    caught_up = not backlog
+    loaded_from = ensure_pendulum_datetime(marks["loaded_from"])
+    if plan.start_date < loaded_from:
+        backlog[:0] = [window_read(w) for w in backfill_windows(plan.start_date, loaded_from)]
+        marks["loaded_from"] = iso(plan.start_date)
+    if caught_up:
+        newest = marks.get("newest") or marks["history_until"]
+        backlog.append(walk_read(ensure_pendulum_datetime(newest) - plan.lag))
+
+
+def finish_read(marks: FilterMarks, query: FillQuery) -> None:
+    """Drops a finished read from its filter's backlog, keeping the newest fill it read."""
+    with query.budget.lock:
+        marks["backlog"].remove(query.read)
+        newest = query.read.get("newest")
+        known = marks.get("newest")
+        if newest is not None and (
+            known is None or ensure_pendulum_datetime(newest) > ensure_pendulum_datetime(known)
+        ):
+            marks["newest"] = newest
+
+
+def backfill_queries(plan: FillsPlan, frontier: Callable[[], DateTime]) -> Iterator[FillQuery]:
+    """Yields the windows of a back-fill, [start_date, end_date), which leaves the marks alone."""
+    assert plan.end_date is not None
+    end = plan.end_date
+    if end > pendulum.now("UTC") - CLOCK_MARGIN:
+        end = min(end, frontier())
+    budget = RunBudget(0, plan.page_size)
+    for fill_filter in plan.filters:
+        for window in backfill_windows(plan.start_date, end) if end > plan.start_date else []:
+            yield FillQuery(fill_filter, window_read(window), budget, ignore_finished)
+
+
+def ignore_finished(query: FillQuery) -> None:
+    """A back-fill keeps no state: a finished read needs no record."""
+
+
+def pending_reads(state: MutableMapping[str, Any]) -> int:
+    """How many reads the fills resource state holds unfinished, over every filter."""
+    filters: dict[str, FilterMarks] = state.get(FILTERS_KEY, {})
+    return sum(len(marks.get("backlog", [])) for marks in filters.values())

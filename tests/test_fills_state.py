@@ -1,0 +1,146 @@
+"""Fills marks follow what the API has shown: late indexers, wrong clocks, quiet coins, chunks."""
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+import pytest
+import time_machine
+from conftest import API_KEY, PipelineFactory, source_for
+from helpers import assert_fills_equal, fills_state, landed
+
+from hypertracker_source import load_until_caught_up, pending_fill_reads
+from hypertracker_source.simulator import Simulator
+
+QUIET_COIN = "xyz:MSTR"
+"""A market of the seed-7 history that the fills appended below never touch."""
+
+
+def fills_only(sim: Simulator, **settings: Any) -> Any:
+    """The source's fills resource alone, pointed at a simulator."""
+    return source_for(sim, **settings).with_resources("liquidation_fills")
+
+
+def fills_requests(sim: Simulator) -> int:
+    """How many fills requests the simulator answered since its log was emptied."""
+    return sim.request_counts()["fills"]
+
+
+def run_counted(pipeline: Any, sim: Simulator, **settings: Any) -> int:
+    """Runs the fills resource once and returns the fills requests it spent."""
+    sim.reset_requests()
+    pipeline.run(fills_only(sim, **settings))
+    return fills_requests(sim)
+
+
+@pytest.mark.parametrize("ticking_status", [False, True], ids=["status frozen", "status ticks"])
+@pytest.mark.parametrize("stall", [timedelta(hours=3), timedelta(days=2)], ids=["3 h", "2 days"])
+def test_a_late_indexer_loses_no_fill(
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    stall: timedelta,
+    ticking_status: bool,
+):
+    pipeline = make_pipeline()
+    pipeline.run(fills_only(simulator))
+    simulator.stall_indexing(ticking_status=ticking_status)
+    with time_machine.travel(pendulum.now("UTC") + stall):
+        simulator.advance_state(new_fills=100, spread=stall)
+        assert run_counted(pipeline, simulator) == 1, "the scheduled run during the stall"
+        assert_fills_equal(pipeline, simulator.expected_fills())
+
+        simulator.release_indexing()
+        assert run_counted(pipeline, simulator) == 1, "the run after the catch-up"
+    assert_fills_equal(pipeline, simulator.expected_fills())
+    assert len(landed(pipeline, "liquidation_fills")) == 3000 + 100
+
+
+@pytest.mark.parametrize("skew", [timedelta(hours=3), timedelta(hours=-3)], ids=["ahead", "behind"])
+def test_a_wrong_worker_clock_loses_nothing_and_fails_nothing(
+    make_pipeline: PipelineFactory, skew: timedelta
+):
+    with Simulator(seed=7, fills=3000, api_key=API_KEY, clock_offset=-skew) as sim:
+        pipeline = make_pipeline()
+        pipeline.run(fills_only(sim))
+        for _ in range(2):
+            sim.advance_state(new_fills=60, late_fills=5, late_by=timedelta(minutes=20))
+            assert run_counted(pipeline, sim) == 1
+        assert_fills_equal(pipeline, sim.expected_fills())
+
+
+def test_a_quiet_coin_costs_one_request_a_run(simulator: Simulator, make_pipeline: PipelineFactory):
+    history = simulator.expected_fills(coin=QUIET_COIN)
+    assert history
+    pipeline = make_pipeline()
+    pipeline.run(fills_only(simulator, coins=[QUIET_COIN]))
+    for months in (4, 5):
+        with time_machine.travel(pendulum.now("UTC").add(months=months)):
+            simulator.advance_state(new_fills=50)
+            assert run_counted(pipeline, simulator, coins=[QUIET_COIN]) == 1
+    assert simulator.expected_fills(coin=QUIET_COIN) == history, "the coin stayed quiet"
+    assert_fills_equal(pipeline, history)
+
+
+def test_late_fills_within_lag_merge_once(simulator: Simulator, make_pipeline: PipelineFactory):
+    pipeline = make_pipeline()
+    pipeline.run(fills_only(simulator))
+    simulator.advance_state(new_fills=30, late_fills=12, late_by=timedelta(minutes=40))
+    assert run_counted(pipeline, simulator) == 1
+    simulator.advance_state(late_fills=3, late_by=timedelta(minutes=50))
+    assert run_counted(pipeline, simulator) == 1
+    assert_fills_equal(pipeline, simulator.expected_fills())
+
+
+def test_an_earlier_start_date_loads_the_history_it_adds_once(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    first_day = pendulum.parse(simulator.expected_fills()[1500]["time"])
+    pipeline = make_pipeline()
+    pipeline.run(fills_only(simulator, start_date=first_day))
+    newer = [f for f in simulator.expected_fills() if pendulum.parse(f["time"]) >= first_day]
+    assert_fills_equal(pipeline, newer)
+
+    earlier = first_day.subtract(days=200)
+    pipeline.run(fills_only(simulator, start_date=earlier))
+    expected = [f for f in simulator.expected_fills() if pendulum.parse(f["time"]) >= earlier]
+    assert len(expected) > len(newer)
+    assert_fills_equal(pipeline, expected)
+    assert run_counted(pipeline, simulator, start_date=earlier) == 1, "loaded once"
+    assert_fills_equal(pipeline, expected)
+
+
+def test_a_long_history_loads_in_checkpointed_chunks(make_pipeline: PipelineFactory):
+    with Simulator(seed=5, fills=6000, api_key=API_KEY) as sim:
+        pipeline = make_pipeline()
+        settings = {"page_size": 200, "max_fills_per_run": 1500}
+        chunks: list[int] = []
+        loads = load_until_caught_up(
+            pipeline,
+            lambda: fills_only(sim, **settings),
+            lambda number, info: chunks.append(
+                pipeline.last_trace.last_normalize_info.row_counts.get("liquidation_fills", 0)
+            ),
+        )
+        assert len(loads) == len(chunks) >= 4
+        assert max(chunks) <= 1500 + 200 * 6, "a chunk holds its budget and the pages in flight"
+        assert sum(chunks) == 6000
+        assert pending_fill_reads(pipeline) == 0
+        assert_fills_equal(pipeline, sim.expected_fills())
+        requests = sim.request_counts()
+        assert requests["fills"] <= 6000 / 200 + 7, "one per page and per window"
+        assert requests["status"] == 1, "the first chunk's status serves the history"
+        assert all(not marks["backlog"] for marks in fills_state(pipeline).values())
+
+
+def test_a_scheduled_run_loads_one_chunk_and_the_next_resumes(make_pipeline: PipelineFactory):
+    with Simulator(seed=5, fills=3000, api_key=API_KEY) as sim:
+        pipeline = make_pipeline()
+        pipeline.run(fills_only(sim, page_size=100, max_fills_per_run=1000))
+        first = len(landed(pipeline, "liquidation_fills"))
+        assert 1000 <= first <= 1000 + 100 * 6
+        assert pending_fill_reads(pipeline) > 0
+        requests = sim.request_counts()["fills"]
+        while pending_fill_reads(pipeline):
+            pipeline.run(fills_only(sim, page_size=100, max_fills_per_run=1000))
+        assert_fills_equal(pipeline, sim.expected_fills())
+        assert sim.request_counts()["fills"] - requests <= (3000 - first) / 100 + 6
