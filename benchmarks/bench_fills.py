@@ -19,9 +19,9 @@ import pendulum
 
 from benchmarks.fills_pipelines import PAGE_SIZE
 from benchmarks.measure import machine, markdown_table, run_child, write_result
+from hypertracker_simulator import SimulatorProcess, start_simulator_process
 from hypertracker_source.fills import iso, split_windows
 from hypertracker_source.settings import HISTORY_START
-from hypertracker_source.simulator import SimulatorProcess, start_simulator_process
 
 API_KEY = "bench-key"
 SEED = 7

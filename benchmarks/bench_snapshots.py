@@ -19,8 +19,8 @@ import tempfile
 from typing import Any
 
 from benchmarks.measure import machine, markdown_table, run_child, write_result
-from hypertracker_source.simulator import Simulator
-from hypertracker_source.simulator.catalog import MARKETS
+from hypertracker_simulator import Simulator
+from hypertracker_simulator.catalog import MARKETS
 
 API_KEY = "bench-key"
 SEED = 7

@@ -10,10 +10,10 @@ from typing import Any
 
 import dlt
 
+from hypertracker_simulator import Simulator
 from hypertracker_source import RunStats, hypertracker
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.settings import TABLE_NAMES
-from hypertracker_source.simulator import Simulator
 
 DEMO_API_KEY = "demo-key"
 DEMO_SEED = 7

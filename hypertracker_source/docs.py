@@ -11,8 +11,8 @@ from pathlib import Path
 import dlt
 from dlt.common.schema.typing import TColumnSchema
 
+from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.simulator import Simulator
 
 KEY_HINTS = {"primary_key": "primary key", "merge_key": "merge key", "row_key": "row key"}
 DOC_FILLS = 200
@@ -28,7 +28,7 @@ def loaded_schema() -> dlt.Schema:
             dataset_name="hypertracker",
             pipelines_dir=folder,
         )
-        pipeline.run(hypertracker(api_key=simulator.api_key, base_url=simulator.url))
+        pipeline.run(hypertracker(api_key=simulator.config.api_key, base_url=simulator.url))
         return pipeline.default_schema.clone()
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import dlt
 import pytest
+import requests
 from helpers import API_KEY, POSTGRES_URL, PipelineFactory
 
-from hypertracker_source.simulator import Simulator
+from hypertracker_simulator import Simulator
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +66,34 @@ def postgres_destination() -> Any:
             raise
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({error}); start it to run this test")
     return dlt.destinations.postgres(POSTGRES_URL)
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[dict[str, Simulator]]:
+    """Read-only simulators with the same data, one per documented fill order."""
+    with (
+        Simulator(seed=7, fills=5000, api_key=API_KEY) as newest,
+        Simulator(seed=7, fills=5000, api_key=API_KEY, fill_order="notes") as notes,
+    ):
+        yield {"newest": newest, "notes": notes}
+
+
+@pytest.fixture(scope="module")
+def sim(sims: dict[str, Simulator]) -> Simulator:
+    """The read-only simulator whose fills come newest first."""
+    return sims["newest"]
+
+
+@pytest.fixture
+def fresh() -> Iterator[Simulator]:
+    """A small simulator of the test's own, free to change."""
+    with Simulator(seed=3, fills=400, api_key=API_KEY) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[requests.Session]:
+    """An HTTP session that sends the API key."""
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {API_KEY}"
+        yield session

@@ -3,17 +3,21 @@ the simulator's ground truth in comparable forms. Fixtures live in conftest.py."
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import dlt
 import pendulum
+import requests
 
+from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.schema import HEATMAP_FIELDS, RISK_FIELDS, ApiField
-from hypertracker_source.simulator import Simulator
 
 API_KEY = "sim-test-key-7f3a"
+FILLS = "/api/external/fills/liquidation"
+SEGMENTS = "/api/external/segments"
+STATUS = "/api/external/hypertracker/state/status"
 POSTGRES_URL = "postgresql://postgres:trust@127.0.0.1:5432/test"
 """The local server trusts every connection; dlt insists on a password, so one is given."""
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
@@ -158,3 +162,50 @@ def assert_snapshots_equal(
     landed_risk = Counter(tuple(sorted(r.items())) for r in landed(pipeline, "liquidation_risk"))
     assert landed_heatmap == expected_heatmap
     assert landed_risk == expected_risk
+
+
+def heatmap_path(coin: str) -> str:
+    """The API path of a coin's heatmap export."""
+    return f"/api/external/exports/coins/{coin}/liquidation-heatmap"
+
+
+def risk_path(segment_id: int | str) -> str:
+    """The API path of a cohort's liquidation risk."""
+    return f"/api/external/{segment_id}/assets/liquidation-risk"
+
+
+def iso(value_ms: int) -> str:
+    """Epoch milliseconds as an ISO 8601 string."""
+    moment = datetime.fromtimestamp(value_ms / 1000, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def fetch(
+    client: requests.Session,
+    sim: Simulator,
+    path: str,
+    allow_redirects: bool = True,
+    **params: Any,
+) -> requests.Response:
+    """A GET of an API path."""
+    return client.get(sim.url + path, params=params, allow_redirects=allow_redirects, timeout=10)
+
+
+def all_pages(
+    client: requests.Session, sim: Simulator, **params: Any
+) -> tuple[list[dict[str, Any]], int]:
+    """Every fill of a query, following nextCursor, and how many pages it took."""
+    fills: list[dict[str, Any]] = []
+    pages = 0
+    cursor = None
+    while True:
+        page_params = params if cursor is None else {**params, "nextCursor": cursor}
+        answer = fetch(client, sim, FILLS, **page_params)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        pages += 1
+        assert body["fills"] or pages == 1, "a cursor led to an empty page"
+        fills += body["fills"]
+        cursor = body["nextCursor"]
+        if cursor is None:
+            return fills, pages

@@ -16,6 +16,7 @@ from helpers import (
     source_for,
 )
 
+from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import root_cause
 from hypertracker_source.exceptions import (
@@ -24,7 +25,6 @@ from hypertracker_source.exceptions import (
     HyperTrackerConfigError,
 )
 from hypertracker_source.settings import TABLE_NAMES
-from hypertracker_source.simulator import Simulator
 
 HEATMAP_COINS = ["BTC"]
 SEGMENT_IDS = [9]

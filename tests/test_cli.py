@@ -13,6 +13,7 @@ import pytest
 from helpers import API_KEY, POSTGRES_URL, PipelineFactory, source_for
 from PIL import Image
 
+from hypertracker_simulator import Simulator
 from hypertracker_source.cli import DEMO_FILLS, DEMO_SEED, LOCAL_DATABASE, main
 from hypertracker_source.docs import loaded_schema, tables_markdown
 from hypertracker_source.report import money, price_range
@@ -23,7 +24,6 @@ from hypertracker_source.settings import (
     SEGMENT_NAMES,
     TABLE_NAMES,
 )
-from hypertracker_source.simulator import Simulator
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -16,11 +16,11 @@ from helpers import (
     source_for,
 )
 
+from hypertracker_simulator import Faults, RequestRecord, Simulator
 from hypertracker_source.cli import root_cause
 from hypertracker_source.client import RERUN_ADVICE
 from hypertracker_source.exceptions import HyperTrackerApiError
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
-from hypertracker_source.simulator import Faults, RequestRecord, Simulator
 
 STORM = Faults(
     error_rate=0.15,

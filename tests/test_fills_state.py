@@ -6,11 +6,10 @@ from typing import Any
 import pendulum
 import pytest
 import time_machine
-from conftest import API_KEY, PipelineFactory, source_for
-from helpers import assert_fills_equal, fills_state, landed
+from helpers import API_KEY, PipelineFactory, assert_fills_equal, fills_state, landed, source_for
 
+from hypertracker_simulator import Simulator
 from hypertracker_source import load_until_caught_up, pending_fill_reads
-from hypertracker_source.simulator import Simulator
 
 QUIET_COIN = "xyz:MSTR"
 """A market of the seed-7 history that the fills appended below never touch."""

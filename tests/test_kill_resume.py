@@ -26,8 +26,8 @@ from helpers import (
     landed_fill_key,
 )
 
+from hypertracker_simulator import Simulator
 from hypertracker_source.settings import DEFAULT_LAG
-from hypertracker_source.simulator import Simulator
 
 CHILD = Path(__file__).with_name("load_fills_child.py")
 PIPELINE_NAME = "killed"

@@ -8,9 +8,9 @@ from helpers import PipelineFactory, api_fill_key, assert_fills_equal, epoch_ms,
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hypertracker_simulator import Simulator
 from hypertracker_source.fills import Window, backfill_windows, fills_table, split_windows
 from hypertracker_source.schema import FILL_PRIMARY_KEY
-from hypertracker_source.simulator import Simulator
 
 WALLETS = (
     "0x00000000000000000000000000000000000000a1",

@@ -8,7 +8,7 @@ import pytest
 import requests
 import time_machine
 
-from hypertracker_source.simulator import Simulator, start_simulator_process
+from hypertracker_simulator import Simulator, start_simulator_process
 
 API_KEY = "sim-key"
 FILLS = "/api/external/fills/liquidation"

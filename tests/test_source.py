@@ -23,12 +23,12 @@ from helpers import (
     source_for,
 )
 
+from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import main
 from hypertracker_source.fills import window_end
 from hypertracker_source.risk import risk_resource_name
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
-from hypertracker_source.simulator import Simulator
 
 
 def expected_heatmap_rows(sim: Simulator, coins: tuple[str, ...]) -> int:

@@ -6,19 +6,17 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from math import ceil
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
 from .admin import ADMIN_PREFIX, answer_admin
 from .api import Response, answer_api, answer_file, route
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
+from .traffic import RequestRecord
+from .view import SimulatorView
 
 WINDOW_SECONDS = 60.0
 ERROR_STATUSES = (502, 503, 500)
@@ -44,59 +42,6 @@ PROXY_PAGE = Response(
     b"<p>This process is automatic.</p></body></html>",
     "text/html; charset=UTF-8",
 )
-
-
-@dataclass
-class Faults:
-    """Faults the API host injects, each decided per request; change them at any time."""
-
-    error_rate: float = 0.0
-    reset_rate: float = 0.0
-    rate_limit_rate: float = 0.0
-    retry_after: int = 1
-    truncate_rate: float = 0.0
-    garbage_rate: float = 0.0
-    latency: float = 0.0
-    slow_rate: float = 0.0
-    slow_seconds: float = 0.0
-    expire_next_links: int = 0
-    string_field: str = ""
-    """A fills field sent as a string instead of its type, as if the API changed it ("": none)."""
-    new_field: str = ""
-    """A field the API added to fills: an integer in some rows, an object in others ("": none)."""
-
-    def pick(self, draw: float) -> str | None:
-        """The fault a request suffers for a uniform draw in [0, 1), if any."""
-        threshold = 0.0
-        for kind, rate in (
-            ("error", self.error_rate),
-            ("reset", self.reset_rate),
-            ("rate_limit", self.rate_limit_rate),
-            ("truncate", self.truncate_rate),
-            ("garbage", self.garbage_rate),
-            ("slow", self.slow_rate),
-        ):
-            threshold += rate
-            if draw < threshold:
-                return kind
-        return None
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request a simulated host received, with the status it answered (0: reset).
-
-    `time` is when it arrived (epoch seconds); `fault` is the fault it suffered, if any.
-    """
-
-    host: str
-    endpoint: str
-    path: str
-    params: dict[str, str]
-    status: int
-    headers: dict[str, str]
-    time: float
-    fault: str | None = None
 
 
 class SlidingWindowLimit:
@@ -141,7 +86,7 @@ class HostServer(ThreadingHTTPServer):
     request_queue_size = LISTEN_BACKLOG
 
     def __init__(
-        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: "Simulator"
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], sim: SimulatorView
     ) -> None:
         self.sim = sim
         self._connections: set[socket.socket] = set()
@@ -246,11 +191,11 @@ class ApiHandler(HostHandler):
         draw = sim.draw()
         fault = None if retry_after else faults.pick(draw)
         if retry_after:
-            response = rate_limited(retry_after, sim.retry_after_header)
+            response = rate_limited(retry_after, sim.config.retry_after_header)
         elif fault == "error":
             response = ERROR_ANSWERS[ERROR_STATUSES[int(draw * 1_000_003) % len(ERROR_STATUSES)]]
         elif fault == "rate_limit":
-            response = rate_limited(faults.retry_after, sim.retry_after_header)
+            response = rate_limited(faults.retry_after, sim.config.retry_after_header)
         elif fault == "garbage":
             response = PROXY_PAGE
         else:

@@ -1,35 +1,22 @@
-"""A simulator in a child process (`python -m hypertracker_source.simulator`), driven over HTTP."""
+"""A simulator in a child process (`python -m hypertracker_simulator`), driven over HTTP."""
 
 import os
 import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import orjson
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from .config import SimulatorConfig, command_line_flags
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_SECONDS = 10.0
-
-
-def command_line_flags(settings: dict[str, Any]) -> list[str]:
-    """Simulator keyword arguments as command-line flags (True: bare flag; None, False: none)."""
-    flags: list[str] = []
-    for name, value in settings.items():
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            flags.append(flag)
-        elif isinstance(value, list | tuple):
-            flags += [flag, ",".join(value)]
-        elif isinstance(value, datetime):
-            flags += [flag, value.isoformat()]
-        elif value is not None and value is not False:
-            flags += [flag, str(value)]
-    return flags
 
 
 class SimulatorProcess:
@@ -109,12 +96,12 @@ class SimulatorProcess:
 
 
 def start_simulator_process(
-    port: int = 0, file_port: int = 0, latency: float = 0.0, **settings: Any
+    config: SimulatorConfig | None = None, **settings: Any
 ) -> SimulatorProcess:
-    """Starts a simulator in a child process (Simulator's keyword arguments) once it serves."""
-    flags = command_line_flags({"port": port, "file_port": file_port, "latency": latency})
-    command = [sys.executable, "-m", "hypertracker_source.simulator", *flags]
-    command += command_line_flags(settings)
+    """Starts a simulator in a child process (a config, or its fields as keywords); returns once
+    it serves."""
+    config = replace(config or SimulatorConfig(), **settings)
+    command = [sys.executable, "-m", "hypertracker_simulator", *command_line_flags(config)]
     python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": python_path}

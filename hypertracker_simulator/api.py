@@ -1,10 +1,14 @@
-"""What the API host and the file host answer, request by request (no transport, no faults)."""
+"""What the API host and the file host answer, request by request, without the transport.
+
+Of the faults, only those inside a payload apply here: a fills field retyped or added. Errors,
+resets, rate limits, cut answers and delays are the transport's (server.py).
+"""
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import orjson
@@ -20,9 +24,7 @@ from .queries import (
     parse_risk_page,
 )
 from .snapshots import heatmap_file, risk_items
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
+from .view import SimulatorView
 
 JSON = "application/json; charset=utf-8"
 STATUS_AFTER = timedelta(minutes=20)
@@ -72,13 +74,13 @@ def route(path: str) -> tuple[str, dict[str, str]]:
 
 
 def answer_api(
-    sim: "Simulator", method: str, path: str, params: dict[str, str], authorization: str | None
+    sim: SimulatorView, method: str, path: str, params: dict[str, str], authorization: str | None
 ) -> Response:
     """The API host's answer to one request."""
     endpoint, path_params = route(path)
     if method != "GET" or endpoint == "unknown":
         return error_response(404, f"Cannot {method} {path}")
-    if authorization != f"Bearer {sim.api_key}":
+    if authorization != f"Bearer {sim.config.api_key}":
         return json_response({"statusCode": 401, "message": "Unauthorized"}, 401)
     try:
         return ENDPOINTS[endpoint](sim, params, **path_params)
@@ -86,14 +88,14 @@ def answer_api(
         return error_response(error.status, error.message)
 
 
-def fills(sim: "Simulator", params: dict[str, str]) -> Response:
+def fills(sim: SimulatorView, params: dict[str, str]) -> Response:
     """A page of liquidation fills."""
     query = parse_fill_query(params, sim.now_ms())
     table = sim.state.table
     match = table.match_for(query.coin, query.address, query.side)
     if match is None:
         return json_response({"fills": [], "nextCursor": None})
-    ascending = sim.fill_order == "notes" and query.start_ms is not None
+    ascending = sim.config.fill_order == "notes" and query.start_ms is not None
     window = (query.start_ms, query.end_ms)
     positions, more = table.select(match, window, query.after, ascending, query.limit)
     cursor = encode_cursor(*table.key(positions[-1])) if more else None
@@ -108,36 +110,36 @@ def fills(sim: "Simulator", params: dict[str, str]) -> Response:
     return json_response({"fills": rows, "nextCursor": cursor})
 
 
-def export(sim: "Simulator", params: dict[str, str], coin: str) -> Response:
+def export(sim: SimulatorView, params: dict[str, str], coin: str) -> Response:
     """A coin's heatmap export: a redirect, a download URL or the file, per export mode."""
     canonical = sim.heatmap_coin(coin)
     if canonical is None:
         return error_response(404, f"{coin.upper()} not found")
-    key = FileKey(canonical, sim.version, sim.gzip_files)
-    if sim.export_mode == "inline":
+    key = FileKey(canonical, sim.version, sim.config.gzip_files)
+    if sim.config.export_mode == "inline":
         return file_response(sim, key)
     url = sim.issue_link(key)
-    if sim.export_mode == "download_url":
+    if sim.config.export_mode == "download_url":
         return json_response({"downloadUrl": url})
     body = f"Found. Redirecting to {url}".encode()
     return Response(302, body, "text/plain; charset=utf-8", (("Location", url),))
 
 
-def risk(sim: "Simulator", params: dict[str, str], segment: str) -> Response:
+def risk(sim: SimulatorView, params: dict[str, str], segment: str) -> Response:
     """A page of a cohort's liquidation risk by coin."""
     if not (segment.isdigit() and int(segment) in SEGMENT_IDS):
         raise ApiError(404, f"Segment {segment} not found")
     offset, limit = parse_risk_page(params)
-    items = risk_items(sim.seed, int(segment), sim.version, sim.risk_coins)
+    items = risk_items(sim.config.seed, int(segment), sim.version, sim.config.risk_coins)
     return json_response({"totalCount": len(items), "items": items[offset : offset + limit]})
 
 
-def segments(sim: "Simulator", params: dict[str, str]) -> Response:
+def segments(sim: SimulatorView, params: dict[str, str]) -> Response:
     """The 16 cohorts."""
     return json_response(sim.segments)
 
 
-def status(sim: "Simulator", params: dict[str, str]) -> Response:
+def status(sim: SimulatorView, params: dict[str, str]) -> Response:
     """When the data were last updated and when the next update is due."""
     updated = sim.last_update
     return json_response(
@@ -158,14 +160,16 @@ ENDPOINTS: dict[str, Callable[..., Response]] = {
 }
 
 
-def file_response(sim: "Simulator", key: FileKey) -> Response:
+def file_response(sim: SimulatorView, key: FileKey) -> Response:
     """A heatmap file as the file host serves it: JSON, or gzip bytes without Content-Encoding."""
     content_type = "application/gzip" if key.gzipped else "application/json"
-    return Response(200, heatmap_file(sim.seed, key.coin, key.version, key.gzipped), content_type)
+    return Response(
+        200, heatmap_file(sim.config.seed, key.coin, key.version, key.gzipped), content_type
+    )
 
 
 def answer_file(
-    sim: "Simulator", path: str, params: dict[str, str], authorization: str | None
+    sim: SimulatorView, path: str, params: dict[str, str], authorization: str | None
 ) -> Response:
     """The file host's answer to a request for a pre-signed object."""
     now = datetime.now(timezone.utc)

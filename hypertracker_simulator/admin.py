@@ -2,19 +2,16 @@
 
 from dataclasses import replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 import orjson
 
 from .api import Response, error_response, json_response
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
+from .view import SimulatorView
 
 ADMIN_PREFIX = "/_sim/"
 
 
-def answer_admin(sim: "Simulator", method: str, path: str, body: bytes) -> Response:
+def answer_admin(sim: SimulatorView, method: str, path: str, body: bytes) -> Response:
     """The answer of a control endpoint (no auth, no faults, not recorded)."""
     action = (method, path.removeprefix(ADMIN_PREFIX))
     try:

@@ -5,52 +5,23 @@ import secrets
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
 
 from .catalog import MARKETS, SEGMENT_IDS, SEGMENTS
+from .config import SimulatorConfig
 from .fills import FillTable
 from .links import FileKey, presigned_url
 from .queries import datetime_of_ms, epoch_ms, epoch_ms_of_iso, wall_clock_ms
-from .server import (
-    ApiHandler,
-    Faults,
-    FileHandler,
-    HostServer,
-    RequestRecord,
-    SlidingWindowLimit,
-    serve_in_background,
-)
+from .server import ApiHandler, FileHandler, HostServer, SlidingWindowLimit, serve_in_background
 from .snapshots import heatmap_bins, risk_items
+from .state import DataState, Indexer
+from .traffic import Faults, RequestRecord
 
-FILL_ORDERS = ("newest", "notes")
-EXPORT_MODES = ("redirect", "download_url", "inline")
 NEW_FILLS_SPREAD = timedelta(minutes=1)
 EXPIRED_LINK_AGE = timedelta(minutes=1)
-
-
-@dataclass(frozen=True)
-class DataState:
-    """One data version: its number, when it was made, and the fills visible in it."""
-
-    version: int
-    last_update: datetime
-    table: FillTable
-
-
-@dataclass
-class Indexer:
-    """The fills indexer: while stalled, fills that happen wait unpublished, then all at once.
-
-    `ticking_status` keeps `lastUpdate` moving with each state update during a stall (the API's
-    notes do not say whether `lastUpdate` promises that every earlier fill is visible).
-    """
-
-    stalled: bool = False
-    ticking_status: bool = False
-    unpublished: list[int] = field(default_factory=list)
 
 
 def instant_ms(moment: str | datetime) -> int:
@@ -70,62 +41,42 @@ def spread_until(count: int, after_ms: int, until_ms: int) -> list[int]:
 
 
 class Simulator:
-    """A local HyperTracker API: a real HTTP API host and a separate "S3" file host."""
+    """A local HyperTracker API: a real HTTP API host and a separate "S3" file host.
 
-    def __init__(
-        self,
-        seed: int = 7,
-        fills: int = 5000,
-        api_key: str = "sim-key",
-        history_start: str | datetime = "2025-07-27T00:00:00Z",
-        fill_order: str = "newest",
-        export_mode: str = "redirect",
-        gzip_files: bool = False,
-        link_ttl: float = 30.0,
-        heatmap_coins: list[str] | None = None,
-        risk_coins: int = 294,
-        rate_limit_per_minute: int | None = None,
-        rate_limit_window: float = 60.0,
-        retry_after_header: bool = False,
-        clock_offset: timedelta = timedelta(0),
-    ) -> None:
-        if fill_order not in FILL_ORDERS:
-            raise ValueError(f"fill_order must be one of {FILL_ORDERS}")
-        if export_mode not in EXPORT_MODES:
-            raise ValueError(f"export_mode must be one of {EXPORT_MODES}")
-        self.seed = seed
-        self.api_key = api_key
-        self.fill_order = fill_order
-        self.export_mode = export_mode
-        self.gzip_files = gzip_files
-        self.link_ttl = link_ttl
-        self.risk_coins = risk_coins
-        self.retry_after_header = retry_after_header
-        self.clock_offset = clock_offset
+    Made from a SimulatorConfig, or from its fields as keywords: `Simulator(seed=3, fills=400)`.
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None, **settings: Any) -> None:
+        self.config = replace(config or SimulatorConfig(), **settings)
+        config = self.config
         self.indexer = Indexer()
         self.link_secret = secrets.token_bytes(32)
-        self.faults = Faults()
+        self.faults = Faults(latency=config.latency)
         self.requests: list[RequestRecord] = []
-        coins = heatmap_coins or [market.coin for market in MARKETS]
+        coins = config.heatmap_coins or [market.coin for market in MARKETS]
         self._heatmap_coins = {coin.casefold(): coin for coin in coins}
         self._limit = (
-            SlidingWindowLimit(rate_limit_per_minute, rate_limit_window)
-            if rate_limit_per_minute
+            SlidingWindowLimit(config.rate_limit_per_minute, config.rate_limit_window)
+            if config.rate_limit_per_minute
             else None
         )
-        self._fault_dice = random.Random(seed)
+        self._fault_dice = random.Random(config.seed)
         self._lock = threading.Lock()
         self._advance_lock = threading.Lock()
         self._servers: list[HostServer] = []
         created_ms = self.now_ms()
-        table = FillTable.generate(seed, fills, instant_ms(history_start), created_ms)
+        first_ms = instant_ms(config.history_start)
+        table = FillTable.generate(config.seed, config.fills, first_ms, created_ms)
         self.state = DataState(1, datetime_of_ms(created_ms), table)
 
-    def start(self, port: int = 0, file_port: int = 0) -> "Simulator":
-        """Starts serving the API and file hosts on 127.0.0.1 (port 0: any free port)."""
+    def start(self, port: int | None = None, file_port: int | None = None) -> "Simulator":
+        """Starts serving the API and file hosts on 127.0.0.1, on the config's ports unless given
+        (0: any free port)."""
+        api_port = self.config.port if port is None else port
+        files_port = self.config.file_port if file_port is None else file_port
         self._servers = [
-            HostServer(("127.0.0.1", port), ApiHandler, self),
-            HostServer(("127.0.0.1", file_port), FileHandler, self),
+            HostServer(("127.0.0.1", api_port), ApiHandler, self),
+            HostServer(("127.0.0.1", files_port), FileHandler, self),
         ]
         for server in self._servers:
             serve_in_background(server)
@@ -185,7 +136,7 @@ class Simulator:
 
     def now_ms(self) -> int:
         """The API's clock in epoch milliseconds: the wall clock moved by `clock_offset`."""
-        return wall_clock_ms() + self.clock_offset // timedelta(milliseconds=1)
+        return wall_clock_ms() + self.config.clock_offset // timedelta(milliseconds=1)
 
     def advance_state(
         self,
@@ -254,13 +205,13 @@ class Simulator:
         canonical = self.heatmap_coin(coin)
         if canonical is None:
             raise KeyError(coin)
-        return heatmap_bins(self.seed, canonical, self.version)
+        return heatmap_bins(self.config.seed, canonical, self.version)
 
     def expected_risk(self, segment_id: int) -> list[dict[str, Any]]:
         """A cohort's liquidation-risk items in the current version, in API order."""
         if segment_id not in SEGMENT_IDS:
             raise KeyError(segment_id)
-        items = risk_items(self.seed, segment_id, self.version, self.risk_coins)
+        items = risk_items(self.config.seed, segment_id, self.version, self.config.risk_coins)
         return [dict(item) for item in items]
 
     def heatmap_coin(self, coin: str) -> str | None:
@@ -273,7 +224,7 @@ class Simulator:
             expired = self.faults.expire_next_links > 0
             if expired:
                 self.faults.expire_next_links -= 1
-        ttl = int(self.link_ttl)
+        ttl = int(self.config.link_ttl)
         signed_at = datetime.now(timezone.utc).replace(microsecond=0)
         if expired:
             signed_at -= timedelta(seconds=ttl) + EXPIRED_LINK_AGE

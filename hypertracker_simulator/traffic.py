@@ -1,0 +1,56 @@
+"""The API host's traffic: the faults it injects, request by request, and its log of requests."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Faults:
+    """Faults the API host injects, each decided per request; change them at any time."""
+
+    error_rate: float = 0.0
+    reset_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: int = 1
+    truncate_rate: float = 0.0
+    garbage_rate: float = 0.0
+    latency: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    expire_next_links: int = 0
+    string_field: str = ""
+    """A fills field sent as a string instead of its type, as if the API changed it ("": none)."""
+    new_field: str = ""
+    """A field the API added to fills: an integer in some rows, an object in others ("": none)."""
+
+    def pick(self, draw: float) -> str | None:
+        """The fault a request suffers for a uniform draw in [0, 1), if any."""
+        threshold = 0.0
+        for kind, rate in (
+            ("error", self.error_rate),
+            ("reset", self.reset_rate),
+            ("rate_limit", self.rate_limit_rate),
+            ("truncate", self.truncate_rate),
+            ("garbage", self.garbage_rate),
+            ("slow", self.slow_rate),
+        ):
+            threshold += rate
+            if draw < threshold:
+                return kind
+        return None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request a simulated host received, with the status it answered (0: reset).
+
+    `time` is when it arrived (epoch seconds); `fault` is the fault it suffered, if any.
+    """
+
+    host: str
+    endpoint: str
+    path: str
+    params: dict[str, str]
+    status: int
+    headers: dict[str, str]
+    time: float
+    fault: str | None = None
