@@ -33,8 +33,8 @@ FILTERS_KEY = "filters"
 LEGACY_MARKS_KEY = "high_water_marks"
 """Where versions before 0.2 kept one mark per filter: the clock time of its last run."""
 CLOCK_MARGIN = timedelta(days=1)
-"""How far this machine's clock may be wrong: a back-fill ending closer to now than this ends at
-the API's `lastUpdate` instead, so that no window reaches into the API's future."""
+"""How far this machine's clock may be wrong: a back-fill ending closer to now than this ends just
+after the API's `lastUpdate` instead, so that no window reaches into the API's future."""
 
 
 class FilterMarks(TypedDict, total=False):
@@ -120,7 +120,7 @@ def backfill_queries(plan: FillsPlan, frontier: Callable[[], DateTime]) -> Itera
     assert plan.end_date is not None
     end = plan.end_date
     if end > pendulum.now("UTC") - CLOCK_MARGIN:
-        end = min(end, frontier())
+        end = min(end, frontier() + timedelta(milliseconds=1))
     budget = RunBudget(0, plan.page_size)
     for fill_filter in plan.filters:
         for window in backfill_windows(plan.start_date, end) if end > plan.start_date else []:
