@@ -135,3 +135,14 @@ def pending_reads(state: MutableMapping[str, Any]) -> int:
     """How many reads the fills resource state holds unfinished, over every filter."""
     filters: dict[str, FilterMarks] = state.get(FILTERS_KEY, {})
     return sum(len(marks.get("backlog", [])) for marks in filters.values())
+
+
+def pending_windows(state: MutableMapping[str, Any]) -> list[tuple[DateTime, DateTime]]:
+    """The [start, end] of every unfinished window read in the fills resource state."""
+    filters: dict[str, FilterMarks] = state.get(FILTERS_KEY, {})
+    return [
+        (pendulum.parse(read["start"]), pendulum.parse(read["end"]))
+        for marks in filters.values()
+        for read in marks.get("backlog", [])
+        if read.get("start")
+    ]
