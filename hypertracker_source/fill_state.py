@@ -54,6 +54,10 @@ def plan_run(
     plan: FillsPlan, state: MutableMapping[str, Any], frontier: Callable[[], DateTime]
 ) -> Iterator[FillQuery]:
     """Yields every read of this run: a back-fill's windows, or each filter's unfinished reads."""
+    # Hand-written: dlt.sources.incremental keeps one cursor per resource and sends it as `start`.
+    # Here each filter needs a mark of its own (a coin added later gets its history); a cursor sent
+    # as `start` never gets past a pause of 3 months, the API's default `end` (a test shows it);
+    # and a read cut short by the run's budget resumes from the API's own nextCursor.
     if plan.end_date is not None:
         yield from backfill_queries(plan, frontier)
         return
