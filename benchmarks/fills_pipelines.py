@@ -1,8 +1,9 @@
-"""The three fills pipelines the benchmark compares, each run in a process of its own.
+"""The fills pipelines the benchmark compares, each run in a process of its own.
 
-`python -m benchmarks.fills_pipelines <floor|rest_api|ours> <api url> <api key> <workdir>
-<windows as JSON>` loads every fill of the windows into a DuckDB file in workdir and prints one JSON
-line: the wall and CPU seconds of the work (after the imports), and the rows that landed.
+`python -m benchmarks.fills_pipelines <pipeline> <api url> <api key> <workdir> <windows as JSON>`
+(pipeline: floor, keyed_floor, rest_api or ours) loads every fill of the windows into a DuckDB
+file in workdir and prints one JSON line: the wall and CPU seconds of the work (after the
+imports), and the rows that landed.
 """
 
 import importlib
@@ -23,8 +24,24 @@ Windows = list[tuple[str, str | None]]
 """Each fills query as its `start` and `end` parameters (None: up to now)."""
 
 
+KEY = ("address", "coin", "time", "startPosition", "side", "sz", "px")
+"""The fill key, as ours merges on it, for the keyed floor."""
+
+
 def floor(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[str, Any]:
-    """The raw floor: requests, orjson, pyarrow, and one streaming DuckDB insert; no dlt."""
+    """The raw floor: requests, orjson, pyarrow, and one streaming DuckDB insert; no dlt, no key."""
+    return raw_load(url, api_key, workdir, windows, keyed=False)
+
+
+def keyed_floor(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[str, Any]:
+    """The raw floor with ours' guarantee: a primary key on the fill, `INSERT OR IGNORE` into it."""
+    return raw_load(url, api_key, workdir, windows, keyed=True)
+
+
+def raw_load(
+    url: str, api_key: str, workdir: Path, windows: Windows, keyed: bool
+) -> dict[str, Any]:
+    """Every fill of the windows, paged with requests and orjson, into DuckDB as Arrow batches."""
     import duckdb
     import orjson
     import pyarrow as pa
@@ -69,7 +86,21 @@ def floor(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[str, 
     with duckdb.connect(str(workdir / DATABASE)) as connection:
         connection.register("pages", pa.RecordBatchReader.from_batches(stored, batches()))
         connection.execute(f"CREATE SCHEMA {DATASET}")
-        connection.execute(f"CREATE TABLE {DATASET}.{TABLE} AS SELECT * FROM pages")
+        if not keyed:
+            connection.execute(f"CREATE TABLE {DATASET}.{TABLE} AS SELECT * FROM pages")
+            return {}
+        sql_types = {
+            string: "VARCHAR",
+            double: "DOUBLE",
+            integer: "BIGINT",
+            timestamp: "TIMESTAMPTZ",
+        }
+        columns = [f'"{f.name}" {sql_types.get(f.type, "BOOLEAN")}' for f in stored]
+        key = ", ".join(f'"{name}"' for name in KEY)
+        connection.execute(
+            f"CREATE TABLE {DATASET}.{TABLE} ({', '.join(columns)}, PRIMARY KEY ({key}))"
+        )
+        connection.execute(f"INSERT OR IGNORE INTO {DATASET}.{TABLE} SELECT * FROM pages")
     return {}
 
 
@@ -104,11 +135,22 @@ def rest_api(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[st
 
 
 def ours(url: str, api_key: str, workdir: Path, windows: Windows) -> dict[str, Any]:
-    """This project's source, fills only, with its defaults (it splits the windows itself)."""
-    from hypertracker_source import hypertracker
+    """This project's source, fills only, with its defaults, run chunk after chunk until caught
+    up as `hypertracker load` does (it splits the windows itself)."""
+    import dlt
 
-    source = hypertracker(api_key=api_key, base_url=url).with_resources(TABLE)
-    return run_pipeline("ours", source, workdir)
+    from hypertracker_source import hypertracker, load_until_caught_up
+
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_ours",
+        destination=dlt.destinations.duckdb(str(workdir / DATABASE)),
+        dataset_name=DATASET,
+        pipelines_dir=str(workdir / "pipelines"),
+    )
+    loads = load_until_caught_up(
+        pipeline, lambda: hypertracker(api_key=api_key, base_url=url).with_resources(TABLE)
+    )
+    return {"chunks": len(loads)}
 
 
 def run_pipeline(name: str, source: Any, workdir: Path) -> dict[str, Any]:
@@ -144,10 +186,11 @@ def landed_rows(workdir: Path) -> int:
         return connection.execute(f"SELECT count(*) FROM {DATASET}.{TABLE}").fetchone()[0]
 
 
-PIPELINES = {"floor": floor, "rest_api": rest_api, "ours": ours}
+PIPELINES = {"floor": floor, "keyed_floor": keyed_floor, "rest_api": rest_api, "ours": ours}
 DLT_ON_FIRST_USE = ("duckdb", "dlt.common.libs.sql_alchemy_compat")
 IMPORTS = {
     "floor": ("duckdb", "orjson", "pyarrow", "requests"),
+    "keyed_floor": ("duckdb", "orjson", "pyarrow", "requests"),
     "rest_api": ("dlt", "dlt.sources.rest_api", *DLT_ON_FIRST_USE),
     "ours": ("dlt", "hypertracker_source", *DLT_ON_FIRST_USE),
 }

@@ -6,6 +6,11 @@ the dags folder, and environment variables work everywhere: SOURCES__HYPERTRACKE
 DESTINATION__POSTGRES__CREDENTIALS (postgresql://user:password@host:5432/database). Each run reads
 the fills that are new since the last one and the heatmaps and risk of a new API data version;
 the incremental marks live in the destination, so the workers keep no local state.
+
+A run reads at most `max_fills_per_run` fills (250,000 by default, about 250 requests and half a
+GB of memory), so no run outgrows a small worker or its task timeout: a first load of a long
+history catches up over the first scheduled runs, each landing its chunk with its marks. To load
+everything at once first, run `hypertracker load --destination postgres` once before enabling it.
 """
 
 import dlt

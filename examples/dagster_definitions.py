@@ -8,7 +8,9 @@ DESTINATION__POSTGRES__CREDENTIALS (postgresql://user:password@host:5432/databas
   fills of its day, from midnight up to (not including) the next, so no two partitions share a
   fill. A back-fill with an end date leaves the incremental marks alone. Each partition runs in
   a dlt pipeline of its own, with its own working folder and staging schema, so a back-fill of
-  many days runs as independent partitions side by side. A daily schedule loads yesterday.
+  many days runs as independent partitions side by side. A daily schedule loads yesterday. A
+  day is bounded, so a partition reads it whole, in one load package (`max_fills_per_run`
+  chunks only the incremental history, whose marks are state).
 - The heatmaps, cohort risk and cohorts: current snapshots only (the API keeps no history), one
   unpartitioned asset group loaded every 30 minutes; a run in an already loaded API data version
   costs one request.

@@ -3,12 +3,13 @@
 Settings resolve from dlt config: the key from .dlt/secrets.toml or SOURCES__HYPERTRACKER__API_KEY,
 the rest (coins, heatmap_coins, segment_ids, ...) from .dlt/config.toml or SOURCES__HYPERTRACKER__*.
 The file is hypertracker_data.duckdb in the working folder: not hypertracker.duckdb, because DuckDB
-cannot tell a schema from a file of the same name. Each run reads only the fills that are new.
+cannot tell a schema from a file of the same name. Each run reads only the fills that are new; a
+first run reads the whole history, 250,000 fills a chunk (`max_fills_per_run`), chunk after chunk.
 """
 
 import dlt
 
-from hypertracker_source import hypertracker
+from hypertracker_source import hypertracker, load_until_caught_up
 
 LIQUIDATED_BY_COIN = """
 SELECT coin, COUNT(*) AS fills, ROUND(SUM(px * sz)) AS liquidated_usd
@@ -24,7 +25,8 @@ def load() -> dlt.Pipeline:
         dataset_name="hypertracker",
         progress="log",
     )
-    print(pipeline.run(hypertracker()))
+    for load in load_until_caught_up(pipeline, hypertracker):
+        print(load)
     print(pipeline.dataset()(LIQUIDATED_BY_COIN).arrow())
     return pipeline
 

@@ -5,11 +5,13 @@ from collections.abc import Callable
 from typing import Any
 
 import dlt
+import pendulum
 from dlt.common.pipeline import LoadInfo
 from dlt.extract.source import DltSource
+from pendulum import DateTime
 
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.fill_state import pending_reads
+from hypertracker_source.fill_state import pending_reads, pending_windows
 from hypertracker_source.settings import FILLS_RESOURCE
 
 ChunkDone = Callable[[int, LoadInfo], None]
@@ -27,20 +29,34 @@ def pending_fill_reads(pipeline: dlt.Pipeline) -> int:
     return pending_reads(fills_resource_state(pipeline))
 
 
+def pending_span(pipeline: dlt.Pipeline) -> tuple[DateTime, DateTime] | None:
+    """The time span the pending fills reads cover, or None when nothing is left."""
+    state = fills_resource_state(pipeline)
+    if not pending_reads(state):
+        return None
+    windows = pending_windows(state)
+    if not windows:
+        newest = pendulum.now("UTC")
+        return newest, newest
+    return min(start for start, _ in windows), max(end for _, end in windows)
+
+
 def load_until_caught_up(
     pipeline: dlt.Pipeline,
     make_source: Callable[[], DltSource],
     on_chunk: ChunkDone | None = None,
+    refresh: bool = False,
 ) -> list[LoadInfo]:
     """Runs the source, then its fills alone, until the fills have no read left: "everything now".
 
     Each run reads at most `max_fills_per_run` fills and lands them as its own load package, with
     the fills state committed in it: a kill costs at most one chunk again. Heatmaps, risk and
-    segments load with the first chunk only.
+    segments load with the first chunk only; `refresh` drops the tables and state before it.
     """
     # Hand-written: dlt runs one load package per `run`; the loop is what "until caught up" means.
     source = make_source()
-    loads = [pipeline.run(source)]
+    # dlt annotates `refresh` without Optional, though None is its default
+    loads = [pipeline.run(source, refresh="drop_sources" if refresh else None)]  # type: ignore[arg-type]
     if on_chunk:
         on_chunk(1, loads[-1])
     follows_fills = FILLS_RESOURCE in source.selected_resources

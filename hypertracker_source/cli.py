@@ -4,16 +4,20 @@ import argparse
 import contextlib
 import sys
 import traceback
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.extract.source import DltSource
 
 from hypertracker_simulator import Simulator
-from hypertracker_source import RunStats, hypertracker
+from hypertracker_source import RunStats, hypertracker, load_until_caught_up, pending_fill_reads
+from hypertracker_source.chunks import pending_span
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.settings import TABLE_NAMES
+from hypertracker_source.settings import FILLS_RESOURCE, TABLE_NAMES
 
 DEMO_API_KEY = "demo-key"
 DEMO_SEED = 7
@@ -94,34 +98,70 @@ def run_load(
     resources: str | None = None,
     refresh: bool = False,
 ) -> RunStats:
-    """Runs the source through the pipeline and prints what landed and what it cost.
+    """Runs the source through the pipeline, chunk after chunk until caught up, and prints what
+    landed and what it cost.
 
     A load an interrupted run left behind is finished first: dlt's `run` would otherwise load only
     that and skip the source.
     """
     stats = RunStats()
-    source = hypertracker(**settings, run_stats=stats)
-    if resources:
-        source = source.with_resources(*(name.strip() for name in resources.split(",")))
+
+    def make_source() -> DltSource:
+        """The source of one chunk; every chunk counts into the same stats and reuses the status."""
+        source = hypertracker(**settings, run_stats=stats)
+        if resources:
+            source = source.with_resources(*(name.strip() for name in resources.split(",")))
+        return source
+
     if pipeline.has_pending_data:
         print("Finishing the load an interrupted run left behind first.")
         pipeline.normalize()
         pipeline.load()
-    # dlt annotates `refresh` without Optional, though None is its default
-    pipeline.run(source, refresh="drop_sources" if refresh else None)  # type: ignore[arg-type]
-    print_summary(pipeline, stats)
+    progress = ChunkProgress(pipeline, stats)
+    load_until_caught_up(pipeline, make_source, progress.print_chunk, refresh)
+    print_summary(pipeline, stats, progress.rows)
     return stats
 
 
-def print_summary(pipeline: dlt.Pipeline, stats: RunStats) -> None:
+class ChunkProgress:
+    """Prints a line per chunk: the fills it landed, their time span, its requests, what is left."""
+
+    def __init__(self, pipeline: dlt.Pipeline, stats: RunStats) -> None:
+        self._pipeline = pipeline
+        self._stats = stats
+        self._requests_before = 0
+        self.rows: Counter[str] = Counter()
+
+    def print_chunk(self, number: int, load: LoadInfo) -> None:
+        """Prints one chunk's line (for a load in more than one chunk) and adds up its rows."""
+        trace = self._pipeline.last_trace
+        normalize_info = trace.last_normalize_info if trace else None
+        row_counts = normalize_info.row_counts if normalize_info else {}
+        self.rows.update({table: row_counts.get(table, 0) for table in TABLE_NAMES})
+        requests = sum(self._stats.requests.values())
+        spent, self._requests_before = requests - self._requests_before, requests
+        left = pending_fill_reads(self._pipeline)
+        if number == 1 and not left:
+            return
+        fills = row_counts.get(FILLS_RESOURCE, 0)
+        print(f"chunk {number}: {fills:,} fills, {spent} requests; {left_to_read(self._pipeline)}")
+
+
+def left_to_read(pipeline: dlt.Pipeline) -> str:
+    """What the fills reads still pending cover, in words."""
+    span = pending_span(pipeline)
+    if span is None:
+        return "caught up"
+    first, last = span
+    return f"{pending_fill_reads(pipeline)} reads left, {first:%Y-%m-%d} to {last:%Y-%m-%d %H:%M}"
+
+
+def print_summary(pipeline: dlt.Pipeline, stats: RunStats, rows: Counter[str]) -> None:
     """Prints rows landed per table, requests spent per endpoint and the API's data version."""
-    trace = pipeline.last_trace
-    normalize_info = trace.last_normalize_info if trace else None
-    row_counts = normalize_info.row_counts if normalize_info else {}
     print(f"\nLoaded into {pipeline.destination.destination_name} dataset {pipeline.dataset_name}:")
     for table in TABLE_NAMES:
-        if table in row_counts:
-            print(f"  {table:<22} {row_counts[table]:>10,} rows")
+        if rows[table]:
+            print(f"  {table:<22} {rows[table]:>10,} rows")
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))
     print(f"API requests: {sum(stats.requests.values())} ({spent or 'none'})")
     if stats.status:

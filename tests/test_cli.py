@@ -393,3 +393,28 @@ def test_readme_columns_are_the_generated_ones():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     documented = readme.split("<!-- columns:begin -->\n", 1)[1].split("<!-- columns:end -->", 1)[0]
     assert documented == tables_markdown(loaded_schema())
+
+
+def test_load_runs_chunks_until_caught_up_and_shows_each(
+    workdir: Path,
+    simulator_settings: Simulator,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    sim = simulator_settings
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__MAX_FILLS_PER_RUN", "1000")
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__PAGE_SIZE", "250")
+    assert main(["load", "--resources", "liquidation_fills"]) == 0
+
+    output = capsys.readouterr().out
+    chunks = re.findall(
+        r"^chunk (\d+): ([\d,]+) fills, (\d+) requests; (.*)$", output, re.MULTILINE
+    )
+    assert [int(number) for number, *_ in chunks] == list(range(1, len(chunks) + 1))
+    assert len(chunks) >= 3
+    assert re.fullmatch(r"\d+ reads left, \d{4}-\d\d-\d\d to .*", chunks[0][3])
+    assert chunks[-1][3] == "caught up"
+    fills = [int(count.replace(",", "")) for _, count, _, _ in chunks]
+    assert sum(fills) == summary_rows(output)["liquidation_fills"] == len(sim.expected_fills())
+    assert sum(int(spent) for *_, spent, _ in chunks) == summary_requests(output)[0]
+    assert duckdb_counts(workdir / LOCAL_DATABASE)["liquidation_fills"] == len(sim.expected_fills())

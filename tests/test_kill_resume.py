@@ -80,17 +80,22 @@ def kill_points(seed: int) -> list[KillPoint]:
     ]
 
 
-def start_load(sim: Simulator, folder: Path) -> subprocess.Popen:
-    """Starts the scheduled fills load in a child process."""
+def start_load(
+    sim: Simulator, folder: Path, mode: str = "run", **settings: int
+) -> subprocess.Popen:
+    """Starts the fills load in a child process: one scheduled run, or chunks until caught up."""
     env = {
         **os.environ,
         "SOURCES__HYPERTRACKER__API_KEY": API_KEY,
         "SOURCES__HYPERTRACKER__BASE_URL": sim.url,
         "SOURCES__HYPERTRACKER__PAGE_SIZE": str(PAGE_SIZE),
+        **{
+            f"SOURCES__HYPERTRACKER__{name.upper()}": str(value) for name, value in settings.items()
+        },
     }
     command = [sys.executable, str(CHILD), PIPELINE_NAME, str(folder / "pipelines")]
     return subprocess.Popen(
-        [*command, str(folder / "fills.duckdb"), DATASET],
+        [*command, str(folder / "fills.duckdb"), DATASET, mode],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -221,3 +226,51 @@ def test_killed_backfill_resumes_without_loss_or_duplicates(tmp_path: Path):
         assert high_water_marks(pipeline)
         assert_fills_equal(pipeline, sim.expected_fills())
         print("\n".join(outcomes))
+
+
+CHUNK_FILLS = 1000
+"""The chunked history's run size: 10 pages of CHUNKED_PAGE_SIZE fills."""
+CHUNKED_PAGE_SIZE = 100
+CHUNKED_KILL_POINTS = (
+    KillPoint(requests=7),  # in the first chunk's extract
+    KillPoint(requests=25),  # a later chunk's extract
+    KillPoint(stage=EXTRACTED),  # a chunk committed, not yet loaded
+    KillPoint(stage=LOADING),  # a chunk loading
+    KillPoint(requests=12),  # the resumed run, again in an extract
+)
+
+
+def caught_up_requests(sim: Simulator, folder: Path) -> int:
+    """Loads the whole history in chunks, uninterrupted, and returns its fills requests."""
+    sim.reset_requests()
+    child = start_load(
+        sim, folder, "caught-up", page_size=CHUNKED_PAGE_SIZE, max_fills_per_run=CHUNK_FILLS
+    )
+    _, errors = child.communicate()
+    assert child.returncode == 0, errors
+    return sim.request_counts()["fills"]
+
+
+def test_killed_chunked_history_spends_at_most_one_chunk_again(tmp_path: Path):
+    """Each kill costs at most the requests of the chunk it interrupted: 10 pages of the run's
+    budget, and one page in flight for each of the history's 6 windows read side by side."""
+    with Simulator(seed=13, fills=6000, api_key=API_KEY) as sim:
+        sim.faults.latency = 0.005
+        uninterrupted = caught_up_requests(sim, tmp_path / "uninterrupted")
+        folder = tmp_path / "killed"
+        spent = 0
+        for point in CHUNKED_KILL_POINTS:
+            sim.reset_requests()
+            child = start_load(
+                sim, folder, "caught-up", page_size=CHUNKED_PAGE_SIZE, max_fills_per_run=CHUNK_FILLS
+            )
+            kill_at(point, child, sim, folder)
+            spent += sim.request_counts()["fills"]
+        spent += caught_up_requests(sim, folder)
+        pipeline = attach(folder)
+        assert pipeline is not None
+        assert_fills_equal(pipeline, sim.expected_fills())
+        chunk = CHUNK_FILLS // CHUNKED_PAGE_SIZE + 6
+        print(f"uninterrupted {uninterrupted} fills requests; killed 5 times {spent}")
+        assert uninterrupted <= 6000 / CHUNKED_PAGE_SIZE + 6
+        assert spent - uninterrupted <= len(CHUNKED_KILL_POINTS) * chunk

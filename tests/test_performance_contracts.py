@@ -135,7 +135,8 @@ def test_backfill_spends_one_request_per_full_page_and_window(make_pipeline: Pip
         windows = len([params for params in fills_requests(sim) if "nextCursor" not in params])
         pages = math.ceil(25_000 / FILLS_MAX_PAGE_SIZE)
         assert windows >= 5
-        assert set(sim.request_counts()) == {"fills"}
+        assert set(sim.request_counts()) == {"fills", "status"}
+        assert sim.request_counts()["status"] == 1, "an end this close to now stops at lastUpdate"
         assert sim.request_counts()["fills"] <= 1.01 * pages + windows
         assert_fills_equal(pipeline, sim.expected_fills())
 
