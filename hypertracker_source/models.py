@@ -1,4 +1,4 @@
-"""The bundled dbt package (staging views and marts over the raw tables), run by dlt's dbt runner."""
+"""The bundled dbt package (staging and marts over the raw tables), run by dlt's dbt runner."""
 
 import contextlib
 import importlib.util

@@ -2,7 +2,7 @@
 
 Fills come in blocks of four consecutive ids sharing one time. About one block in five is one
 liquidation order filled in four pieces (one wallet, coin and side); the others are a cascade of
-four wallets liquidated in the same block, a quarter of them on one coin. Block times strictly
+four wallets liquidated in the same block, one in 16 of them on one coin. Block times strictly
 increase, the wallets of a cascade differ and the pieces of an order differ in startPosition, so
 (address, coin, time, startPosition, side, sz, px) identifies a fill; appended fills keep that by
 never giving a wallet two orders in one millisecond. Only ids, times and small attribute codes are
@@ -26,7 +26,7 @@ from .hashing import hex_digest, mix, stream_key, text_key, unit
 WALLET_COUNT = 2003
 BLOCK_SIZE = 4
 PARTIAL_BLOCKS_PER_256 = 51
-ONE_COIN_CASCADES_PER_4 = 1
+ONE_COIN_CASCADES_PER_16 = 1
 """Of the cascade blocks, the share whose four wallets are liquidated on one coin, not four."""
 MARK_SPREAD = 0.08
 """Liquidation mark prices fall within ±4% of the market's typical price (the heatmaps' centre)."""
@@ -144,7 +144,7 @@ class FillTable:
                 wallets.extend([wallet] * BLOCK_SIZE)
                 sides.extend([(bits >> 60) & 1] * BLOCK_SIZE)
             else:
-                one_coin = (bits >> 4) & 3 < ONE_COIN_CASCADES_PER_4
+                one_coin = mix(bits, 1) & 15 < ONE_COIN_CASCADES_PER_16
                 shifts = [8] * BLOCK_SIZE if one_coin else [8 + 8 * n for n in range(BLOCK_SIZE)]
                 coins.extend([COIN_CODES[(bits >> shift) & 0xFF] for shift in shifts])
                 wallets.extend([(wallet + n) % WALLET_COUNT for n in range(BLOCK_SIZE)])
