@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dlt
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.settings import (
@@ -104,6 +105,8 @@ ORDER BY started_at, coin
 """Bursts of one coin's liquidations, as the dbt package's liquidation_cascades model finds them."""
 SEGMENTS_QUERY = "SELECT id, name, category FROM segments"
 STORED_SCHEMAS_QUERY = "SELECT DISTINCT schema_name FROM _dlt_version"
+LISTED_DATASETS = 10
+"""How many datasets an error about a missing one names."""
 DATASETS_QUERY = """
 SELECT DISTINCT table_schema FROM information_schema.tables WHERE table_name = '_dlt_loads'
 """
@@ -253,10 +256,10 @@ def stored_dataset(destination: Any, dataset_name: str) -> dlt.Dataset:
     tables into one dataset (as in the Dagster example) each store a schema of their own.
     """
     dataset = dlt.dataset(destination, dataset_name)
-    tables = set(dataset.tables)
-    if "_dlt_version" not in tables:
-        raise HyperTrackerError(missing_dataset_message(destination, dataset_name))
-    names = sorted(name for (name,) in dataset(STORED_SCHEMAS_QUERY).fetchall())
+    try:
+        names = sorted(name for (name,) in dataset(STORED_SCHEMAS_QUERY).fetchall())
+    except DatabaseUndefinedRelation:
+        raise HyperTrackerError(missing_dataset_message(destination, dataset_name)) from None
     if len(names) < 2:
         return dataset
     schemas = [dlt.dataset(destination, dataset_name, schema=name).schema for name in names]
@@ -266,7 +269,9 @@ def stored_dataset(destination: Any, dataset_name: str) -> dlt.Dataset:
 def missing_dataset_message(destination: Any, dataset_name: str) -> str:
     """Says that a dataset is not in the destination, and names the ones that are."""
     found = loaded_datasets(destination)
-    listed = ", ".join(found) if found else "none"
+    listed = ", ".join(found[:LISTED_DATASETS]) if found else "none"
+    if len(found) > LISTED_DATASETS:
+        listed += f" and {len(found) - LISTED_DATASETS} more"
     return (
         f"No dataset {dataset_name!r} was loaded in this destination (datasets loaded with dlt "
         f"there: {listed}): name one with --dataset, or load it with `hypertracker load`"
@@ -275,6 +280,6 @@ def missing_dataset_message(destination: Any, dataset_name: str) -> str:
 
 def loaded_datasets(destination: Any) -> list[str]:
     """The datasets (schemas) of a destination that hold dlt's load table."""
-    probe = dlt.dataset(destination, "information_schema")
-    rows = probe.query(DATASETS_QUERY, query_dialect="duckdb").fetchall()
+    with dlt.dataset(destination, "information_schema").sql_client as client:
+        rows = client.execute_sql(DATASETS_QUERY)
     return sorted(name for (name,) in rows)
