@@ -172,16 +172,16 @@ def heatmap_figure(coin: str, snapshots: list[Snapshot], cohorts: Cohorts) -> go
     """A coin's heatmap, a slider stepping through its snapshots, the latest shown first."""
     latest = snapshots[-1]
     low, high = shown_range(latest.bins, REPORT_HEATMAP_VALUE_SHARE)
-    labels = [f"{timestamp(snapshot.snapshot_at)} UTC" for snapshot in snapshots]
+    names = [utc(snapshot.snapshot_at).isoformat() for snapshot in snapshots]
     figure = go.Figure(
         data=[heatmap_trace(latest, cohorts)],
         frames=[
             go.Frame(
-                name=label,
+                name=name,
                 data=[heatmap_trace(snapshot, cohorts)],
                 layout=mark_decorations(snapshot),
             )
-            for label, snapshot in zip(labels, snapshots, strict=True)
+            for name, snapshot in zip(names, snapshots, strict=True)
         ],
     )
     legend = (
@@ -201,24 +201,24 @@ def heatmap_figure(coin: str, snapshots: list[Snapshot], cohorts: Cohorts) -> go
         yaxis={"title": "liquidation value (USD)", "tickprefix": "$", "fixedrange": False},
         bargap=0,
         height=480,
-        sliders=[snapshot_slider(labels)] if len(snapshots) > 1 else [],
+        sliders=[snapshot_slider(names)] if len(snapshots) > 1 else [],
     )
     return figure
 
 
-def snapshot_slider(labels: list[str]) -> dict[str, Any]:
-    """A slider over a heatmap's snapshots, set on the latest."""
+def snapshot_slider(names: list[str]) -> dict[str, Any]:
+    """A slider over a heatmap's snapshots (frames named by their ISO time), set on the latest."""
     return {
-        "active": len(labels) - 1,
-        "currentvalue": {"prefix": "snapshot: "},
+        "active": len(names) - 1,
+        "currentvalue": {"prefix": "snapshot (UTC): "},
         "pad": {"t": 50},
         "steps": [
             {
-                "label": label,
+                "label": name[:19].replace("T", " "),
                 "method": "animate",
-                "args": [[label], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
+                "args": [[name], {"mode": "immediate", "frame": {"duration": 0, "redraw": True}}],
             }
-            for label in labels
+            for name in names
         ],
     }
 
