@@ -27,7 +27,7 @@ UNKNOWN_COLOUR = "#8c8c8c"
 MARK_COLOUR = "#1b1b1b"
 CASCADE_COLOUR = "#e67e22"
 RISK_COLOURS = "YlOrRd"
-RISK_LABEL_SHARE = 0.05
+RISK_LABEL_SHARE = 0.1
 """Risk bubbles of at least this share of the largest carry their USD label; hover shows all."""
 
 BUCKET_PERIODS: dict[str, Any] = {
@@ -54,7 +54,7 @@ MENU_PLACE = {"x": 0, "xanchor": "left", "y": 1.01, "yanchor": "bottom"}
 
 def title(text: str) -> dict[str, Any]:
     """A chart title on the top line, left-aligned."""
-    return {"text": text, "x": 0, "xref": "paper", "y": 0.98, "yanchor": "top"}
+    return {"text": text, "x": 0.01, "xref": "container", "y": 0.98, "yanchor": "top"}
 
 
 def plotly_script() -> str:
@@ -196,7 +196,7 @@ def heatmap_figure(coin: str, snapshots: list[Snapshot], cohorts: Cohorts) -> go
     figure.update_layout(
         BASE_LAYOUT,
         **mark_decorations(latest),
-        title=title(f"{coin}: USD liquidated if the price reaches each bin"),
+        title=title(f"{coin}: USD liquidated at each price"),
         xaxis={"title": f"{coin} price (USD)", "range": [low, high], "tickprefix": "$"},
         yaxis={"title": "liquidation value (USD)", "tickprefix": "$", "fixedrange": False},
         bargap=0,
@@ -210,7 +210,8 @@ def snapshot_slider(names: list[str]) -> dict[str, Any]:
     """A slider over a heatmap's snapshots (frames named by their ISO time), set on the latest."""
     return {
         "active": len(names) - 1,
-        "currentvalue": {"prefix": "snapshot (UTC): "},
+        "currentvalue": {"prefix": "snapshot (UTC): ", "font": {"color": "#1b1b1b"}},
+        "font": {"color": "rgba(0, 0, 0, 0)"},
         "pad": {"t": 50},
         "steps": [
             {

@@ -272,7 +272,8 @@ nav { margin: 12px 0; } nav a { margin-right: 16px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 12px 0 20px; font-size: 14px; white-space: nowrap; }
 th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; }
-th { background: #f0f0f0; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f0f0f0; white-space: normal; vertical-align: bottom; }
+td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .chart { background: white; border: 1px solid #e4e4e4; margin: 12px 0 24px; }
 .picker { display: inline-block; margin: 8px 0; font-weight: 600; }
 .picker select { font-size: 15px; margin-left: 6px; padding: 2px 6px; }
