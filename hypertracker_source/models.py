@@ -1,10 +1,10 @@
 """The bundled dbt package (staging and marts over the raw tables), run by dlt's dbt runner."""
 
 import contextlib
-import importlib.util
+import importlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -41,10 +41,12 @@ def check_ready(pipeline: dlt.Pipeline) -> None:
     """Fails with the fix when dbt's adapter is missing or a raw table was not loaded."""
     destination = pipeline.destination.destination_name
     adapter = DBT_ADAPTERS.get(destination, f"dbt.adapters.{destination}")
-    if importlib.util.find_spec("dbt") is None or importlib.util.find_spec(adapter) is None:
+    try:
+        importlib.import_module(adapter)
+    except ModuleNotFoundError:
         raise MissingDependencyException(
             "hypertracker models", ["hypertracker-source[models]"], f"dbt and {adapter}"
-        )
+        ) from None
     loaded = set(pipeline.dataset().tables)
     missing = [table for table in TABLE_NAMES if table not in loaded]
     if missing:
@@ -78,8 +80,3 @@ def dbt_output(folder: Path) -> Iterator[None]:
     variables = {"DBT_TARGET_PATH": str(folder / "target"), "DBT_LOG_PATH": str(folder / "logs")}
     with mock.patch.dict(os.environ, variables):
         yield
-
-
-def failed(results: Sequence[DBTNodeResult]) -> list[DBTNodeResult]:
-    """The results that are neither a success nor a passed test."""
-    return [result for result in results if result.status not in ("success", "pass")]

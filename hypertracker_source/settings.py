@@ -75,8 +75,10 @@ REPORT_FILL_COINS = 5
 REPORT_MAX_TIME_BUCKETS = 500
 """The most bars the liquidations-over-time chart draws: the bucket widens (hour to month)."""
 
+REPORT_SNAPSHOT_HOURS = 48
 REPORT_MAX_SNAPSHOTS = 48
-"""How many of each coin's latest heatmap snapshots the report's slider steps through."""
+"""The report's heatmap slider steps through the last 48 hours of snapshots, thinned evenly to at
+most 48 steps (the API makes about 72 a day)."""
 
 REPORT_CASCADE_ROWS = 10
 """How many cascades, largest first, the report's table lists."""

@@ -1,5 +1,7 @@
 """The bundled dbt package, run by dlt's dbt runner on real DuckDB and PostgreSQL datasets."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import dlt
@@ -126,6 +128,20 @@ def test_models_command_rebuilds_the_hours_new_fills_touch(
     command = ["models", "--destination", "models.duckdb", "--dataset", pipeline.dataset_name]
     command += ["--pipeline-name", pipeline.pipeline_name]
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "pipelines"))
+    blocked = "import sys; sys.modules['dbt'] = None; from hypertracker_source.cli import main"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{blocked}; sys.exit(main({command!r}))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0].startswith(
+        "hypertracker: error: MissingDependencyException: You must install additional "
+        "dependencies to run `hypertracker models`. If you use pip you may do the following: "
+        'pip install "hypertracker-source[models]"'
+    )
     assert main(command) == 0
     first = rows(pipeline, "SELECT COUNT(*) AS n FROM {d}.liquidations_hourly")[0]["n"]
 

@@ -16,6 +16,7 @@ from hypertracker_source.settings import (
     CASCADE_MIN_WALLETS,
     REPORT_MAX_SNAPSHOTS,
     REPORT_MAX_TIME_BUCKETS,
+    REPORT_SNAPSHOT_HOURS,
     SEGMENT_NAMES,
 )
 
@@ -30,16 +31,13 @@ TIME_BUCKETS = (
 """The bucket widths the liquidations-over-time chart can take, narrowest first."""
 
 SNAPSHOTS = "(SELECT DISTINCT coin, snapshot_at FROM liquidation_heatmap)"
-HEATMAP_QUERY = f"""
-SELECT h.coin, h.snapshot_at, h.price_bin_start, h.price_bin_end, h.liquidation_value,
-       h.positions_count, h.most_impacted_segment
-FROM liquidation_heatmap AS h
-JOIN (SELECT coin, snapshot_at,
-             ROW_NUMBER() OVER (PARTITION BY coin ORDER BY snapshot_at DESC) AS recency
-      FROM {SNAPSHOTS} AS s) AS r
-  ON h.coin = r.coin AND h.snapshot_at = r.snapshot_at
-WHERE r.recency <= {REPORT_MAX_SNAPSHOTS}
-ORDER BY h.coin, h.snapshot_at, h.price_bin_index
+SNAPSHOT_TIMES_QUERY = f"SELECT coin, snapshot_at FROM {SNAPSHOTS} AS s"
+HEATMAP_QUERY = """
+SELECT coin, snapshot_at, price_bin_start, price_bin_end, liquidation_value, positions_count,
+       most_impacted_segment
+FROM liquidation_heatmap
+WHERE snapshot_at >= CAST('{since}' AS TIMESTAMPTZ)
+ORDER BY coin, snapshot_at, price_bin_index
 """
 MARKS_QUERY = f"""
 SELECT coin, snapshot_at, mark_price, mark_at FROM (
@@ -66,9 +64,10 @@ FROM {table}
 """
 FILLS_SPAN_QUERY = "SELECT MIN(time) AS first_fill, MAX(time) AS last_fill FROM liquidation_fills"
 FILLS_QUERY = """
-SELECT coin, side, DATE_TRUNC('{unit}', time) AS bucket, SUM(px * sz) AS value, COUNT(*) AS fills
+SELECT coin, side, DATE_TRUNC('{unit}', time AT TIME ZONE 'UTC') AS bucket, SUM(px * sz) AS value,
+       COUNT(*) AS fills
 FROM liquidation_fills
-GROUP BY coin, side, DATE_TRUNC('{unit}', time)
+GROUP BY coin, side, DATE_TRUNC('{unit}', time AT TIME ZONE 'UTC')
 ORDER BY bucket, coin, side
 """
 CASCADES_QUERY = f"""
@@ -218,11 +217,19 @@ def read_cohorts(dataset: dlt.Dataset, tables: set[str]) -> Cohorts:
 
 
 def read_heatmaps(dataset: dlt.Dataset, with_marks: bool) -> dict[str, list[Snapshot]]:
-    """Each coin's latest heatmap snapshots, oldest first, with the mark price at each."""
+    """Each coin's recent heatmap snapshots, oldest first, with the mark price at each."""
+    times: dict[str, list[datetime]] = defaultdict(list)
+    for row in query_rows(dataset, SNAPSHOT_TIMES_QUERY):
+        times[row["coin"]].append(row["snapshot_at"])
+    if not times:
+        return {}
+    chosen = {(coin, moment) for coin, moments in times.items() for moment in recent(moments)}
+    since = min(moment for _, moment in chosen).isoformat()
     snapshots: dict[tuple[str, datetime], Snapshot] = {}
-    for row in query_rows(dataset, HEATMAP_QUERY):
+    for row in query_rows(dataset, HEATMAP_QUERY.format(since=since)):
         key = (row["coin"], row["snapshot_at"])
-        snapshots.setdefault(key, Snapshot(*key)).bins.append(row)
+        if key in chosen:
+            snapshots.setdefault(key, Snapshot(*key)).bins.append(row)
     for mark in query_rows(dataset, MARKS_QUERY) if with_marks else []:
         snapshot = snapshots.get((mark["coin"], mark["snapshot_at"]))
         if snapshot is not None:
@@ -231,6 +238,15 @@ def read_heatmaps(dataset: dlt.Dataset, with_marks: bool) -> dict[str, list[Snap
     for coin, _ in sorted(snapshots):
         by_coin[coin].append(snapshots[coin, _])
     return dict(by_coin)
+
+
+def recent(moments: list[datetime]) -> list[datetime]:
+    """The snapshots the slider shows: those of the last hours, thinned evenly to the most it
+    steps through, the latest always among them."""
+    latest = max(moments)
+    window = sorted(m for m in moments if latest - m <= timedelta(hours=REPORT_SNAPSHOT_HOURS))
+    step = -(-len(window) // REPORT_MAX_SNAPSHOTS)
+    return window[::-1][::step][::-1]
 
 
 def read_snapshot_span(dataset: dlt.Dataset, table: str) -> tuple[datetime, datetime, int] | None:
