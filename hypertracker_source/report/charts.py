@@ -1,4 +1,8 @@
-"""The report's interactive charts, as plotly figures: heatmaps, cohort risk, liquidations."""
+"""The report's interactive charts, as plotly figures: heatmaps, cohort risk, liquidations.
+
+Figures are plain dicts in plotly's JSON schema, written without plotly's validation, which took
+most of the build time (1.2 s per heatmap snapshot); the browser test checks that they draw.
+"""
 
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -7,8 +11,8 @@ from typing import Any
 from dlt.common.exceptions import MissingDependencyException
 
 try:
-    import plotly.graph_objects as go
     import plotly.io
+    from plotly.colors import make_colorscale, sequential
     from plotly.offline import get_plotlyjs
 except ModuleNotFoundError:
     raise MissingDependencyException("hypertracker report", ["plotly"]) from None
@@ -26,9 +30,13 @@ SHORTS_COLOUR = "#2471a3"
 UNKNOWN_COLOUR = "#8c8c8c"
 MARK_COLOUR = "#1b1b1b"
 CASCADE_COLOUR = "#e67e22"
-RISK_COLOURS = "YlOrRd"
-RISK_LABEL_SHARE = 0.1
+RISK_COLOURS = make_colorscale(sequential.YlOrRd)
+"""Pale yellow at 0% at risk to dark red at 100% (plotly.js reads the name "YlOrRd" reversed)."""
+RISK_LABEL_SHARE = 0.03
 """Risk bubbles of at least this share of the largest carry their USD label; hover shows all."""
+
+Figure = dict[str, Any]
+"""A plotly figure: data (traces), layout and frames."""
 
 BUCKET_PERIODS: dict[str, Any] = {
     "hour": 3_600_000,
@@ -41,8 +49,9 @@ BUCKET_PERIODS: dict[str, Any] = {
 EXPORT_SCALE = 3
 """Chart downloads (the camera button) are PNGs at three times the size on screen."""
 
+TEMPLATE = "plotly_white"
+
 BASE_LAYOUT: dict[str, Any] = {
-    "template": "plotly_white",
     "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 13},
     "hoverlabel": {"font": {"size": 13}},
     "margin": {"l": 70, "r": 30, "t": 100, "b": 60},
@@ -62,15 +71,21 @@ def plotly_script() -> str:
     return get_plotlyjs()
 
 
-def figure_html(figure: go.Figure, div_id: str, file_name: str) -> str:
+def figure_html(figure: Figure, div_id: str, file_name: str) -> str:
     """A figure as a div and the script that draws it, with a high-resolution PNG download."""
     config = {
         "displaylogo": False,
         "responsive": True,
         "toImageButtonOptions": {"format": "png", "filename": file_name, "scale": EXPORT_SCALE},
     }
+    template = plotly.io.templates[TEMPLATE].to_plotly_json()
     return plotly.io.to_html(
-        figure, include_plotlyjs=False, full_html=False, div_id=div_id, config=config
+        {**figure, "layout": {**figure["layout"], "template": template}},
+        include_plotlyjs=False,
+        full_html=False,
+        div_id=div_id,
+        config=config,
+        validate=False,
     )
 
 
@@ -104,7 +119,7 @@ def bin_colour(row: dict[str, Any], mark: float | None) -> str:
     return LONGS_COLOUR if row["price_bin_end"] <= mark else SHORTS_COLOUR
 
 
-def heatmap_trace(snapshot: Snapshot, cohorts: Cohorts) -> go.Bar:
+def heatmap_trace(snapshot: Snapshot, cohorts: Cohorts) -> dict[str, Any]:
     """One snapshot's bins as bars by price, with the mark price's side as the colour."""
     mark = snapshot.mark_price
     rows = snapshot.bins
@@ -114,7 +129,8 @@ def heatmap_trace(snapshot: Snapshot, cohorts: Cohorts) -> go.Bar:
         else "no mark price"
         for row in rows
     ]
-    return go.Bar(
+    return dict(
+        type="bar",
         x=[(row["price_bin_start"] + row["price_bin_end"]) / 2 for row in rows],
         y=[row["liquidation_value"] or 0.0 for row in rows],
         width=[row["price_bin_end"] - row["price_bin_start"] for row in rows],
@@ -168,42 +184,50 @@ def mark_decorations(snapshot: Snapshot) -> dict[str, Any]:
     return {"shapes": [line], "annotations": [label]}
 
 
-def heatmap_figure(coin: str, snapshots: list[Snapshot], cohorts: Cohorts) -> go.Figure:
+def heatmap_figure(coin: str, snapshots: list[Snapshot], cohorts: Cohorts) -> Figure:
     """A coin's heatmap, a slider stepping through its snapshots, the latest shown first."""
     latest = snapshots[-1]
     low, high = shown_range(latest.bins, REPORT_HEATMAP_VALUE_SHARE)
     names = [utc(snapshot.snapshot_at).isoformat() for snapshot in snapshots]
-    figure = go.Figure(
-        data=[heatmap_trace(latest, cohorts)],
-        frames=[
-            go.Frame(
-                name=name,
-                data=[heatmap_trace(snapshot, cohorts)],
-                layout=mark_decorations(snapshot),
-            )
-            for name, snapshot in zip(names, snapshots, strict=True)
-        ],
-    )
+    frames = [
+        {
+            "name": name,
+            "data": [heatmap_trace(snapshot, cohorts)],
+            "layout": mark_decorations(snapshot),
+        }
+        for name, snapshot in zip(names, snapshots, strict=True)
+    ]
     legend = (
         [(LONGS_COLOUR, "longs (below the mark)"), (SHORTS_COLOUR, "shorts (above the mark)")]
         if latest.mark_price is not None
         else [(UNKNOWN_COLOUR, "no fills loaded: no mark price")]
     )
-    for colour, name in legend:
-        figure.add_trace(
-            go.Bar(x=[None], y=[None], marker_color=colour, name=name, hoverinfo="skip")
-        )
-    figure.update_layout(
+    keys = [
+        {
+            "type": "bar",
+            "x": [None],
+            "y": [None],
+            "marker": {"color": colour},
+            "name": name,
+            "hoverinfo": "skip",
+        }
+        for colour, name in legend
+    ]
+    layout = dict(
         BASE_LAYOUT,
         **mark_decorations(latest),
         title=title(f"{coin}: USD liquidated at each price"),
-        xaxis={"title": f"{coin} price (USD)", "range": [low, high], "tickprefix": "$"},
-        yaxis={"title": "liquidation value (USD)", "tickprefix": "$", "fixedrange": False},
+        xaxis={"title": {"text": f"{coin} price (USD)"}, "range": [low, high], "tickprefix": "$"},
+        yaxis={
+            "title": {"text": "liquidation value (USD)"},
+            "tickprefix": "$",
+            "fixedrange": False,
+        },
         bargap=0,
         height=480,
         sliders=[snapshot_slider(names)] if len(snapshots) > 1 else [],
     )
-    return figure
+    return {"data": [heatmap_trace(latest, cohorts), *keys], "layout": layout, "frames": frames}
 
 
 def snapshot_slider(names: list[str]) -> dict[str, Any]:
@@ -224,7 +248,7 @@ def snapshot_slider(names: list[str]) -> dict[str, Any]:
     }
 
 
-def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) -> go.Figure:
+def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) -> Figure:
     """Cohorts by coin: bubble area the USD at risk, colour the share at risk; one trace a group."""
     cell = {(row["segment_id"], row["coin"]): row for row in rows}
     groups = [
@@ -232,7 +256,7 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
         ("pnl", "PnL cohorts (by all-time profit)"),
     ]
     largest = max((row["risk_value"] or 0.0 for row in rows if row["coin"] in coins), default=0)
-    figure = go.Figure()
+    traces = []
     segment_ids = cohorts.ordered(row["segment_id"] for row in rows)
     for category, label in groups:
         members = [s for s in segment_ids if cohorts.categories.get(s, category) == category]
@@ -242,13 +266,17 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
             for coin in coins
             if (segment_id, coin) in cell
         ]
-        figure.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=[coin for _, coin, _ in points],
                 y=[cohorts.name(segment_id) for segment_id, _, _ in points],
                 mode="markers+text",
                 text=[
-                    money(row["risk_value"]) if row["risk_value"] else "" for _, _, row in points
+                    money(row["risk_value"])
+                    if (row["risk_value"] or 0) >= RISK_LABEL_SHARE * largest
+                    else ""
+                    for _, _, row in points
                 ],
                 textposition="middle right",
                 textfont={"size": 10},
@@ -284,15 +312,15 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
                 visible=category == "size",
             )
         )
-    figure.update_layout(
+    layout = dict(
         BASE_LAYOUT,
         title=title("Value within 75% of liquidation, by cohort and coin"),
         xaxis={
-            "title": "coin (most value at risk on the left)",
+            "title": {"text": "coin (most value at risk on the left)"},
             "categoryorder": "array",
             "categoryarray": coins,
         },
-        yaxis={"title": "", "autorange": "reversed"},
+        yaxis={"title": {"text": ""}, "autorange": "reversed"},
         height=520,
         showlegend=False,
         updatemenus=[
@@ -317,14 +345,14 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
         ],
         margin={**BASE_LAYOUT["margin"], "l": 140},
     )
-    return figure
+    return {"data": traces, "layout": layout}
 
 
 def liquidations_figure(
     buckets: Buckets, panels: list[tuple[str, str | None]], cascades: list[dict[str, Any]]
-) -> go.Figure:
+) -> Figure:
     """Liquidated value per bucket (longs up, shorts down) and cascades, one coin at a time."""
-    figure = go.Figure()
+    traces = []
     period = BUCKET_PERIODS[buckets.unit]
     for index, (_, coin) in enumerate(panels):
         rows = [row for row in buckets.rows if coin is None or row["coin"] == coin]
@@ -339,8 +367,9 @@ def liquidations_figure(
                     value[utc(row["bucket"])] += row["value"] or 0.0
                     fills[utc(row["bucket"])] += row["fills"]
             moments = sorted(value)
-            figure.add_trace(
-                go.Bar(
+            traces.append(
+                dict(
+                    type="bar",
                     x=moments,
                     y=[sign * value[moment] for moment in moments],
                     xperiod=period,
@@ -356,9 +385,9 @@ def liquidations_figure(
                 )
             )
         chosen = [row for row in cascades if coin is None or row["coin"] == coin]
-        figure.add_trace(cascade_trace(chosen, visible=index == 0))
+        traces.append(cascade_trace(chosen, visible=index == 0))
     per_panel = 3
-    figure.update_layout(
+    layout = dict(
         BASE_LAYOUT,
         title=title(f"USD liquidated per {buckets.unit} (UTC), and cascades"),
         barmode="relative",
@@ -366,12 +395,12 @@ def liquidations_figure(
         height=620,
         xaxis={"rangeslider": {"visible": True, "thickness": 0.06}, "type": "date", "anchor": "y2"},
         yaxis={
-            "title": f"USD per {buckets.unit}<br>longs up, shorts down",
+            "title": {"text": f"USD per {buckets.unit}<br>longs up, shorts down"},
             "tickprefix": "$",
             "domain": [0.38, 1],
         },
         yaxis2={
-            "title": "cascade value",
+            "title": {"text": "cascade value"},
             "tickprefix": "$",
             "domain": [0, 0.28],
             "rangemode": "tozero",
@@ -401,12 +430,13 @@ def liquidations_figure(
             }
         ],
     )
-    return figure
+    return {"data": traces, "layout": layout}
 
 
-def cascade_trace(cascades: list[dict[str, Any]], visible: bool) -> go.Scatter:
+def cascade_trace(cascades: list[dict[str, Any]], visible: bool) -> dict[str, Any]:
     """Cascades as diamonds at their start, in the lower panel by their value."""
-    return go.Scatter(
+    return dict(
+        type="scatter",
         x=[utc(row["started_at"]) for row in cascades],
         y=[row["notional"] for row in cascades],
         yaxis="y2",
