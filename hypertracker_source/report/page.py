@@ -5,11 +5,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import dlt
 
-from hypertracker_source.report.queries import REPORT_TABLES, ReportData, read_report_data
+from hypertracker_source.report.queries import (
+    REPORT_TABLES,
+    ReportData,
+    Snapshot,
+    read_report_data,
+)
 from hypertracker_source.report.text import money, percent, price, price_range, timestamp
 from hypertracker_source.settings import (
     REPORT_CASCADE_ROWS,
@@ -54,7 +60,7 @@ def missing_table_note(table: str, how: str) -> str:
     return f"This dataset has no {table} table: load it with {how}."
 
 
-def heatmap_section(data: ReportData, charts: Any, prefix: str) -> Section:
+def heatmap_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
     """Each coin's liquidation heatmap, stepping through its snapshots, with the mark price."""
     section = Section(
         "heatmaps",
@@ -109,7 +115,7 @@ def heatmap_section(data: ReportData, charts: Any, prefix: str) -> Section:
     return section
 
 
-def heatmap_row(coin: str, latest: Any, snapshots: int, data: ReportData) -> list[str]:
+def heatmap_row(coin: str, latest: Snapshot, snapshots: int, data: ReportData) -> list[str]:
     """A coin's row in the heatmap table, from its latest snapshot."""
     bins = latest.bins
     largest = max(bins, key=lambda row: row["liquidation_value"] or 0)
@@ -140,7 +146,7 @@ def coin_picker(coins: list[str]) -> str:
     )
 
 
-def risk_section(data: ReportData, charts: Any, prefix: str) -> Section:
+def risk_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
     """The liquidation risk of every cohort on the coins with the most value at risk."""
     ranking = "size cohorts" if data.cohorts.categories else "cohorts"
     section = Section(
@@ -186,7 +192,7 @@ def risk_section(data: ReportData, charts: Any, prefix: str) -> Section:
     return section
 
 
-def liquidations_section(data: ReportData, charts: Any, prefix: str) -> Section:
+def liquidations_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
     """Liquidated value over time, longs against shorts, with the cascades marked."""
     section = Section(
         "liquidations",
