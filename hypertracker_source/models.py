@@ -76,7 +76,12 @@ def dbt_runner(pipeline: dlt.Pipeline) -> DBTPackageRunner:
 
 @contextlib.contextmanager
 def dbt_output(folder: Path) -> Iterator[None]:
-    """Sends dbt's compiled files and logs to a folder, not into the installed package."""
-    variables = {"DBT_TARGET_PATH": str(folder / "target"), "DBT_LOG_PATH": str(folder / "logs")}
+    """Sends dbt's compiled files and logs to a folder, not into the installed package, and no
+    usage events to dbt Labs."""
+    variables = {
+        "DBT_TARGET_PATH": str(folder / "target"),
+        "DBT_LOG_PATH": str(folder / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
     with mock.patch.dict(os.environ, variables):
         yield
