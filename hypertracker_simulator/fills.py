@@ -2,11 +2,11 @@
 
 Fills come in blocks of four consecutive ids sharing one time. About one block in five is one
 liquidation order filled in four pieces (one wallet, coin and side); the others are a cascade of
-four wallets liquidated in the same block. Block times strictly increase, the wallets of a cascade
-differ and the pieces of an order differ in startPosition, so (address, coin, time, startPosition,
-side, sz, px) identifies a fill; appended fills keep that by never giving a wallet two orders in
-one millisecond. Only ids, times and small attribute codes are stored; every other value of a row
-is re-derived from a hash of (seed, id) when the row is rendered.
+four wallets liquidated in the same block, one in 16 of them on one coin. Block times strictly
+increase, the wallets of a cascade differ and the pieces of an order differ in startPosition, so
+(address, coin, time, startPosition, side, sz, px) identifies a fill; appended fills keep that by
+never giving a wallet two orders in one millisecond. Only ids, times and small attribute codes are
+stored; every other value of a row is re-derived from a hash of (seed, id) when the row is rendered.
 """
 
 import threading
@@ -26,6 +26,10 @@ from .hashing import hex_digest, mix, stream_key, text_key, unit
 WALLET_COUNT = 2003
 BLOCK_SIZE = 4
 PARTIAL_BLOCKS_PER_256 = 51
+ONE_COIN_CASCADES_PER_16 = 1
+"""Of the cascade blocks, the share whose four wallets are liquidated on one coin, not four."""
+MARK_SPREAD = 0.08
+"""Liquidation mark prices fall within ±4% of the market's typical price (the heatmaps' centre)."""
 SIDES = ("A", "B")
 DIRECTIONS = ("Close Long", "Close Short")
 ZERO_HASH = "0x" + "0" * 64
@@ -140,7 +144,9 @@ class FillTable:
                 wallets.extend([wallet] * BLOCK_SIZE)
                 sides.extend([(bits >> 60) & 1] * BLOCK_SIZE)
             else:
-                coins.extend([COIN_CODES[(bits >> (8 + 8 * n)) & 0xFF] for n in range(BLOCK_SIZE)])
+                one_coin = mix(bits, 1) & 15 < ONE_COIN_CASCADES_PER_16
+                shifts = [8] * BLOCK_SIZE if one_coin else [8 + 8 * n for n in range(BLOCK_SIZE)]
+                coins.extend([COIN_CODES[(bits >> shift) & 0xFF] for shift in shifts])
                 wallets.extend([(wallet + n) % WALLET_COUNT for n in range(BLOCK_SIZE)])
                 sides.extend([(bits >> (60 + n)) & 1 for n in range(BLOCK_SIZE)])
         spread = block_times(seed, blocks, first_ms, last_ms)
@@ -301,7 +307,7 @@ class FillTable:
         more_order_bits = mix(order_bits, 1)
         piece_bits = mix(self._piece_key, fill_id)
         scale = 10**market.sz_decimals
-        mark = market.price * (0.6 + 0.8 * unit(order_bits))
+        mark = market.price * (1 + MARK_SPREAD * (unit(order_bits) - 0.5))
         notional = 50.0 * 40_000.0 ** unit(order_bits >> 20)
         total = max(pieces, round(notional / mark * scale))
         before, units = piece_units(total, pieces, piece, more_order_bits)

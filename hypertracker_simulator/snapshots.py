@@ -77,14 +77,26 @@ def risk_coins(seed: int, count: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+def open_value(index: int, cohort_scale: float, draw: float) -> float:
+    """A cohort's open value on the index-th risk coin: listed markets by weight, the rest small.
+
+    The listed markets hold nearly all open interest, in proportion to their share of
+    liquidations, as on the exchange; the long tail of small markets holds $100 to $100K each.
+    """
+    if index < len(MARKETS):
+        return MARKETS[index].weight * 20_000.0 * cohort_scale * 50.0**draw
+    return 100.0 * 1_000.0**draw
+
+
 @lru_cache(maxsize=128)
 def risk_items(seed: int, segment_id: int, version: int, count: int) -> tuple[dict[str, Any], ...]:
     """A cohort's liquidation risk by coin in a data version, highest percentRisk first."""
     key = mix(mix(stream_key(seed, "risk"), segment_id), version)
-    items = []
+    cohort_scale = 0.2 + 1.8 * unit(mix(stream_key(seed, "risk-cohort"), segment_id))
+    items: list[dict[str, Any]] = []
     for index, coin in enumerate(risk_coins(seed, count)):
         bits = mix(key, index)
-        total = round(100.0 * 100_000.0 ** unit(bits), 6)
+        total = round(open_value(index, cohort_scale, unit(bits)), 6)
         percent = round(0.01 + 99.99 * unit(bits >> 20) ** 3, 2) if bits >> 63 else 0
         risk = round(total * percent / 100, 6) if percent else 0
         items.append({"coin": coin, "totalValue": total, "riskValue": risk, "percentRisk": percent})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.exceptions import MissingDependencyException
 from dlt.common.pipeline import LoadInfo
 from dlt.extract.source import DltSource
 
@@ -27,6 +28,7 @@ DEMO_REPORT = "hypertracker_demo.html"
 LOCAL_DATABASE = "hypertracker_data.duckdb"
 """The DuckDB file `hypertracker load` fills and `hypertracker report` reads by default."""
 REPORT_PAGE = "hypertracker_report.html"
+PLOTLY_INSTALL = "pip install plotly"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -61,7 +63,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--fills", type=int, default=DEMO_FILLS, help=f"simulated fills ({DEMO_FILLS})"
     )
 
-    report = commands.add_parser("report", help="write an HTML page with PNG charts of a dataset")
+    report = commands.add_parser(
+        "report", help="write an interactive HTML page (one self-contained file) of a dataset"
+    )
     report.add_argument(
         "--destination",
         default=LOCAL_DATABASE,
@@ -70,6 +74,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     report.add_argument("--dataset", default="hypertracker", help="the dataset to read")
     report.add_argument("--output", default=REPORT_PAGE, help=f"the page to write ({REPORT_PAGE})")
+
+    models = commands.add_parser(
+        "models", help="build and test the bundled dbt models in a loaded dataset"
+    )
+    models.add_argument(
+        "--destination",
+        default=LOCAL_DATABASE,
+        help=f"a DuckDB file, or a dlt destination name ({LOCAL_DATABASE})",
+    )
+    models.add_argument("--pipeline-name", default="hypertracker", help="dlt pipeline name")
+    models.add_argument("--dataset", default="hypertracker", help="the dataset the models read")
+    models.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+    models.add_argument("--skip-tests", action="store_true", help="build without the dbt tests")
     return parser.parse_args(argv)
 
 
@@ -189,9 +206,6 @@ def command_load(args: argparse.Namespace) -> None:
 
 def command_demo(args: argparse.Namespace) -> None:
     """Runs `hypertracker demo`: the simulator, loaded in full into a local DuckDB file, drawn."""
-    # imported here, before the load, so that a missing matplotlib fails the demo at once
-    from hypertracker_source.report import write_report
-
     pipeline = dlt.pipeline(
         pipeline_name="hypertracker_demo",
         destination=dlt.destinations.duckdb(DEMO_DATABASE),
@@ -201,12 +215,16 @@ def command_demo(args: argparse.Namespace) -> None:
     with demo_api(args.fills) as settings:
         run_load(pipeline, settings, refresh=True)
     print(f"\nQuery it: duckdb {DEMO_DATABASE} 'SELECT * FROM hypertracker.liquidation_fills'")
-    print_written(write_report(pipeline.dataset(), Path(DEMO_REPORT)))
+    try:
+        from hypertracker_source.report import write_report
+
+        print_written(write_report(pipeline.dataset(), Path(DEMO_REPORT)))
+    except MissingDependencyException:
+        print(f"No report: it needs plotly, which is missing. Install it with {PLOTLY_INSTALL}")
 
 
 def command_report(args: argparse.Namespace) -> None:
-    """Runs `hypertracker report`: the page and charts of a loaded dataset."""
-    # imported here: only the report needs matplotlib, an optional extra
+    """Runs `hypertracker report`: the page of a loaded dataset."""
     from hypertracker_source.report import stored_dataset, write_report
 
     if args.destination.endswith(".duckdb") and not Path(args.destination).is_file():
@@ -216,6 +234,29 @@ def command_report(args: argparse.Namespace) -> None:
         )
     dataset = stored_dataset(destination_arg(args.destination, args.dataset), args.dataset)
     print_written(write_report(dataset, Path(args.output)))
+
+
+def command_models(args: argparse.Namespace) -> None:
+    """Runs `hypertracker models`: dbt builds and tests the bundled models in the dataset."""
+    from hypertracker_source.models import run_models
+
+    if args.destination.endswith(".duckdb") and not Path(args.destination).is_file():
+        raise HyperTrackerError(
+            f"No DuckDB file at {args.destination}: load one with `hypertracker load` first, "
+            "or name it (or another destination) with --destination"
+        )
+    pipeline = dlt.pipeline(
+        pipeline_name=args.pipeline_name,
+        destination=destination_arg(args.destination, args.dataset),
+        dataset_name=args.dataset,
+    )
+    results = run_models(pipeline, args.full_refresh, not args.skip_tests)
+    built = [result for result in results if result.status == "success"]
+    passed = [result for result in results if result.status == "pass"]
+    print(
+        f"\nModels: {len(built)} built in dataset {args.dataset}"
+        + ("" if args.skip_tests else f", {len(passed)} tests passed")
+    )
 
 
 def destination_arg(destination: str, dataset: str) -> Any:
@@ -232,10 +273,10 @@ def destination_arg(destination: str, dataset: str) -> Any:
     return dlt.destinations.duckdb(destination)
 
 
-def print_written(paths: list[Path]) -> None:
+def print_written(page: Path) -> None:
     """Prints where the report went."""
-    page, *charts = paths
-    print(f"\nReport: {page} (open it in a browser), with {len(charts)} PNG charts beside it")
+    size = page.stat().st_size / 1e6
+    print(f"\nReport: {page} ({size:.1f} MB, works offline; open it in a browser)")
 
 
 def root_cause(error: BaseException) -> BaseException:
@@ -248,7 +289,12 @@ def root_cause(error: BaseException) -> BaseException:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hypertracker` command."""
     args = parse_args(argv)
-    command = {"load": command_load, "demo": command_demo, "report": command_report}[args.command]
+    command = {
+        "load": command_load,
+        "demo": command_demo,
+        "report": command_report,
+        "models": command_models,
+    }[args.command]
     try:
         command(args)
     except Exception as error:

@@ -1,24 +1,26 @@
 """The `hypertracker` command end to end: load, demo and report, in a fresh folder each."""
 
-import base64
 import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
 import dlt
 import pytest
 from helpers import API_KEY, POSTGRES_URL, PipelineFactory, source_for
-from PIL import Image
+from oracles import expected_cascades, expected_mark
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.cli import DEMO_FILLS, DEMO_SEED, LOCAL_DATABASE, main
 from hypertracker_source.docs import loaded_schema, tables_markdown
 from hypertracker_source.report import money, price_range
+from hypertracker_source.report.text import percent, price
 from hypertracker_source.settings import (
     DEFAULT_HEATMAP_COINS,
+    REPORT_CASCADE_ROWS,
     REPORT_FILL_COINS,
     REPORT_RISK_COINS,
     SEGMENT_NAMES,
@@ -26,7 +28,6 @@ from hypertracker_source.settings import (
 )
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
@@ -181,44 +182,75 @@ def test_demo_command_loads_and_writes_the_report(workdir: Path):
     expected = expected_counts(Simulator(seed=DEMO_SEED, fills=3000))
     assert duckdb_counts(workdir / "hypertracker_demo.duckdb") == expected
     assert summary_rows(done.stdout) == expected
-    assert "Report: hypertracker_demo.html" in done.stdout
-    charts = {path.name for path in workdir.glob("hypertracker_demo*.png")}
-    assert charts == {
-        *(f"hypertracker_demo-heatmap-{coin}.png" for coin in DEFAULT_HEATMAP_COINS),
-        "hypertracker_demo-risk.png",
-        "hypertracker_demo-liquidations.png",
+    assert re.search(
+        r"^Report: hypertracker_demo.html \([\d.]+ MB, works offline", done.stdout, re.M
+    )
+    assert {path.name for path in workdir.iterdir()} == {
+        "hypertracker_demo.duckdb",
+        "hypertracker_demo.html",
+        "dlt",
     }
-    page = ReportPage((workdir / "hypertracker_demo.html").read_text())
-    assert [row[0] for row in page.rows("heatmaps")] == sorted(DEFAULT_HEATMAP_COINS)
+    text = (workdir / "hypertracker_demo.html").read_text()
+    page = ReportPage(text)
+    assert [row[0] for row in page.rows("heatmaps-table")] == sorted(DEFAULT_HEATMAP_COINS)
+    assert_self_contained(text)
+
+
+def test_demo_without_plotly_loads_and_says_how_to_get_the_report(workdir: Path):
+    blocked = "import sys; sys.modules['plotly'] = None; from hypertracker_source.cli import main"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{blocked}; sys.exit(main(['demo', '--fills', '400']))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "No report: it needs plotly, which is missing. Install it with pip install plotly"
+    )
+    assert duckdb_counts(workdir / "hypertracker_demo.duckdb")["liquidation_fills"] == 400
+    assert not (workdir / "hypertracker_demo.html").exists()
+
+
+def assert_self_contained(text: str) -> None:
+    """A page loads nothing from elsewhere: no script, style or image by URL, plotly.js inside."""
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?(https?:)?//""", text)
+    assert "cdn.plot.ly" not in text.split("<script")[0]
+    assert "Plotly.newPlot" in text
+    assert re.search(r"plotly\.js v\d+\.\d+\.\d+", text)
 
 
 class ReportPage(HTMLParser):
-    """A report page read back: each section's table rows, notes and embedded images."""
+    """A report page read back: each table's rows by its id, and each section's notes."""
 
     def __init__(self, text: str) -> None:
         super().__init__()
-        self.sections: dict[str, dict[str, list]] = {}
-        self._section: dict[str, list] = {}
+        self.tables: dict[str, list[list[str]]] = {}
+        self.notes: dict[str, list[str]] = {}
+        self._section = ""
+        self._table: list[list[str]] | None = None
         self._row: list[str] | None = None
         self._text: str | None = None
         self.feed(text)
 
-    def rows(self, section: str) -> list[list[str]]:
-        """The table rows of a section."""
-        return self.sections[section]["rows"]
+    def rows(self, table: str) -> list[list[str]]:
+        """The rows of a table."""
+        return self.tables[table]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        """Opens a section, row, cell or note; collects an image."""
+        """Opens a section, table, row, cell or note."""
         attributes = dict(attrs)
         if tag == "section":
-            self._section = {"rows": [], "notes": [], "images": []}
-            self.sections[attributes["id"]] = self._section
+            self._section = attributes["id"]
+            self.notes[self._section] = []
+        elif tag == "table":
+            self._table = self.tables.setdefault(attributes["id"], [])
         elif tag == "tr":
             self._row = []
         elif tag == "td" or (tag == "p" and attributes.get("class") == "note"):
             self._text = ""
-        elif tag == "img":
-            self._section["images"].append(attributes["src"])
 
     def handle_data(self, data: str) -> None:
         """Collects the text of an open cell or note."""
@@ -226,36 +258,64 @@ class ReportPage(HTMLParser):
             self._text += data
 
     def handle_endtag(self, tag: str) -> None:
-        """Closes a cell, row or note."""
+        """Closes a cell, row, table or note."""
         if tag == "td":
             self._row.append(self._text)
             self._text = None
         elif tag == "tr" and self._row:
-            self._section["rows"].append(self._row)
+            self._table.append(self._row)
         elif tag == "p" and self._text is not None:
-            self._section["notes"].append(self._text)
+            self.notes[self._section].append(self._text)
             self._text = None
 
 
 def expected_heatmap_rows(sim: Simulator) -> list[list[str]]:
-    """The heatmap table of a report of the simulator's default coins."""
+    """The heatmap table of a report of the simulator's default coins, with their marks."""
     names = {segment["id"]: segment["name"] for segment in sim.segments}
+    fills = sim.expected_fills()
     rows = []
     for coin in sorted(DEFAULT_HEATMAP_COINS):
         bins = sim.expected_heatmap(coin)
         largest = max(bins, key=lambda row: row["liquidationValue"])
+        mark = expected_mark(fills, coin)
+        below = sum(row["liquidationValue"] for row in bins if row["priceBinEnd"] <= mark)
+        above = sum(row["liquidationValue"] for row in bins if row["priceBinEnd"] > mark)
         rows.append(
             [
                 coin,
                 sim.last_update.strftime("%Y-%m-%d %H:%M"),
+                "1",
                 f"{len(bins):,}",
                 money(sum(row["liquidationValue"] for row in bins)),
                 f"{sum(row['positionsCount'] for row in bins):,}",
+                price(mark),
+                money(below),
+                money(above),
                 price_range(largest["priceBinStart"], largest["priceBinEnd"]),
                 names[largest["mostImpactedSegment"]],
             ]
         )
     return rows
+
+
+def expected_cascade_rows(sim: Simulator) -> list[list[str]]:
+    """The cascades table of a report: the largest cascades of the simulator's fills."""
+    cascades = expected_cascades(sim.expected_fills())
+    largest = sorted(cascades.items(), key=lambda item: (-item[1]["notional"], item[0][1]))
+    return [
+        [
+            coin,
+            datetime.fromtimestamp(start_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M"),
+            f"{(cascade['ended_ms'] - start_ms) / 1000:,.0f} s",
+            f"{cascade['fills']:,}",
+            f"{cascade['wallets']:,}",
+            money(cascade["notional"]),
+            percent(
+                (cascade["last_price"] - cascade["first_price"]) / cascade["first_price"] * 100
+            ),
+        ]
+        for (coin, start_ms), cascade in largest[:REPORT_CASCADE_ROWS]
+    ]
 
 
 def expected_risk_rows(sim: Simulator) -> list[list[str]]:
@@ -321,22 +381,15 @@ def test_report_shows_the_loaded_data(
         == 0
     )
 
-    page = ReportPage((workdir / "out/page.html").read_text())
-    assert page.rows("heatmaps") == expected_heatmap_rows(simulator)
-    assert page.rows("risk") == expected_risk_rows(simulator)
-    assert page.rows("liquidations") == expected_fills_rows(simulator)
-    charts = [
-        *(f"page-heatmap-{coin}.png" for coin in sorted(DEFAULT_HEATMAP_COINS)),
-        "page-risk.png",
-        "page-liquidations.png",
-    ]
-    embedded = [image for section in page.sections.values() for image in section["images"]]
-    assert [base64.b64decode(src.split(",", 1)[1]) for src in embedded] == [
-        (workdir / "out" / name).read_bytes() for name in charts
-    ]
-    for name in charts:
-        assert (workdir / "out" / name).read_bytes().startswith(PNG_MAGIC)
-        assert Image.open(workdir / "out" / name).width == 1200
+    text = (workdir / "out/page.html").read_text()
+    page = ReportPage(text)
+    assert page.rows("heatmaps-table") == expected_heatmap_rows(simulator)
+    assert page.rows("risk-table") == expected_risk_rows(simulator)
+    assert page.rows("liquidations-table") == expected_fills_rows(simulator)
+    assert page.rows("cascades-table") == expected_cascade_rows(simulator)
+    assert [path.name for path in (workdir / "out").iterdir()] == ["page.html"]
+    assert_self_contained(text)
+    assert f'id="heatmap-{DEFAULT_HEATMAP_COINS[0]}"' in text
 
 
 def test_report_of_fills_alone_says_what_to_load(
@@ -349,13 +402,14 @@ def test_report_of_fills_alone_says_what_to_load(
     assert main(["report", *args]) == 0
 
     page = ReportPage((workdir / "hypertracker_report.html").read_text())
-    assert page.sections["heatmaps"]["notes"] == [
+    assert page.notes["heatmaps"] == [
         "This dataset has no liquidation_heatmap table: load it with "
         "`hypertracker load --resources liquidation_heatmap`."
     ]
-    assert page.sections["risk"]["notes"][0].startswith("This dataset has no liquidation_risk")
-    assert page.rows("liquidations") == expected_fills_rows(simulator)
-    assert {path.name for path in workdir.glob("*.png")} == {"hypertracker_report-liquidations.png"}
+    assert page.notes["risk"][0].startswith("This dataset has no liquidation_risk")
+    assert page.rows("liquidations-table") == expected_fills_rows(simulator)
+    assert page.rows("cascades-table") == expected_cascade_rows(simulator)
+    assert "heatmaps-table" not in page.tables
 
 
 def test_report_without_a_database_says_how_to_make_one(
@@ -370,23 +424,24 @@ def test_report_without_a_database_says_how_to_make_one(
     assert list(workdir.iterdir()) == []
 
 
-def test_report_without_matplotlib_names_the_extra(workdir: Path):
-    blocked = (
-        "import sys; sys.modules['matplotlib'] = None; from hypertracker_source.cli import main"
+def test_report_of_a_dataset_that_is_not_there_names_the_ones_that_are(
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    workdir: Path,
+    capsys: pytest.CaptureFixture,
+):
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "some.duckdb")))
+    pipeline.run(source_for(simulator).with_resources("segments"))
+
+    assert main(["report", "--destination", "some.duckdb", "--dataset", "hypertrack"]) == 1
+
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == (
+        "hypertracker: error: HyperTrackerError: No dataset 'hypertrack' was loaded in this "
+        f"destination (datasets loaded with dlt there: {pipeline.dataset_name}): name one with "
+        "--dataset, or load it with `hypertracker load`"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", f"{blocked}; sys.exit(main(['report']))"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1
-    assert done.stderr.splitlines()[0] == (
-        "hypertracker: error: MissingDependencyException: You must install additional "
-        "dependencies to run `hypertracker report`. If you use pip you may do the following: "
-        'pip install "hypertracker-source[report]"'
-    )
+    assert not (workdir / "hypertracker_report.html").exists()
 
 
 def test_readme_columns_are_the_generated_ones():

@@ -1,0 +1,11 @@
+"""The `hypertracker report` page: interactive heatmaps, cohort risk and liquidations over time.
+
+queries reads the dataset, charts draws plotly figures, page writes the self-contained HTML file.
+Importing this package needs no plotly; writing a page does.
+"""
+
+from hypertracker_source.report.page import write_report
+from hypertracker_source.report.queries import stored_dataset
+from hypertracker_source.report.text import money, price_range
+
+__all__ = ["money", "price_range", "stored_dataset", "write_report"]

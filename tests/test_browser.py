@@ -1,0 +1,282 @@
+"""The report opened in headless Chromium: it renders, logs no error, and shows the database."""
+
+import base64
+import json
+import os
+import shutil
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import pytest
+import requests
+from helpers import PipelineFactory, source_for
+from oracles import expected_cascades
+
+from hypertracker_simulator import Simulator
+from hypertracker_source.report import write_report
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS
+
+websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
+
+WIDTHS = (1400, 800)
+STARTUP_SECONDS = 30
+REPLY_SECONDS = 30
+
+FIGURES_SCRIPT = """
+(() => {
+  const figures = {};
+  document.querySelectorAll(".js-plotly-plot").forEach((plot) => {
+    figures[plot.id] = {
+      traces: plot.data.map((trace) => ({
+        x: trace.x, y: trace.y, size: trace.marker && trace.marker.size, visible: trace.visible,
+      })),
+      marks: (plot.layout.shapes || []).map((shape) => shape.x0),
+      frames: plot._transitionData._frames.map((frame) => frame.name),
+    };
+  });
+  return figures;
+})()
+"""
+"""The data of every chart as plotly.js holds it in the page."""
+
+
+class DevTools:
+    """A Chrome DevTools Protocol session with one page: commands, and the events seen meanwhile.
+
+    Hand-written: websocket-client carries the messages; the protocol's request/reply pairing is
+    a few lines, and the Python CDP packages either download their own browser or need asyncio.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.socket = websocket.create_connection(url, timeout=REPLY_SECONDS, suppress_origin=True)
+        self.events: list[dict[str, Any]] = []
+        self.last_id = 0
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Sends a command and returns its result, keeping the events that arrive before it."""
+        self.last_id += 1
+        self.socket.send(json.dumps({"id": self.last_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.last_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+            self.events.append(message)
+
+    def wait_for(self, method: str) -> dict[str, Any]:
+        """Waits for an event (or finds it among those already seen)."""
+        deadline = time.monotonic() + REPLY_SECONDS
+        while time.monotonic() < deadline:
+            for event in self.events:
+                if event.get("method") == method:
+                    return event
+            self.events.append(json.loads(self.socket.recv()))
+        raise TimeoutError(f"no {method} within {REPLY_SECONDS} s")
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (promises awaited)."""
+        result = self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression[:60]}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The console errors and uncaught exceptions seen so far."""
+        return [
+            event
+            for event in self.events
+            if event.get("method") == "Runtime.exceptionThrown"
+            or (
+                event.get("method") == "Runtime.consoleAPICalled"
+                and event["params"]["type"] in ("error", "assert")
+            )
+            or (
+                event.get("method") == "Log.entryAdded"
+                and event["params"]["entry"]["level"] == "error"
+            )
+        ]
+
+
+def chromium_path() -> str:
+    """Debian's Chromium; the test is skipped without it, unless CI demands the browser."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if os.environ.get("HYPERTRACKER_REQUIRE_BROWSER"):
+            pytest.fail("HYPERTRACKER_REQUIRE_BROWSER is set but no chromium is on PATH")
+        pytest.skip("no chromium on PATH: apt-get install chromium to run the browser test")
+    return path
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[DevTools]:
+    """Headless Chromium with a fresh profile, and a DevTools session with its first page."""
+    profile = tmp_path / "chromium-profile"
+    process = subprocess.Popen(
+        [
+            chromium_path(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        port = debugging_port(profile / "DevToolsActivePort", process)
+        pages = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        page = next(target for target in pages if target["type"] == "page")
+        session = DevTools(page["webSocketDebuggerUrl"])
+        for domain in ("Runtime", "Log", "Page"):
+            session.call(f"{domain}.enable")
+        yield session
+        session.socket.close()
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def debugging_port(port_file: Path, process: subprocess.Popen) -> int:
+    """The DevTools port Chromium chose, from the file it writes once it listens."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"chromium exited with {process.returncode} at start")
+        if port_file.exists() and port_file.read_text().strip():
+            return int(port_file.read_text().splitlines()[0])
+        time.sleep(0.1)
+    raise TimeoutError(f"chromium wrote no {port_file.name} within {STARTUP_SECONDS} s")
+
+
+def open_page(session: DevTools, page: Path, width: int) -> None:
+    """Loads the page at a window width and waits until every chart is drawn."""
+    session.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=1000,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    session.call("Page.navigate", url=page.as_uri())
+    session.wait_for("Page.loadEventFired")
+    deadline = time.monotonic() + REPLY_SECONDS
+    expected = len(DEFAULT_HEATMAP_COINS) + 2
+    while session.evaluate("document.querySelectorAll('.main-svg').length") < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the charts were not drawn")
+        time.sleep(0.1)
+
+
+def screenshot(session: DevTools, path: Path, width: int) -> int:
+    """Saves the whole page as a PNG at a width; returns the image's width in pixels."""
+    height = session.call("Page.getLayoutMetrics")["cssContentSize"]["height"]
+    session.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=width,
+        height=int(height),
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    image = base64.b64decode(session.call("Page.captureScreenshot", format="png")["data"])
+    path.write_bytes(image)
+    copies = os.environ.get("HYPERTRACKER_SCREENSHOTS")
+    if copies:
+        shutil.copy(path, Path(copies) / path.name)
+    return struct.unpack(">I", image[16:20])[0]
+
+
+def query(pipeline: dlt.Pipeline, sql: str) -> list[dict[str, Any]]:
+    """Rows of a query on the pipeline's dataset."""
+    return pipeline.dataset().query(sql, query_dialect="duckdb").arrow().to_pylist()
+
+
+def test_report_renders_in_chromium_and_shows_the_database(
+    browser: DevTools, simulator: Simulator, make_pipeline: PipelineFactory, tmp_path: Path
+):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator))
+    simulator.advance_state(new_fills=40)
+    pipeline.run(source_for(simulator))
+    page = write_report(pipeline.dataset(), tmp_path / "report.html")
+
+    open_page(browser, page, WIDTHS[0])
+    figures = browser.evaluate(FIGURES_SCRIPT)
+
+    assert browser.errors() == []
+    snapshots = query(
+        pipeline,
+        "SELECT coin, snapshot_at, SUM(liquidation_value) AS value FROM liquidation_heatmap "
+        "GROUP BY coin, snapshot_at ORDER BY coin, snapshot_at",
+    )
+    for coin in DEFAULT_HEATMAP_COINS:
+        heatmap = figures[f"heatmap-{coin}"]
+        older, latest = [row for row in snapshots if row["coin"] == coin]
+        (mark,) = query(
+            pipeline,
+            "SELECT liquidation_mark_px AS px FROM liquidation_fills "
+            f"WHERE coin = '{coin}' ORDER BY time DESC, address DESC, start_position DESC LIMIT 1",
+        )
+        assert sum(heatmap["traces"][0]["y"]) == pytest.approx(latest["value"])
+        assert heatmap["marks"] == [mark["px"]]
+        assert len(heatmap["frames"]) == 2
+        stepped = browser.evaluate(
+            f"Plotly.animate('heatmap-{coin}', [{json.dumps(heatmap['frames'][0])}], "
+            "{mode: 'immediate', frame: {duration: 0}, transition: {duration: 0}})"
+            f".then(() => document.getElementById('heatmap-{coin}').data[0].y"
+            ".reduce((a, b) => a + b, 0))"
+        )
+        print(coin, stepped, older["value"], latest["value"], heatmap["frames"])
+        assert stepped == pytest.approx(older["value"])
+
+    sides = {
+        row["side"]: row["value"]
+        for row in query(
+            pipeline, "SELECT side, SUM(px * sz) AS value FROM liquidation_fills GROUP BY side"
+        )
+    }
+    longs, shorts, cascades = figures["liquidations-chart"]["traces"][:3]
+    assert sum(longs["y"]) == pytest.approx(sides["A"])
+    assert sum(shorts["y"]) == pytest.approx(-sides["B"])
+    assert len(cascades["x"]) == len(expected_cascades(simulator.expected_fills()))
+
+    risk = {
+        (row["name"], row["coin"]): row["risk_value"]
+        for row in query(
+            pipeline,
+            "SELECT s.name, r.coin, r.risk_value FROM liquidation_risk AS r "
+            "JOIN segments AS s ON s.id = r.segment_id WHERE r.snapshot_at = "
+            "(SELECT MAX(snapshot_at) FROM liquidation_risk)",
+        )
+    }
+    size_cohorts = figures["risk-chart"]["traces"][0]
+    points = list(zip(size_cohorts["y"], size_cohorts["x"], size_cohorts["size"], strict=True))
+    assert len(points) > 20
+    assert all(size == risk[cohort, coin] for cohort, coin, size in points)
+
+    last_coin = sorted(DEFAULT_HEATMAP_COINS)[-1]
+    shown = browser.evaluate(
+        "(() => { const picker = document.getElementById('heatmap-coin');"
+        f" picker.value = {json.dumps(last_coin)};"
+        " picker.dispatchEvent(new Event('change'));"
+        " return [...document.querySelectorAll('[data-group=heatmap-coin]')]"
+        ".filter((box) => !box.classList.contains('hidden')).map((box) => box.dataset.value); })()"
+    )
+    assert shown == [last_coin]
+
+    for width in WIDTHS:
+        open_page(browser, page, width)
+        assert browser.evaluate("document.documentElement.scrollWidth") <= width
+        assert screenshot(browser, tmp_path / f"report-{width}.png", width) == width
+    assert browser.errors() == []

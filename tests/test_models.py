@@ -1,0 +1,161 @@
+"""The bundled dbt package, run by dlt's dbt runner on real DuckDB and PostgreSQL datasets."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dlt
+import pytest
+from helpers import PipelineFactory, epoch_ms, source_for
+from oracles import expected_cascades, expected_hourly, expected_mark
+
+from hypertracker_simulator import Simulator
+from hypertracker_source.cli import main
+from hypertracker_source.models import DBT_PACKAGE, run_models
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+
+pytest.importorskip("dbt.adapters.duckdb", reason="dbt is in the models extra")
+
+MODELS = {
+    "stg_segments",
+    "stg_liquidation_fills",
+    "stg_liquidation_heatmap",
+    "stg_liquidation_risk",
+    "liquidations_hourly",
+    "liquidation_cascades",
+    "heatmap_history",
+    "heatmap_latest",
+    "risk_history",
+    "risk_latest",
+}
+
+WRITTEN_BY_DBT = {"target", "logs", "dbt_packages", ".user.yml", "package-lock.yml"}
+"""What dbt would write into the project or profile folder, inside the installed package."""
+
+
+def rows(pipeline: dlt.Pipeline, sql: str) -> list[dict]:
+    """A query's rows; {d} stands for the dataset, whose models dlt's own schema does not know."""
+    with (
+        pipeline.sql_client() as client,
+        client.execute_query(sql.format(d=pipeline.dataset_name)) as cursor,
+    ):
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def assert_hourly_matches(pipeline: dlt.Pipeline, sim: Simulator) -> None:
+    """liquidations_hourly holds each coin, side and hour of the simulator's fills, summed."""
+    landed = {
+        (
+            row["coin"],
+            row["side"],
+            epoch_ms(row["hour"].replace(tzinfo=None).isoformat() + "Z") // 3_600_000,
+        ): (row["fills"], row["notional_usd"])
+        for row in rows(pipeline, "SELECT * FROM {d}.liquidations_hourly")
+    }
+    expected = expected_hourly(sim.expected_fills())
+    assert landed.keys() == expected.keys()
+    for key, (fills, notional) in expected.items():
+        assert landed[key][0] == fills
+        assert landed[key][1] == pytest.approx(notional, rel=1e-9)
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_models_build_and_pass_their_tests(
+    destination: str,
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    request: pytest.FixtureRequest,
+):
+    target = request.getfixturevalue("postgres_destination") if destination == "postgres" else None
+    pipeline = make_pipeline(target)
+    pipeline.run(source_for(simulator))
+
+    results = run_models(pipeline)
+
+    built = {result.model_name for result in results if result.status == "success"}
+    tests = [result for result in results if result.status not in ("success",)]
+    assert built == MODELS
+    assert len(tests) >= 60
+    assert {result.status for result in tests} == {"pass"}
+    assert_hourly_matches(pipeline, simulator)
+
+    fills = simulator.expected_fills()
+    cascades = {
+        (row["coin"], epoch_ms(row["started_at"].isoformat() + "Z")): row
+        for row in rows(pipeline, "SELECT * FROM {d}.liquidation_cascades")
+    }
+    expected = expected_cascades(fills)
+    assert cascades.keys() == expected.keys()
+    assert len(cascades) >= 5
+    for key, cascade in expected.items():
+        landed = cascades[key]
+        assert landed["cascade_id"] == f"{key[0]}@{key[1]}"
+        assert (landed["fills"], landed["wallets"]) == (cascade["fills"], cascade["wallets"])
+        assert landed["notional_usd"] == pytest.approx(cascade["notional"], rel=1e-9)
+        assert landed["price_move_pct"] == pytest.approx(
+            (cascade["last_price"] - cascade["first_price"]) / cascade["first_price"] * 100
+        )
+
+    latest = rows(pipeline, "SELECT * FROM {d}.heatmap_latest ORDER BY coin, price_bin_index")
+    for coin in DEFAULT_HEATMAP_COINS:
+        bins = [row for row in latest if row["coin"] == coin]
+        assert len(bins) == len(simulator.expected_heatmap(coin))
+        mark = expected_mark(fills, coin)
+        assert {row["mark_price"] for row in bins} == {mark}
+        for row in bins:
+            middle = (row["price_bin_start"] + row["price_bin_end"]) / 2
+            assert row["distance_pct"] == pytest.approx((middle - mark) / mark * 100)
+        assert {row["side_of_mark"] for row in bins} == {"below", "at", "above"}
+
+    risk = rows(pipeline, "SELECT * FROM {d}.risk_latest")
+    assert len(risk) == sum(len(simulator.expected_risk(s)) for s in SEGMENT_NAMES)
+    assert {(row["segment_id"], row["segment_name"]) for row in risk} == set(SEGMENT_NAMES.items())
+    smart = {r["coin"]: r for r in risk if r["segment_id"] == 9}
+    for item in simulator.expected_risk(9):
+        assert smart[item["coin"]]["risk_value_usd"] == item["riskValue"]
+        assert smart[item["coin"]]["segment_category"] == "pnl"
+
+
+def test_models_command_rebuilds_the_hours_new_fills_touch(
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    monkeypatch.chdir(tmp_path)
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "models.duckdb")))
+    pipeline.run(source_for(simulator))
+    command = ["models", "--destination", "models.duckdb", "--dataset", pipeline.dataset_name]
+    command += ["--pipeline-name", pipeline.pipeline_name]
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "pipelines"))
+    blocked = "import sys; sys.modules['dbt'] = None; from hypertracker_source.cli import main"
+    done = subprocess.run(
+        [sys.executable, "-c", f"{blocked}; sys.exit(main({command!r}))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0].startswith(
+        "hypertracker: error: MissingDependencyException: You must install additional "
+        "dependencies to run `hypertracker models`. If you use pip you may do the following: "
+        'pip install "hypertracker-source[models]"'
+    )
+    assert main(command) == 0
+    first = rows(pipeline, "SELECT COUNT(*) AS n FROM {d}.liquidations_hourly")[0]["n"]
+
+    simulator.advance_state(new_fills=30, late_fills=6)
+    pipeline.run(source_for(simulator))
+    assert main(command) == 0
+
+    output = capsys.readouterr().out
+    assert output.count(f"Models: {len(MODELS)} built in dataset {pipeline.dataset_name}") == 2
+    assert "tests passed" in output
+    assert rows(pipeline, "SELECT COUNT(*) AS n FROM {d}.liquidations_hourly")[0]["n"] > first
+    assert_hourly_matches(pipeline, simulator)
+    snapshots = rows(pipeline, "SELECT DISTINCT snapshot_at FROM {d}.heatmap_history")
+    assert len(snapshots) == 2
+    assert not [path.name for path in DBT_PACKAGE.iterdir() if path.name in WRITTEN_BY_DBT]
