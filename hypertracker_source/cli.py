@@ -196,10 +196,8 @@ def command_load(args: argparse.Namespace) -> None:
         dataset_name=args.dataset,
         progress="log",
     )
-    demo: contextlib.AbstractContextManager[dict[str, str]] = (
-        demo_api() if args.demo else contextlib.nullcontext({})
-    )
-    with demo as demo_settings:
+    with contextlib.ExitStack() as demo:
+        demo_settings = demo.enter_context(demo_api()) if args.demo else {}
         settings = {**source_settings(args), **demo_settings}
         run_load(pipeline, settings, args.resources, args.full_refresh)
 
