@@ -1,0 +1,123 @@
+"""What a failed or interrupted command tells its user: the real cause, in one line."""
+
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    LookupTrace,
+    LookupTraces,
+)
+from dlt.common.exceptions import SignalReceivedException
+
+from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerInterruptedError
+
+CREDENTIAL_EXAMPLES = {
+    "postgres": "postgresql://user:password@host:5432/database",
+    "redshift": "redshift://user:password@host:5439/database",
+    "mssql": "mssql://user:password@host:1433/database",
+    "clickhouse": "clickhouse://user:password@host:9440/database",
+    "sqlalchemy": "mysql+pymysql://user:password@host:3306/database",
+    "motherduck": "md:///database?token=...",
+}
+"""A connection string to show, by destination, when its credentials are missing."""
+
+
+class CommandInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the command."""
+
+    def __init__(self, signal_number: int) -> None:
+        self.signal_number = signal_number
+        super().__init__(signal.Signals(signal_number).name)
+
+
+def error_chain(error: BaseException) -> Iterator[BaseException]:
+    """The error, then what caused it or was being handled when it came, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error a user should read, past dlt's pipeline-step and resource wrappers.
+
+    The source's own error comes first wherever it sits in the chain: when one parallel resource
+    fails, dlt closes the others and may raise an unrelated `generator already executing`.
+    """
+    chain = list(error_chain(error))
+    for kind in (HyperTrackerError, ConfigFieldMissingException):
+        found = [cause for cause in chain if isinstance(cause, kind)]
+        if found:
+            return found[0]
+    return chain[-1]
+
+
+def interrupting_signal(error: BaseException) -> int | None:
+    """The signal that interrupted the run, if an interrupt is what ended it."""
+    for cause in error_chain(error):
+        if isinstance(cause, CommandInterrupted):
+            return cause.signal_number
+        if isinstance(cause, SignalReceivedException):
+            return cause.signal_code
+        if isinstance(cause, HyperTrackerInterruptedError | KeyboardInterrupt):
+            return signal.SIGINT
+    return None
+
+
+def interrupted_headline(signal_number: int) -> str:
+    """The line an interrupted command ends with."""
+    name = signal.Signals(signal_number).name
+    return (
+        f"hypertracker: interrupted ({name}): nothing already loaded is lost and no high-water "
+        "mark moved; run the same command again to resume"
+    )
+
+
+def headline(error: BaseException) -> str:
+    """The one line a failed command prints: the cause's type and what it says to do."""
+    cause = root_cause(error)
+    if isinstance(cause, ConfigFieldMissingException):
+        reason = missing_config(cause)
+    else:
+        reason = " ".join(str(cause).split())
+    return f"hypertracker: error: {type(cause).__name__}: {reason}"
+
+
+def missing_config(error: ConfigFieldMissingException) -> str:
+    """dlt's missing-configuration error reduced to what to set, with an example."""
+    keys = [key for _, key in missing_keys(error.traces)]
+    sections = next((trace.sections for trace, _ in missing_keys(error.traces)), [])
+    text = f"{error.spec_name} is missing {', '.join(sorted(set(keys)))}. Set "
+    credentials = [part for part in sections if part != "credentials"]
+    destination = credentials[-1] if credentials and "destination" in sections else ""
+    if destination in CREDENTIAL_EXAMPLES and "credentials" in sections:
+        return (
+            f"{text}DESTINATION__{destination.upper()}__CREDENTIALS="
+            f'"{CREDENTIAL_EXAMPLES[destination]}", or credentials = "..." under '
+            f"[destination.{destination}] in .dlt/secrets.toml"
+        )
+    settings = sorted({environment_name(trace) for trace, _ in missing_keys(error.traces)})
+    table = ".".join(sections)
+    return f"{text}{', '.join(settings)}, or the same under [{table}] in .dlt/secrets.toml"
+
+
+def missing_keys(traces: dict[str, Any]) -> Iterator[tuple[LookupTrace, str]]:
+    """Each missing setting's most general lookup that names its own sections, and its key."""
+    for key, field_traces in traces.items():
+        nested = [trace for trace in field_traces if isinstance(trace, LookupTraces)]
+        if nested:
+            yield from missing_keys(nested[0].traces)
+            continue
+        lookups = [trace for trace in field_traces if isinstance(trace, LookupTrace)]
+        named = [trace for trace in lookups if trace.sections[:1] in (["destination"], ["sources"])]
+        if named or lookups:
+            yield (max(named, key=lambda trace: len(trace.sections)) if named else lookups[0]), key
+
+
+def environment_name(trace: LookupTrace) -> str:
+    """The environment variable that sets a looked-up key."""
+    return "__".join([*trace.sections, trace.key]).upper()
