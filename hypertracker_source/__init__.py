@@ -16,6 +16,7 @@ from hypertracker_source.config import (
     check_api_key,
     check_base_url,
     check_coins,
+    check_duckdb_dataset,
     check_end_date,
     check_lag,
     check_merge_strategy,
@@ -110,6 +111,7 @@ def hypertracker(
         check_api_key(api_key),
         check_requests_per_minute(requests_per_minute),
         run_stats,
+        before_first_request=check_duckdb_dataset,
     )
     data_version = DataVersion(client)
     first_day = check_start_date(start_date)

@@ -101,12 +101,19 @@ class RequestGate:
         try:
             self.raise_if_stopped()
             if first and self._before_first:
-                self._before_first()
+                self._run_before_first()
             yield
         finally:
             if first:
                 self._opened = True
                 self._first_lock.release()
+
+    def _run_before_first(self) -> None:
+        """Runs the check due before the first request; its error stops the client."""
+        try:
+            self._before_first()
+        except HyperTrackerError as error:
+            raise self.stop(error) from None
 
     def _wait_for_first(self) -> bool:
         """Waits until the first request was answered; True when this request is the first."""
