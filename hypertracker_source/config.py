@@ -48,16 +48,15 @@ def as_list(setting: str, value: ListSetting) -> list[str]:
 
 def as_number(setting: str, value: object, fix: str) -> float:
     """Returns a numeric setting as a number, taking numeric strings (environment variables)."""
-    if isinstance(value, bool):
-        value = None
+    number: object = value
     if isinstance(value, str):
         try:
-            value = float(value.strip())
+            number = float(value.strip())
         except ValueError:
-            value = None
-    if not isinstance(value, int | float):
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float):
         raise HyperTrackerConfigError(setting, value, "it is not a number", fix)
-    return value
+    return number
 
 
 def check_api_key(api_key: str | None) -> str:
