@@ -46,14 +46,31 @@ def root_cause(error: BaseException) -> BaseException:
     """The error a user should read, past dlt's pipeline-step and resource wrappers.
 
     The source's own error comes first wherever it sits in the chain: when one parallel resource
-    fails, dlt closes the others and may raise an unrelated `generator already executing`.
+    fails, dlt closes the others and may raise an unrelated `generator already executing`, which
+    is passed over for what was being handled when it came.
     """
     chain = list(error_chain(error))
     for kind in (HyperTrackerError, ConfigFieldMissingException):
         found = [cause for cause in chain if isinstance(cause, kind)]
         if found:
             return found[0]
-    return chain[-1]
+    cause = innermost_cause(error)
+    while is_closing_noise(cause) and cause.__context__ is not None:
+        cause = innermost_cause(cause.__context__)
+    return cause
+
+
+def innermost_cause(error: BaseException) -> BaseException:
+    """The last error of the explicit `raise ... from` chain."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def is_closing_noise(error: BaseException) -> bool:
+    """Whether an error only tells that dlt closed a generator after another one failed."""
+    closing = isinstance(error, ValueError) and "generator already executing" in str(error)
+    return closing or isinstance(error, GeneratorExit)
 
 
 def interrupting_signal(error: BaseException) -> int | None:
