@@ -18,6 +18,7 @@ from helpers import assert_fills_equal, high_water_marks, landed
 
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, LOCAL_DATABASE, main
+from hypertracker_source.docs import column_meaning, loaded_schema
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.failures import root_cause
 from hypertracker_source.settings import SEGMENT_NAMES, TABLE_NAMES
@@ -465,3 +466,17 @@ def test_an_interrupt_ends_the_run_at_once_and_a_rerun_resumes(
     simulator.faults.latency = 0.0
     assert main(["load", "--resources", "liquidation_fills"]) == 0
     assert_fills_equal(real_pipeline(tmp_path), simulator.expected_fills())
+
+
+# column meanings
+
+
+def test_every_column_says_what_it_holds_and_in_what_unit():
+    schema = loaded_schema()
+    for table in TABLE_NAMES:
+        for name, column in schema.get_table(table)["columns"].items():
+            assert column_meaning(name, column), f"{table}.{name} has no description"
+    risk = schema.get_table("liquidation_risk")["columns"]
+    assert "percent, 0 to 100" in risk["percent_risk"]["description"]
+    fills = schema.get_table("liquidation_fills")["columns"]
+    assert "(USD)" in fills["liquidation_mark_px"]["description"]
