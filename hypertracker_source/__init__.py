@@ -13,11 +13,13 @@ from dlt.sources import DltResource
 from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.config import (
     ListSetting,
+    check_address,
     check_api_key,
     check_base_url,
     check_coins,
     check_duckdb_dataset,
     check_end_date,
+    check_flag,
     check_lag,
     check_merge_strategy,
     check_page_size,
@@ -116,7 +118,7 @@ def hypertracker(
     data_version = DataVersion(client)
     first_day = check_start_date(start_date)
     plan = FillsPlan(
-        fill_filters(check_coins("coins", coins), address or None, check_side(side)),
+        fill_filters(check_coins("coins", coins), check_address(address), check_side(side)),
         first_day,
         check_end_date(end_date, first_day),
         check_lag(lag),
@@ -127,6 +129,7 @@ def hypertracker(
     coins_to_map = heatmap_coin_names(
         check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)
     )
+    refresh_snapshots = check_flag("refresh_snapshots", refresh_snapshots)
     heatmap = coins_to_map | liquidation_heatmap(client, data_version, refresh_snapshots)
     risk = [
         liquidation_risk(client, data_version, segment_id, refresh_snapshots)

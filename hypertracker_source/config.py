@@ -60,7 +60,14 @@ def as_number(setting: str, value: object, fix: str) -> float:
 
 
 def check_api_key(api_key: str | None) -> str:
-    """Returns the API key, refusing a missing or blank one."""
+    """Returns the API key, refusing a missing or blank one, or one that is not text."""
+    if api_key is not None and not isinstance(api_key, str):
+        raise HyperTrackerConfigError(
+            "api_key",
+            f"<a {type(api_key).__name__}>",
+            "it is not text",
+            "Give the token from the HyperTracker API dashboard as a string",
+        )
     if not api_key or not api_key.strip():
         raise HyperTrackerConfigError(
             "api_key",
@@ -74,7 +81,7 @@ def check_api_key(api_key: str | None) -> str:
 
 def check_base_url(base_url: str) -> str:
     """Returns the base URL without a trailing slash, refusing anything but http(s)."""
-    parsed = urlparse(base_url)
+    parsed = urlparse(base_url if isinstance(base_url, str) else "")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise HyperTrackerConfigError(
             "base_url",
@@ -133,6 +140,29 @@ def check_end_date(
             "Give an end_date later than start_date, or leave it unset for an incremental load",
         )
     return min(parsed, pendulum.now("UTC"))
+
+
+def check_address(address: str | None) -> str | None:
+    """Returns the wallet whose fills to load, or None for every wallet."""
+    if address is None or address == "":
+        return None
+    if not isinstance(address, str) or not address.strip():
+        raise HyperTrackerConfigError(
+            "address", address, "it is not a wallet address", "Write it like 0x3160fb45..."
+        )
+    return address.strip()
+
+
+def check_flag(setting: str, value: bool | str) -> bool:
+    """Returns a yes-or-no setting, taking the strings an environment variable would hold."""
+    text = str(value).strip().lower()
+    if isinstance(value, bool | int) and value in (0, 1):
+        return bool(value)
+    if text in ("true", "yes", "1", "false", "no", "0"):
+        return text in ("true", "yes", "1")
+    raise HyperTrackerConfigError(
+        setting, value, "it is neither true nor false", "Use true or false"
+    )
 
 
 def check_side(side: str | None) -> str | None:

@@ -367,6 +367,10 @@ def test_check_with_a_rejected_key(
         ("page_size", "many", "'many': it is not a number."),
         ("lag", [1], "[1]: it is not a number."),
         ("page_size", "5000", "'5000': the API takes 1 to 1000 fills a page."),
+        ("api_key", 5, "'<a int>': it is not text."),
+        ("base_url", 5, "5: it is not an http(s) URL."),
+        ("address", 5, "5: it is not a wallet address."),
+        ("refresh_snapshots", "maybe", "'maybe': it is neither true nor false."),
     ],
 )
 def test_python_settings_of_the_wrong_type_name_the_setting(setting, value, problem):
