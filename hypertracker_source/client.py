@@ -1,5 +1,6 @@
 """The HTTP client of the HyperTracker API and of its pre-signed file host."""
 
+import re
 import threading
 import time
 import weakref
@@ -336,7 +337,9 @@ AUTH_STATUSES = (401, 403)
 def unreachable_cause(error: RequestException) -> str | None:
     """Says why the API's host could not be reached at all, or None when it answered something."""
     if isinstance(error, SSLError):
-        return f"the TLS handshake failed, so it may not serve https ({innermost_reason(error)})"
+        ssl_reason = re.search(r"\[SSL: (\w+)\]", str(error))
+        detail = ssl_reason.group(1) if ssl_reason else innermost_reason(error)
+        return f"the TLS handshake failed ({detail}): is it an http:// address?"
     reason = getattr(error.args[0], "reason", None) if error.args else None
     if isinstance(reason, NameResolutionError):
         return f"its host name is unknown ({innermost_reason(error)})"
@@ -348,8 +351,7 @@ def unreachable_cause(error: RequestException) -> str | None:
 
 
 def innermost_reason(error: BaseException) -> str:
-    """The last, most specific part of a requests error's text, such as `[Errno 111] Connection
-    refused`."""
+    """The last, most specific part of a requests error's text: `[Errno 111] Connection refused`."""
     text = str(getattr(error.args[0], "reason", error) if error.args else error)
     return text.rstrip(")").rsplit(": ", 1)[-1].strip("'\" ")
 

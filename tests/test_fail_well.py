@@ -150,7 +150,7 @@ def test_an_unreachable_api_ends_within_one_requests_retries_naming_cause_and_ad
         cause = "the connection failed ([Errno 111] Connection refused)"
     else:
         base_url = simulator.url.replace("http://", "https://")
-        cause = "the TLS handshake failed, so it may not serve https ("
+        cause = "the TLS handshake failed (WRONG_VERSION_NUMBER): is it an http:// address?"
     env = command_env(
         SOURCES__HYPERTRACKER__BASE_URL=base_url,
         SOURCES__HYPERTRACKER__API_KEY=API_KEY,
