@@ -17,10 +17,8 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import assert_fills_equal, high_water_marks, landed
 
 from hypertracker_source import hypertracker
-from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, LOCAL_DATABASE, main
-from hypertracker_source.docs import column_meaning, loaded_schema
+from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, LOCAL_DATABASE, main, root_cause
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
-from hypertracker_source.failures import root_cause
 from hypertracker_source.settings import SEGMENT_NAMES, TABLE_NAMES
 from hypertracker_source.simulator import Simulator
 
@@ -476,6 +474,8 @@ def test_an_interrupt_ends_the_run_at_once_and_a_rerun_resumes(
 
 
 def test_every_column_says_what_it_holds_and_in_what_unit():
+    from hypertracker_source.docs import column_meaning, loaded_schema
+
     schema = loaded_schema()
     for table in TABLE_NAMES:
         for name, column in schema.get_table(table)["columns"].items():
