@@ -89,8 +89,8 @@ def interrupted_headline(signal_number: int) -> str:
     """The line an interrupted command ends with."""
     name = signal.Signals(signal_number).name
     return (
-        f"hypertracker: interrupted ({name}): nothing already loaded is lost and no high-water "
-        "mark moved; run the same command again to resume"
+        f"hypertracker: interrupted ({name}): nothing loaded is lost; run the same command again "
+        "to resume: it finishes what this run began"
     )
 
 

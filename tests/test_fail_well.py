@@ -458,8 +458,8 @@ def test_an_interrupt_ends_the_run_at_once_and_a_rerun_resumes(
     name = signal.Signals(signal_number).name
     assert code == 128 + signal_number
     assert errors.splitlines()[-1] == (
-        f"hypertracker: interrupted ({name}): nothing already loaded is lost and no high-water "
-        "mark moved; run the same command again to resume"
+        f"hypertracker: interrupted ({name}): nothing loaded is lost; run the same command again "
+        "to resume: it finishes what this run began"
     )
     assert seconds < INTERRUPT_BUDGET
     assert_fills_equal(real_pipeline(tmp_path), first_load)
@@ -468,6 +468,36 @@ def test_an_interrupt_ends_the_run_at_once_and_a_rerun_resumes(
     simulator.faults.latency = 0.0
     assert main(["load", "--resources", "liquidation_fills"]) == 0
     assert_fills_equal(real_pipeline(tmp_path), simulator.expected_fills())
+
+
+LOADING = "dlt/pipelines/hypertracker/load/normalized/*/started_jobs/*"
+"""A package whose load jobs have started: the run is in its load step."""
+
+
+def test_an_interrupt_while_loading_drains_and_the_rerun_lands_everything_once(tmp_path: Path):
+    with Simulator(seed=3, fills=100_000, api_key=API_KEY) as sim:
+        env = command_env(
+            SOURCES__HYPERTRACKER__BASE_URL=sim.url,
+            SOURCES__HYPERTRACKER__API_KEY=API_KEY,
+            DLT_DATA_DIR=str(tmp_path / "dlt"),
+        )
+        command = [str(CONSOLE_SCRIPT), "load", "--resources", "liquidation_fills"]
+        process = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(LOADING)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 128 + signal.SIGTERM
+        assert errors.decode().splitlines()[-1].startswith("hypertracker: interrupted (SIGTERM): ")
+
+        rerun = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "Finishing the load an interrupted run left behind first." in rerun.stdout
+        database = dlt.destinations.duckdb(str(tmp_path / LOCAL_DATABASE))
+        assert_fills_equal(dlt.dataset(database, "hypertracker"), sim.expected_fills())
 
 
 # column meanings
