@@ -106,20 +106,22 @@ def headline(error: BaseException) -> str:
 
 def missing_config(error: ConfigFieldMissingException) -> str:
     """dlt's missing-configuration error reduced to what to set, with an example."""
-    keys = [key for _, key in missing_keys(error.traces)]
-    sections = next((trace.sections for trace, _ in missing_keys(error.traces)), [])
-    text = f"{error.spec_name} is missing {', '.join(sorted(set(keys)))}. Set "
-    credentials = [part for part in sections if part != "credentials"]
-    destination = credentials[-1] if credentials and "destination" in sections else ""
-    if destination in CREDENTIAL_EXAMPLES and "credentials" in sections:
+    lookups = list(missing_keys(error.traces))
+    fields = ", ".join(sorted({key for _, key in lookups}))
+    sections = lookups[0][0].sections if lookups else []
+    if sections[:1] == ["destination"] and "credentials" in sections:
+        destination = sections[1]
+        example = CREDENTIAL_EXAMPLES.get(destination, "...")
         return (
-            f"{text}DESTINATION__{destination.upper()}__CREDENTIALS="
-            f'"{CREDENTIAL_EXAMPLES[destination]}", or credentials = "..." under '
-            f"[destination.{destination}] in .dlt/secrets.toml"
+            f"the {destination} destination has no credentials (missing {fields}). Set "
+            f'DESTINATION__{destination.upper()}__CREDENTIALS="{example}", or credentials = '
+            f'"..." under [destination.{destination}] in .dlt/secrets.toml'
         )
-    settings = sorted({environment_name(trace) for trace, _ in missing_keys(error.traces)})
-    table = ".".join(sections)
-    return f"{text}{', '.join(settings)}, or the same under [{table}] in .dlt/secrets.toml"
+    settings = ", ".join(sorted({environment_name(trace, key) for trace, key in lookups}))
+    return (
+        f"{error.spec_name} is missing {fields}. Set {settings}, or the same under "
+        f"[{'.'.join(sections)}] in .dlt/config.toml or .dlt/secrets.toml"
+    )
 
 
 def missing_keys(traces: dict[str, Any]) -> Iterator[tuple[LookupTrace, str]]:
@@ -135,6 +137,6 @@ def missing_keys(traces: dict[str, Any]) -> Iterator[tuple[LookupTrace, str]]:
             yield (max(named, key=lambda trace: len(trace.sections)) if named else lookups[0]), key
 
 
-def environment_name(trace: LookupTrace) -> str:
-    """The environment variable that sets a looked-up key."""
-    return "__".join([*trace.sections, trace.key]).upper()
+def environment_name(trace: LookupTrace, field: str) -> str:
+    """The environment variable that sets a field where a lookup looked for it."""
+    return "__".join([*trace.sections, field]).upper()

@@ -253,10 +253,10 @@ def test_missing_destination_credentials_print_what_to_set_in_one_line(
 
     output = capfd.readouterr()
     assert output.err.splitlines() == [
-        "hypertracker: error: ConfigFieldMissingException: PostgresClientConfiguration is "
-        "missing database, host, password, username. Set DESTINATION__POSTGRES__CREDENTIALS="
-        '"postgresql://user:password@host:5432/database", or credentials = "..." under '
-        "[destination.postgres] in .dlt/secrets.toml"
+        "hypertracker: error: ConfigFieldMissingException: the postgres destination has no "
+        "credentials (missing database, host, password, username). Set "
+        'DESTINATION__POSTGRES__CREDENTIALS="postgresql://user:password@host:5432/database", '
+        'or credentials = "..." under [destination.postgres] in .dlt/secrets.toml'
     ]
     assert "psutil" not in output.out + output.err
     assert api_settings.requests == []
