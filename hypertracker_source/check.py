@@ -11,7 +11,7 @@ from hypertracker_source.settings import API_BASE_URL, STATUS_PATH
 
 @with_config(sections=(known_sections.SOURCES, "hypertracker"))
 def configured_client(
-    api_key: TSecretStrValue = None, base_url: str = API_BASE_URL
+    api_key: TSecretStrValue | None = None, base_url: str = API_BASE_URL
 ) -> HyperTrackerClient:
     """A client with the key and address that the source resolves from dlt config."""
     return HyperTrackerClient(check_base_url(base_url), check_api_key(api_key))

@@ -101,18 +101,18 @@ class RequestGate:
         first = self._wait_for_first()
         try:
             self.raise_if_stopped()
-            if first and self._before_first:
-                self._run_before_first()
+            if first and self._before_first is not None:
+                self._run_before_first(self._before_first)
             yield
         finally:
             if first:
                 self._opened = True
                 self._first_lock.release()
 
-    def _run_before_first(self) -> None:
+    def _run_before_first(self, check: Callable[[], None]) -> None:
         """Runs the check due before the first request; its error stops the client."""
         try:
-            self._before_first()
+            check()
         except HyperTrackerError as error:
             raise self.stop(error) from None
 
@@ -177,7 +177,7 @@ class RetryingClient(Client):
     def _make_session(self) -> Any:
         """Makes dlt's per-thread session and mounts the gated pool on the API's host."""
         session = super()._make_session()
-        if self._gated_adapter:
+        if self._gated_url and self._gated_adapter:
             session.mount(self._gated_url, self._gated_adapter)
         return session
 

@@ -286,7 +286,7 @@ def check_duckdb_dataset() -> None:
     destination = pipeline.destination
     if destination is None or destination.destination_type != "dlt.destinations.duckdb":
         return
-    database = pipeline.destination_client().config.credentials.database
+    database = getattr(pipeline.destination_client().config.credentials, "database", None)
     if isinstance(database, str) and Path(database).stem == pipeline.dataset_name:
         raise HyperTrackerError(
             f"The pipeline's dataset {pipeline.dataset_name} and its DuckDB file "

@@ -54,7 +54,8 @@ def column_keys(column: TColumnSchema) -> str:
 
 def column_meaning(name: str, column: TColumnSchema) -> str:
     """A column's one-line description, with its unit."""
-    return column.get("description") or DLT_COLUMN_MEANINGS.get(name, "")
+    description = column.get("description")
+    return description if description else DLT_COLUMN_MEANINGS.get(name, "")
 
 
 def tables_markdown(schema: dlt.Schema) -> str:

@@ -25,7 +25,7 @@ from hypertracker_source.simulator import Simulator
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 DEFAULT_RUNTIME_BUDGET = 60.0
 """The longest a command may take to give up on an API it cannot reach, with default [runtime]."""
-INTERRUPT_BUDGET = 5.0
+INTERRUPT_BUDGET = 8.0
 """The longest a command may take to end after SIGINT or SIGTERM."""
 
 
