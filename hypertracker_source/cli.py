@@ -83,7 +83,12 @@ folder (~/.dlt/pipelines/<pipeline name>, or DLT_DATA_DIR): give two projects di
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Reads the command line."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="print the traceback of an error, too")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the traceback of an error, too",
+    )
     parser = argparse.ArgumentParser(prog="hypertracker", description=__doc__, parents=[common])
     parser.add_argument(
         "--version",
@@ -414,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(interrupted_headline(signal_number), file=sys.stderr)
         else:
             print(headline(error), file=sys.stderr)
-        if args.debug:
+        if getattr(args, "debug", False):
             traceback.print_exc(file=sys.stderr)
         return 128 + signal_number if signal_number is not None else 1
     return 0

@@ -274,8 +274,11 @@ def test_a_misspelled_destination_suggests_the_near_one(
     )
 
 
-def test_debug_shows_the_traceback(workdir: Path, api_settings, capsys: pytest.CaptureFixture):
-    assert main(["load", "--debug", "--segments", "99"]) == 1
+@pytest.mark.parametrize("args", [["load", "--debug"], ["--debug", "load"]])
+def test_debug_shows_the_traceback(
+    args: list[str], workdir: Path, api_settings, capsys: pytest.CaptureFixture
+):
+    assert main([*args, "--segments", "99"]) == 1
 
     first, second, *rest = capsys.readouterr().err.splitlines()
     assert first.startswith("hypertracker: error: HyperTrackerConfigError: ")
