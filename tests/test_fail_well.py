@@ -121,6 +121,29 @@ def test_a_duckdb_file_is_made_in_the_folder_the_command_runs_in(
         assert rows.arrow().num_rows == len(SEGMENT_NAMES)
 
 
+def test_two_folders_with_one_pipeline_name_each_keep_their_own_file_and_marks(
+    tmp_path: Path, api_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        assert main(["load", "--resources", "liquidation_fills"]) == 0
+    api_settings.advance_state(new_fills=10)
+    api_settings.reset_requests()
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["load", "--resources", "liquidation_fills"]) == 0
+    capsys.readouterr()
+
+    assert api_settings.request_counts() == {"fills": 1}, "folder a resumed from its own marks"
+    fills = {
+        folder: dlt.destinations.duckdb(str(tmp_path / folder / LOCAL_DATABASE)) for folder in "ab"
+    }
+    assert_fills_equal(dlt.dataset(fills["a"], "hypertracker"), api_settings.expected_fills())
+    first_load = api_settings.expected_fills()[:-10]
+    assert_fills_equal(dlt.dataset(fills["b"], "hypertracker"), first_load)
+
+
 # an API that cannot be reached
 
 
