@@ -179,7 +179,9 @@ def window_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Ta
             read += len(rows)
             yield kept_rows(fills_table(rows), query.window)
     if not read and query.probe_spellings:
-        warn_if_misspelled(client, query.fill_filter, iso(query.window.start))
+        warn_if_misspelled(
+            client, query.fill_filter, iso(query.window.kept_from or query.window.start)
+        )
 
 
 def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Table]:
