@@ -12,7 +12,13 @@ import dlt
 
 from hypertracker_source import RunStats, hypertracker
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.settings import TABLE_NAMES
+from hypertracker_source.settings import (
+    FOLLOW_MAX_BACKOFF,
+    FOLLOW_MAX_SLEEP,
+    FOLLOW_MIN_SLEEP,
+    FOLLOW_POLL_MARGIN,
+    TABLE_NAMES,
+)
 from hypertracker_source.simulator import Simulator
 
 DEMO_API_KEY = "demo-key"
@@ -31,22 +37,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser("load", help="load HyperTracker data with a dlt pipeline")
-    load.add_argument(
-        "--destination",
-        default=LOCAL_DATABASE,
-        help=f"a DuckDB file, or any dlt destination name ({LOCAL_DATABASE})",
-    )
-    load.add_argument("--pipeline-name", default="hypertracker", help="dlt pipeline name")
-    load.add_argument("--dataset", default="hypertracker", help="dataset (schema) to load into")
-    load.add_argument("--resources", help="comma-separated resources to load (default all)")
-    load.add_argument("--start-date", help="where fill history starts on a first run")
+    add_load_options(load)
     load.add_argument(
         "--end-date",
         help="with --start-date: back-fill the fills from start to end date (marks stay put)",
     )
-    load.add_argument("--coins", help="comma-separated coins whose fills to load")
-    load.add_argument("--heatmap-coins", help="comma-separated coins whose heatmap to load")
-    load.add_argument("--segments", help="comma-separated segment ids whose risk to load")
     load.add_argument("--demo", action="store_true", help="load from the bundled simulator")
     load.add_argument("--full-refresh", action="store_true", help="drop the tables and state first")
 
@@ -66,7 +61,62 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     report.add_argument("--dataset", default="hypertracker", help="the dataset to read")
     report.add_argument("--output", default=REPORT_PAGE, help=f"the page to write ({REPORT_PAGE})")
+
+    follow = commands.add_parser(
+        "follow", help="load once per API data version until stopped (SIGTERM, Ctrl-C)"
+    )
+    add_load_options(follow)
+    add_follow_options(follow)
+
+    init = commands.add_parser(
+        "init", help="write .dlt/config.toml, a secrets template and a pipeline script here"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
     return parser.parse_args(argv)
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options `load` and `follow` share: where to load, and what."""
+    parser.add_argument(
+        "--destination",
+        default=LOCAL_DATABASE,
+        help=f"a DuckDB file, or any dlt destination name ({LOCAL_DATABASE})",
+    )
+    parser.add_argument("--pipeline-name", default="hypertracker", help="dlt pipeline name")
+    parser.add_argument("--dataset", default="hypertracker", help="dataset (schema) to load into")
+    parser.add_argument("--resources", help="comma-separated resources to load (default all)")
+    parser.add_argument("--start-date", help="where fill history starts on a first run")
+    parser.add_argument("--coins", help="comma-separated coins whose fills to load")
+    parser.add_argument("--heatmap-coins", help="comma-separated coins whose heatmap to load")
+    parser.add_argument("--segments", help="comma-separated segment ids whose risk to load")
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `follow`: how long it sleeps, in seconds."""
+    parser.add_argument(
+        "--poll-margin",
+        type=float,
+        default=FOLLOW_POLL_MARGIN,
+        help=f"seconds past the API's announced next update to ask again ({FOLLOW_POLL_MARGIN:g})",
+    )
+    parser.add_argument(
+        "--min-sleep",
+        type=float,
+        default=FOLLOW_MIN_SLEEP,
+        help=f"shortest sleep, when the update is late; first backoff ({FOLLOW_MIN_SLEEP:g})",
+    )
+    parser.add_argument(
+        "--max-sleep",
+        type=float,
+        default=FOLLOW_MAX_SLEEP,
+        help=f"longest sleep between two status requests ({FOLLOW_MAX_SLEEP:g})",
+    )
+    parser.add_argument(
+        "--max-backoff",
+        type=float,
+        default=FOLLOW_MAX_BACKOFF,
+        help=f"longest sleep after failures in a row ({FOLLOW_MAX_BACKOFF:g})",
+    )
 
 
 def source_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,7 +128,9 @@ def source_settings(args: argparse.Namespace) -> dict[str, Any]:
         "heatmap_coins": "heatmap_coins",
         "segments": "segment_ids",
     }
-    return {setting: getattr(args, arg) for arg, setting in names.items() if getattr(args, arg)}
+    return {
+        setting: getattr(args, arg) for arg, setting in names.items() if getattr(args, arg, None)
+    }
 
 
 @contextlib.contextmanager
@@ -93,13 +145,16 @@ def run_load(
     settings: dict[str, Any],
     resources: str | None = None,
     refresh: bool = False,
+    stats: RunStats | None = None,
+    summary: bool = True,
 ) -> RunStats:
     """Runs the source through the pipeline and prints what landed and what it cost.
 
     A load an interrupted run left behind is finished first: dlt's `run` would otherwise load only
-    that and skip the source.
+    that and skip the source. `stats` may come with the API's status already asked (by follow),
+    which prints its own line instead of the summary.
     """
-    stats = RunStats()
+    stats = RunStats() if stats is None else stats
     source = hypertracker(**settings, run_stats=stats)
     if resources:
         source = source.with_resources(*(name.strip() for name in resources.split(",")))
@@ -108,7 +163,8 @@ def run_load(
         pipeline.normalize()
         pipeline.load()
     pipeline.run(source, refresh="drop_sources" if refresh else None)
-    print_summary(pipeline, stats)
+    if summary:
+        print_summary(pipeline, stats)
     return stats
 
 
@@ -130,15 +186,40 @@ def print_summary(pipeline: dlt.Pipeline, stats: RunStats) -> None:
 
 def command_load(args: argparse.Namespace) -> None:
     """Runs `hypertracker load`."""
-    pipeline = dlt.pipeline(
-        pipeline_name=args.pipeline_name,
-        destination=destination_arg(args.destination, args.dataset),
-        dataset_name=args.dataset,
-        progress="log",
-    )
+    pipeline = pipeline_from_args(args, progress="log")
     with demo_api() if args.demo else contextlib.nullcontext({}) as demo_settings:
         settings = {**source_settings(args), **demo_settings}
         run_load(pipeline, settings, args.resources, args.full_refresh)
+
+
+def pipeline_from_args(args: argparse.Namespace, **options: Any) -> dlt.Pipeline:
+    """The pipeline that --pipeline-name, --destination and --dataset name."""
+    return dlt.pipeline(
+        pipeline_name=args.pipeline_name,
+        destination=destination_arg(args.destination, args.dataset),
+        dataset_name=args.dataset,
+        **options,
+    )
+
+
+def command_follow(args: argparse.Namespace) -> None:
+    """Runs `hypertracker follow` until SIGTERM or Ctrl-C."""
+    # imported here: follow uses this module's run_load and root_cause
+    from hypertracker_source.follow import FollowTiming, StoppableClock, follow, stop_on_signals
+
+    clock = StoppableClock()
+    stop_on_signals(clock)
+    timing = FollowTiming(args.poll_margin, args.min_sleep, args.max_sleep, args.max_backoff)
+    pipeline = pipeline_from_args(args)
+    loads = follow(pipeline, source_settings(args), run_load, clock, timing, args.resources)
+    print(f"hypertracker follow: stopped after {loads} loads")
+
+
+def command_init(args: argparse.Namespace) -> None:
+    """Runs `hypertracker init`: the project files, in the current folder."""
+    from hypertracker_source.scaffold import write_project
+
+    write_project(Path.cwd(), args.force)
 
 
 def command_demo(args: argparse.Namespace) -> None:
@@ -202,7 +283,13 @@ def root_cause(error: BaseException) -> BaseException:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hypertracker` command."""
     args = parse_args(argv)
-    command = {"load": command_load, "demo": command_demo, "report": command_report}[args.command]
+    command = {
+        "load": command_load,
+        "demo": command_demo,
+        "report": command_report,
+        "follow": command_follow,
+        "init": command_init,
+    }[args.command]
     try:
         command(args)
     except Exception as error:

@@ -74,3 +74,15 @@ REPORT_FILL_COINS = 5
 
 REPORT_MAX_TIME_BUCKETS = 120
 """The most bars a liquidations-over-time panel draws: the bucket widens (hour to month) to fit."""
+
+FOLLOW_POLL_MARGIN = 30.0
+"""Seconds `hypertracker follow` waits past the API's announced next update before it asks."""
+
+FOLLOW_MIN_SLEEP = 60.0
+"""The shortest wait between two status requests of `follow`, when the update is late or due."""
+
+FOLLOW_MAX_SLEEP = 1800.0
+"""The longest wait of `follow`: the API's slowest refresh, so a far-off nextUpdate is checked."""
+
+FOLLOW_MAX_BACKOFF = 900.0
+"""The longest wait of `follow` after failures in a row (it doubles from FOLLOW_MIN_SLEEP)."""
