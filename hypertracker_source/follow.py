@@ -16,7 +16,11 @@ from dlt.common.typing import TSecretStrValue
 from hypertracker_source.cli import root_cause
 from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.config import check_api_key, check_base_url, check_requests_per_minute
-from hypertracker_source.exceptions import HyperTrackerAuthError, HyperTrackerConfigError
+from hypertracker_source.exceptions import (
+    HyperTrackerAuthError,
+    HyperTrackerConfigError,
+    HyperTrackerError,
+)
 from hypertracker_source.settings import (
     API_BASE_URL,
     FOLLOW_MAX_BACKOFF,
@@ -41,6 +45,20 @@ class FollowTiming:
     min_sleep: float = FOLLOW_MIN_SLEEP
     max_sleep: float = FOLLOW_MAX_SLEEP
     max_backoff: float = FOLLOW_MAX_BACKOFF
+
+    def __post_init__(self) -> None:
+        """Refuses bounds under which follow would spin on the API or never wake."""
+        if not 0 < self.min_sleep <= self.max_sleep:
+            raise HyperTrackerError(
+                f"--min-sleep {self.min_sleep:g} and --max-sleep {self.max_sleep:g}: the shortest "
+                "sleep must be above 0 and at most the longest. Give seconds, e.g. 60 and 1800"
+            )
+        if self.poll_margin < 0 or self.max_backoff < self.min_sleep:
+            raise HyperTrackerError(
+                f"--poll-margin {self.poll_margin:g} and --max-backoff {self.max_backoff:g}: the "
+                "margin must be 0 or more, the longest backoff at least --min-sleep. Give "
+                "seconds, e.g. 30 and 900"
+            )
 
     def until_update(self, next_update: str | None, now: datetime) -> float:
         """Seconds to sleep until the announced next update plus the margin, within the bounds."""

@@ -3,12 +3,13 @@ real S3 API, each against DuckDB in the same run, after a first load and a rerun
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dlt
 import pytest
-from conftest import PipelineFactory, source_for
+from conftest import API_KEY, MARIADB_URL, PipelineFactory, source_for
 from helpers import (
     api_fill_key,
     assert_fills_equal,
@@ -18,6 +19,8 @@ from helpers import (
     landed_fill_key,
 )
 
+from hypertracker_source.cli import main
+from hypertracker_source.mysql import index_fill_keys
 from hypertracker_source.settings import TABLE_NAMES
 from hypertracker_source.simulator import Simulator
 
@@ -28,7 +31,9 @@ LATE_FILLS = 5
 
 
 def load_two_versions(
-    sim: Simulator, runs: dict[str, tuple[dlt.Pipeline, dict[str, Any], dict[str, Any]]]
+    sim: Simulator,
+    runs: dict[str, tuple[dlt.Pipeline, dict[str, Any], dict[str, Any]]],
+    before_rerun: Callable[[], None] = lambda: None,
 ) -> dict[str, list[tuple[float, int]]]:
     """Loads every pipeline, makes a new data version with new and late fills, loads again.
 
@@ -44,6 +49,7 @@ def load_two_versions(
             figures[name].append((seconds, sum(sim.request_counts().values())))
         if version == 1:
             sim.advance_state(new_fills=NEW_FILLS, late_fills=LATE_FILLS)
+            before_rerun()
     print_figures(figures)
     return figures
 
@@ -84,9 +90,15 @@ def test_mariadb_lands_what_duckdb_lands(
 ):
     duckdb = make_pipeline(name="duckdb")
     mariadb = make_pipeline(mariadb_destination, name="mariadb")
-    figures = load_two_versions(
-        simulator, {"duckdb": (duckdb, {}, {}), "mariadb": (mariadb, {}, {})}
-    )
+    indexed: list[bool] = []
+
+    def index_once_loaded() -> None:
+        indexed.extend([index_fill_keys(mariadb), index_fill_keys(mariadb)])
+
+    runs = {"duckdb": (duckdb, {}, {}), "mariadb": (mariadb, {}, {})}
+    figures = load_two_versions(simulator, runs, index_once_loaded)
+
+    assert indexed == [True, False]
 
     assert_api_rows(mariadb.dataset(), simulator)
     assert_same_rows(duckdb.dataset(), mariadb.dataset())
@@ -217,3 +229,35 @@ def test_parquet_on_a_bucket_appends_what_each_run_read(
     assert comparable(list(deduplicated.values())) == comparable(
         landed(duckdb, "liquidation_fills")
     )
+
+
+@pytest.mark.parametrize("destination", ["sqlalchemy", "filesystem"])
+def test_load_command_reaches_mariadb_and_a_bucket_by_name(
+    destination: str,
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    if destination == "sqlalchemy":
+        pipeline = make_pipeline(request.getfixturevalue("mariadb_destination"))
+        monkeypatch.setenv("DESTINATION__SQLALCHEMY__CREDENTIALS", MARIADB_URL)
+    else:
+        pipeline = make_pipeline(request.getfixturevalue("s3_bucket")("cli"))
+        bucket = pipeline.destination.config_params["bucket_url"]
+        monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", bucket)
+        for name, value in request.getfixturevalue("s3_server").items():
+            monkeypatch.setenv(f"DESTINATION__FILESYSTEM__CREDENTIALS__{name.upper()}", value)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
+    monkeypatch.setenv("DLT_DATA_DIR", str(Path(pipeline.pipelines_dir).parent))
+    command = [
+        *("load", "--destination", destination, "--pipeline-name", pipeline.pipeline_name),
+        *("--dataset", pipeline.dataset_name, "--coins", "BTC,HYPE", "--heatmap-coins", "ETH"),
+        *("--segments", "4,12"),
+    ]
+    assert main(command) == 0
+    pipeline.sync_destination()
+
+    assert_fills_equal(pipeline, expected_fills(simulator))
+    assert len(landed(pipeline, "liquidation_heatmap")) == len(simulator.expected_heatmap("ETH"))

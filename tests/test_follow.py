@@ -20,7 +20,7 @@ from conftest import API_KEY, PipelineFactory
 from helpers import assert_fills_equal, high_water_marks, landed, landed_fill_key
 
 from hypertracker_source.cli import run_load
-from hypertracker_source.exceptions import HyperTrackerAuthError
+from hypertracker_source.exceptions import HyperTrackerAuthError, HyperTrackerError
 from hypertracker_source.follow import FollowTiming, follow
 from hypertracker_source.simulator import Simulator, start_simulator_process
 
@@ -266,3 +266,17 @@ def test_follow_command_stops_cleanly_on_a_signal(
     assert "stopped after 1 loads" in output
     assert stopped_in < 20
     assert unique_fills(database) == (3000, 3000)
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        {"min_sleep": 0},
+        {"min_sleep": 120, "max_sleep": 60},
+        {"poll_margin": -1},
+        {"max_backoff": 10},
+    ],
+)
+def test_follow_refuses_sleep_bounds_that_would_spin(bounds: dict[str, float]):
+    with pytest.raises(HyperTrackerError, match="--"):
+        FollowTiming(**bounds)
