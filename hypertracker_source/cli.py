@@ -12,6 +12,7 @@ import dlt
 
 from hypertracker_source import RunStats, hypertracker
 from hypertracker_source.exceptions import HyperTrackerError
+from hypertracker_source.mysql import index_merge_keys_on_mysql
 from hypertracker_source.settings import (
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
@@ -151,8 +152,9 @@ def run_load(
     """Runs the source through the pipeline and prints what landed and what it cost.
 
     A load an interrupted run left behind is finished first: dlt's `run` would otherwise load only
-    that and skip the source. `stats` may come with the API's status already asked (by follow),
-    which prints its own line instead of the summary.
+    that and skip the source. Into MySQL or MariaDB, the staging tables' keys get the index the
+    next merge needs (see hypertracker_source/mysql.py). `stats` may come with the API's status
+    already asked (by follow), which prints its own line instead of the summary.
     """
     stats = RunStats() if stats is None else stats
     source = hypertracker(**settings, run_stats=stats)
@@ -163,6 +165,7 @@ def run_load(
         pipeline.normalize()
         pipeline.load()
     pipeline.run(source, refresh="drop_sources" if refresh else None)
+    index_merge_keys_on_mysql(pipeline)
     if summary:
         print_summary(pipeline, stats)
     return stats

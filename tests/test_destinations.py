@@ -20,7 +20,7 @@ from helpers import (
 )
 
 from hypertracker_source.cli import main
-from hypertracker_source.mysql import index_fill_keys
+from hypertracker_source.mysql import MERGE_KEY_INDEX, index_merge_keys
 from hypertracker_source.settings import TABLE_NAMES
 from hypertracker_source.simulator import Simulator
 
@@ -90,15 +90,15 @@ def test_mariadb_lands_what_duckdb_lands(
 ):
     duckdb = make_pipeline(name="duckdb")
     mariadb = make_pipeline(mariadb_destination, name="mariadb")
-    indexed: list[bool] = []
+    indexed: list[list[str]] = []
 
     def index_once_loaded() -> None:
-        indexed.extend([index_fill_keys(mariadb), index_fill_keys(mariadb)])
+        indexed.extend([index_merge_keys(mariadb), index_merge_keys(mariadb)])
 
     runs = {"duckdb": (duckdb, {}, {}), "mariadb": (mariadb, {}, {})}
     figures = load_two_versions(simulator, runs, index_once_loaded)
 
-    assert indexed == [True, False]
+    assert indexed == [list(TABLE_NAMES), []]
 
     assert_api_rows(mariadb.dataset(), simulator)
     assert_same_rows(duckdb.dataset(), mariadb.dataset())
@@ -256,8 +256,44 @@ def test_load_command_reaches_mariadb_and_a_bucket_by_name(
         *("--dataset", pipeline.dataset_name, "--coins", "BTC,HYPE", "--heatmap-coins", "ETH"),
         *("--segments", "4,12"),
     ]
-    assert main(command) == 0
-    pipeline.sync_destination()
+    try:
+        assert main(command) == 0
+        pipeline.sync_destination()
+        assert_fills_equal(pipeline, expected_fills(simulator))
+        assert len(landed(pipeline, "liquidation_heatmap")) == len(
+            simulator.expected_heatmap("ETH")
+        )
+        if destination == "sqlalchemy":
+            assert staging_indexes(f"{pipeline.dataset_name}_staging") == set(TABLE_NAMES)
+    finally:
+        if destination == "sqlalchemy":
+            drop_mariadb_datasets(pipeline.dataset_name)
 
-    assert_fills_equal(pipeline, expected_fills(simulator))
-    assert len(landed(pipeline, "liquidation_heatmap")) == len(simulator.expected_heatmap("ETH"))
+
+def mariadb_query(sql: str, *params: str) -> list[tuple]:
+    """Runs one statement on the local MariaDB server; returns its rows."""
+    import pymysql
+
+    with (
+        pymysql.connect(host="127.0.0.1", user="root") as connection,
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def staging_indexes(staging_dataset: str) -> set[str]:
+    """The tables of a MariaDB staging dataset that have the source's merge key index."""
+    rows = mariadb_query(
+        "SELECT table_name FROM information_schema.statistics"
+        " WHERE table_schema = %s AND index_name = %s",
+        staging_dataset,
+        MERGE_KEY_INDEX,
+    )
+    return {table for (table,) in rows}
+
+
+def drop_mariadb_datasets(dataset_name: str) -> None:
+    """Drops a dataset that a command made in MariaDB, and its staging dataset."""
+    for database in (dataset_name, f"{dataset_name}_staging"):
+        mariadb_query(f"DROP DATABASE IF EXISTS `{database}`")
