@@ -8,7 +8,6 @@ import sys
 import textwrap
 import threading
 import traceback
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -33,8 +32,17 @@ from hypertracker_source.failures import (
     interrupting_signal,
     root_cause,
 )
+from hypertracker_source.mysql import index_merge_keys_on_mysql
 from hypertracker_source.risk import risk_resource_name
-from hypertracker_source.settings import FILLS_RESOURCE, SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.settings import (
+    FILLS_RESOURCE,
+    FOLLOW_MAX_BACKOFF,
+    FOLLOW_MAX_SLEEP,
+    FOLLOW_MIN_SLEEP,
+    FOLLOW_POLL_MARGIN,
+    SEGMENT_NAMES,
+    TABLE_NAMES,
+)
 from hypertracker_source.simulator import Simulator
 
 __all__ = ["main", "root_cause"]
@@ -110,41 +118,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog=LOAD_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    load.add_argument(
-        "--destination",
-        help=f"a DuckDB file (in this folder unless a path), or any dlt destination name such "
-        f"as postgres, whose credentials resolve from dlt config (default: {LOCAL_DATABASE})",
-    )
-    load.add_argument(
-        "--pipeline-name",
-        help=f"dlt pipeline name, which keys its state (default: {PIPELINE_NAME})",
-    )
-    load.add_argument("--dataset", help=f"dataset (schema) to load into (default: {DATASET})")
-    load.add_argument("--resources", help="comma-separated resources to load (default: all)")
-    load.add_argument(
-        "--start-date",
-        help="where fill history starts on a first run (default: 2025-07-27, the API's first "
-        f"day; {SETTING_VARIABLE.format('START_DATE')})",
-    )
+    add_load_options(load)
     load.add_argument(
         "--end-date",
         help="with --start-date: back-fill the fills from start to end date (marks stay put; "
         f"{SETTING_VARIABLE.format('END_DATE')})",
-    )
-    load.add_argument(
-        "--coins",
-        help="comma-separated coins whose fills to load, case-sensitive (default: all markets; "
-        f"{SETTING_VARIABLE.format('COINS')})",
-    )
-    load.add_argument(
-        "--heatmap-coins",
-        help="comma-separated coins whose heatmap to load (default: BTC,ETH,HYPE; "
-        f"{SETTING_VARIABLE.format('HEATMAP_COINS')})",
-    )
-    load.add_argument(
-        "--segments",
-        help="comma-separated segment ids whose risk to load (default: all 16; "
-        f"{SETTING_VARIABLE.format('SEGMENT_IDS')})",
     )
     load.add_argument(
         "--demo",
@@ -201,7 +179,87 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     models.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
     models.add_argument("--skip-tests", action="store_true", help="build without the dbt tests")
+
+    follow = commands.add_parser(
+        "follow",
+        help="load once per API data version until stopped (SIGTERM, Ctrl-C)",
+        parents=[common],
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_load_options(follow)
+    add_follow_options(follow)
+
+    init = commands.add_parser(
+        "init",
+        help="write .dlt/config.toml, a secrets template and a pipeline script here",
+        parents=[common],
+    )
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
     return parser.parse_args(argv)
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options `load` and `follow` share: where to load, and what."""
+    parser.add_argument(
+        "--destination",
+        help=f"a DuckDB file (in this folder unless a path), or any dlt destination name such "
+        f"as postgres, whose credentials resolve from dlt config (default: {LOCAL_DATABASE})",
+    )
+    parser.add_argument(
+        "--pipeline-name",
+        help=f"dlt pipeline name, which keys its state (default: {PIPELINE_NAME})",
+    )
+    parser.add_argument("--dataset", help=f"dataset (schema) to load into (default: {DATASET})")
+    parser.add_argument("--resources", help="comma-separated resources to load (default: all)")
+    parser.add_argument(
+        "--start-date",
+        help="where fill history starts (default: 2025-07-27, the API's first day; "
+        f"{SETTING_VARIABLE.format('START_DATE')})",
+    )
+    parser.add_argument(
+        "--coins",
+        help="comma-separated coins whose fills to load, case-sensitive (default: all markets; "
+        f"{SETTING_VARIABLE.format('COINS')})",
+    )
+    parser.add_argument(
+        "--heatmap-coins",
+        help="comma-separated coins whose heatmap to load (default: BTC,ETH,HYPE; "
+        f"{SETTING_VARIABLE.format('HEATMAP_COINS')})",
+    )
+    parser.add_argument(
+        "--segments",
+        help="comma-separated segment ids whose risk to load (default: all 16; "
+        f"{SETTING_VARIABLE.format('SEGMENT_IDS')})",
+    )
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `follow`: how long it sleeps, in seconds."""
+    parser.add_argument(
+        "--poll-margin",
+        type=float,
+        default=FOLLOW_POLL_MARGIN,
+        help=f"seconds past the API's announced next update to ask again ({FOLLOW_POLL_MARGIN:g})",
+    )
+    parser.add_argument(
+        "--min-sleep",
+        type=float,
+        default=FOLLOW_MIN_SLEEP,
+        help=f"shortest sleep, when the update is late; first backoff ({FOLLOW_MIN_SLEEP:g})",
+    )
+    parser.add_argument(
+        "--max-sleep",
+        type=float,
+        default=FOLLOW_MAX_SLEEP,
+        help=f"longest sleep between two status requests ({FOLLOW_MAX_SLEEP:g})",
+    )
+    parser.add_argument(
+        "--max-backoff",
+        type=float,
+        default=FOLLOW_MAX_BACKOFF,
+        help=f"longest sleep after failures in a row ({FOLLOW_MAX_BACKOFF:g})",
+    )
 
 
 def source_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -213,7 +271,9 @@ def source_settings(args: argparse.Namespace) -> dict[str, Any]:
         "heatmap_coins": "heatmap_coins",
         "segments": "segment_ids",
     }
-    return {setting: getattr(args, arg) for arg, setting in names.items() if getattr(args, arg)}
+    return {
+        setting: getattr(args, arg) for arg, setting in names.items() if getattr(args, arg, None)
+    }
 
 
 @contextlib.contextmanager
@@ -228,14 +288,18 @@ def run_load(
     settings: dict[str, Any],
     resources: str | None = None,
     refresh: bool = False,
+    stats: RunStats | None = None,
+    summary: bool = True,
 ) -> RunStats:
     """Runs the source through the pipeline, chunk after chunk until caught up, and prints what
     landed and what it cost.
 
     A load an interrupted run left behind is finished first: dlt's `run` would otherwise load only
-    that and skip the source.
+    that and skip the source. Into MySQL or MariaDB, the staging tables' keys get the index the
+    next merge needs (see hypertracker_source/mysql.py). `stats` may come with the API's status
+    already asked (by follow), which prints its own line instead of the summary.
     """
-    stats = RunStats()
+    stats = RunStats() if stats is None else stats
 
     def make_source() -> DltSource:
         """The source of one chunk; every chunk counts into the same stats and reuses the status."""
@@ -250,8 +314,15 @@ def run_load(
         pipeline.load()
     progress = ChunkProgress(pipeline, stats)
     tables = source_tables(make_source())
-    load_until_caught_up(pipeline, make_source, progress.print_chunk, refresh)
-    print_summary(pipeline, stats, tables, progress.rows)
+
+    def after_chunk(number: int, load: LoadInfo) -> None:
+        """Indexes MySQL's staging keys for the next merge, and shows the chunk."""
+        index_merge_keys_on_mysql(pipeline)
+        progress.print_chunk(number, load)
+
+    load_until_caught_up(pipeline, make_source, after_chunk, refresh)
+    if summary:
+        print_summary(pipeline, stats, tables)
     return stats
 
 
@@ -262,12 +333,11 @@ class ChunkProgress:
         self._pipeline = pipeline
         self._stats = stats
         self._requests_before = 0
-        self.rows: Counter[str] = Counter()
 
     def print_chunk(self, number: int, load: LoadInfo) -> None:
         """Prints one chunk's line (for a load in more than one chunk) and adds up its rows."""
         row_counts = self._pipeline.last_trace.last_normalize_info.row_counts
-        self.rows.update({table: row_counts.get(table, 0) for table in TABLE_NAMES})
+        self._stats.rows.update({table: row_counts.get(table, 0) for table in TABLE_NAMES})
         requests = sum(self._stats.requests.values())
         spent, self._requests_before = requests - self._requests_before, requests
         left = pending_fill_reads(self._pipeline)
@@ -309,13 +379,11 @@ def source_tables(source: DltSource) -> list[str]:
     return [table for table in TABLE_NAMES if table in tables]
 
 
-def print_summary(
-    pipeline: dlt.Pipeline, stats: RunStats, tables: Sequence[str], rows: Counter[str]
-) -> None:
+def print_summary(pipeline: dlt.Pipeline, stats: RunStats, tables: Sequence[str]) -> None:
     """Prints rows landed per table, 0 included, requests spent per endpoint, the data version."""
     print(f"\nLoaded into {pipeline.destination.destination_name} dataset {pipeline.dataset_name}:")
     for table in tables:
-        print(f"  {table:<22} {rows[table]:>10,} rows")
+        print(f"  {table:<22} {stats.rows[table]:>10,} rows")
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))
     print(f"API requests: {sum(stats.requests.values())} ({spent or 'none'})")
     if stats.status:
@@ -329,15 +397,7 @@ def command_load(args: argparse.Namespace) -> None:
     """Runs `hypertracker load`; with --demo, into the demo's own pipeline and file."""
     if args.demo:
         refuse_with_demo(args)
-    pipeline_name = DEMO_PIPELINE if args.demo else args.pipeline_name or PIPELINE_NAME
-    dataset = args.dataset or (DEMO_DATASET if args.demo else DATASET)
-    destination = args.destination or (DEMO_DATABASE if args.demo else LOCAL_DATABASE)
-    pipeline = dlt.pipeline(
-        pipeline_name=pipeline_name,
-        destination=destination_arg(destination, dataset),
-        dataset_name=dataset,
-        progress=dlt.progress.log(dump_system_stats=False),
-    )
+    pipeline = pipeline_from_args(args, demo=args.demo, progress=True)
     with demo_api() if args.demo else contextlib.nullcontext({}) as demo_settings:
         settings = {**source_settings(args), **demo_settings}
         run_load(pipeline, settings, args.resources, args.full_refresh)
@@ -360,6 +420,41 @@ def refuse_with_demo(args: argparse.Namespace) -> None:
             f"({DEMO_DATABASE}) and dataset ({DEMO_DATASET}), so that they never reach a real "
             f"pipeline: drop {' and '.join(given)}, or drop --demo"
         )
+
+
+def pipeline_from_args(
+    args: argparse.Namespace, demo: bool = False, progress: bool = False
+) -> dlt.Pipeline:
+    """The pipeline that --pipeline-name, --destination and --dataset name, or the demo's own."""
+    pipeline_name = DEMO_PIPELINE if demo else args.pipeline_name or PIPELINE_NAME
+    dataset = args.dataset or (DEMO_DATASET if demo else DATASET)
+    destination = args.destination or (DEMO_DATABASE if demo else LOCAL_DATABASE)
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=destination_arg(destination, dataset),
+        dataset_name=dataset,
+        progress=dlt.progress.log(dump_system_stats=False) if progress else None,
+    )
+
+
+def command_follow(args: argparse.Namespace) -> None:
+    """Runs `hypertracker follow` until SIGTERM or Ctrl-C."""
+    # imported here: follow uses this module's run_load and root_cause
+    from hypertracker_source.follow import FollowTiming, StoppableClock, follow, stop_on_signals
+
+    clock = StoppableClock()
+    stop_on_signals(clock)
+    timing = FollowTiming(args.poll_margin, args.min_sleep, args.max_sleep, args.max_backoff)
+    pipeline = pipeline_from_args(args)
+    loads = follow(pipeline, source_settings(args), run_load, clock, timing, args.resources)
+    print(f"hypertracker follow: stopped after {loads} loads")
+
+
+def command_init(args: argparse.Namespace) -> None:
+    """Runs `hypertracker init`: the project files, in the current folder."""
+    from hypertracker_source.scaffold import write_project
+
+    write_project(Path.cwd(), args.force)
 
 
 def command_demo(args: argparse.Namespace) -> None:
@@ -472,6 +567,8 @@ COMMANDS = {
     "report": command_report,
     "check": command_check,
     "models": command_models,
+    "follow": command_follow,
+    "init": command_init,
 }
 
 

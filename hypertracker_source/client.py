@@ -239,10 +239,12 @@ def runtime_settings(config: RuntimeConfiguration = ConfigValue) -> RuntimeConfi
 
 @dataclass
 class RunStats:
-    """What a source run spent and saw: API requests by endpoint, and the API's state status."""
+    """What a source run spent and saw: API requests by endpoint, the API's state status, and the
+    rows landed per table (added up over its chunks by whoever runs it)."""
 
     requests: Counter[str] = field(default_factory=Counter)
     status: dict[str, str] | None = None
+    rows: Counter[str] = field(default_factory=Counter)
 
 
 class HyperTrackerClient:

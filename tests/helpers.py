@@ -21,6 +21,18 @@ def landed(loaded: dlt.Pipeline | dlt.Dataset, table: str) -> list[dict[str, Any
     return [{k: v for k, v in row.items() if k not in DLT_COLUMNS} for row in rows]
 
 
+def comparable(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows as sorted strings, timestamps as epoch milliseconds, for comparison across places."""
+    return sorted(
+        repr({key: normalised(value) for key, value in sorted(row.items())}) for row in rows
+    )
+
+
+def normalised(value: object) -> object:
+    """A value in a form that compares equal across destinations (naive timestamps are UTC)."""
+    return epoch_ms(value) if isinstance(value, datetime) else value
+
+
 def epoch_ms(moment: str | datetime) -> int:
     """An instant, ISO string or datetime, as epoch milliseconds."""
     parsed = pendulum.parse(moment) if isinstance(moment, str) else pendulum.instance(moment)

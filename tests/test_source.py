@@ -2,7 +2,7 @@
 
 import threading
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pendulum
 import pytest
 from conftest import API_KEY, PipelineFactory, source_for
 from dlt.pipeline.exceptions import PipelineStepFailed
-from helpers import assert_fills_equal, epoch_ms, high_water_marks, landed
+from helpers import assert_fills_equal, comparable, epoch_ms, high_water_marks, landed
 
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import main
@@ -296,18 +296,6 @@ def test_destinations_land_the_same_rows(
     assert len(landed_by_destination["delta"]["liquidation_heatmap"]) == 2 * len(
         simulator.expected_heatmap("ETH")
     )
-
-
-def comparable(rows: list[dict]) -> list[str]:
-    """Rows as sorted strings, timestamps as epoch milliseconds, for comparison across places."""
-    return sorted(
-        repr({key: normalised(value) for key, value in sorted(row.items())}) for row in rows
-    )
-
-
-def normalised(value: object) -> object:
-    """A value in a form that compares equal across destinations."""
-    return epoch_ms(value) if isinstance(value, datetime) else value
 
 
 class StuckCursorHandler(BaseHTTPRequestHandler):
