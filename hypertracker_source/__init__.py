@@ -15,10 +15,13 @@ from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.config import (
     ListSetting,
+    check_address,
     check_api_key,
     check_base_url,
     check_coins,
+    check_duckdb_dataset,
     check_end_date,
+    check_flag,
     check_lag,
     check_max_fills_per_run,
     check_merge_strategy,
@@ -114,11 +117,12 @@ def hypertracker(
         check_api_key(api_key),
         check_requests_per_minute(requests_per_minute),
         run_stats,
+        before_first_request=check_duckdb_dataset,
     )
     data_version = DataVersion(client)
     first_day = check_start_date(start_date)
     plan = FillsPlan(
-        fill_filters(check_coins("coins", coins), address or None, check_side(side)),
+        fill_filters(check_coins("coins", coins), check_address(address), check_side(side)),
         first_day,
         check_end_date(end_date, first_day),
         check_lag(lag),
@@ -130,6 +134,7 @@ def hypertracker(
     coins_to_map = heatmap_coin_names(
         check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)
     )
+    refresh_snapshots = check_flag("refresh_snapshots", refresh_snapshots)
     heatmap = coins_to_map | liquidation_heatmap(client, data_version, refresh_snapshots)
     risk = [
         liquidation_risk(client, data_version, segment_id, refresh_snapshots)

@@ -2,92 +2,265 @@
 
 import argparse
 import contextlib
+import difflib
+import signal
 import sys
+import textwrap
+import threading
 import traceback
-from collections import Counter
 from collections.abc import Iterator, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import dlt
+from dlt.common.destination import Destination
+from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.exceptions import MissingDependencyException
 from dlt.common.pipeline import LoadInfo
-from dlt.extract.source import DltSource
+from dlt.common.runtime.collector import NULL_COLLECTOR
+from dlt.sources import DltSource
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import RunStats, hypertracker, load_until_caught_up, pending_fill_reads
+from hypertracker_source.check import api_status, configured_client
 from hypertracker_source.chunks import pending_span
+from hypertracker_source.client import interrupt_requests
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.settings import FILLS_RESOURCE, TABLE_NAMES
+from hypertracker_source.failures import (
+    CommandInterrupted,
+    headline,
+    interrupted_headline,
+    interrupting_signal,
+    root_cause,
+)
+from hypertracker_source.mysql import index_merge_keys_on_mysql
+from hypertracker_source.risk import risk_resource_name
+from hypertracker_source.settings import (
+    FILLS_RESOURCE,
+    FOLLOW_MAX_BACKOFF,
+    FOLLOW_MAX_SLEEP,
+    FOLLOW_MIN_SLEEP,
+    FOLLOW_POLL_MARGIN,
+    SEGMENT_NAMES,
+    TABLE_NAMES,
+)
+
+__all__ = ["main", "root_cause"]
 
 DEMO_API_KEY = "demo-key"
 DEMO_SEED = 7
 DEMO_FILLS = 20_000
 DEMO_DATABASE = "hypertracker_demo.duckdb"
+DEMO_PIPELINE = "hypertracker_demo"
+"""The demo's own pipeline, so that its state and simulated data never meet a real pipeline's."""
+DEMO_DATASET = "hypertracker"
 DEMO_REPORT = "hypertracker_demo.html"
 LOCAL_DATABASE = "hypertracker_data.duckdb"
 """The DuckDB file `hypertracker load` fills and `hypertracker report` reads by default."""
 REPORT_PAGE = "hypertracker_report.html"
 PLOTLY_INSTALL = "pip install plotly"
+PIPELINE_NAME = "hypertracker"
+DATASET = "hypertracker"
+SETTING_VARIABLE = "SOURCES__HYPERTRACKER__{}"
+PUBLIC_RESOURCES = (
+    "liquidation_fills",
+    "liquidation_heatmap",
+    *(risk_resource_name(segment_id) for segment_id in sorted(SEGMENT_NAMES)),
+    "segments",
+)
+"""The resources `--resources` takes; `liquidation_risk` stands for every cohort's."""
+LOAD_EPILOG = f"""resources (--resources, comma-separated; default all):
+{
+    textwrap.fill(
+        "liquidation_fills, liquidation_heatmap, segments, and liquidation_risk (every cohort) or "
+        f"one cohort's: {', '.join(PUBLIC_RESOURCES[2:-1])}",
+        width=90,
+        initial_indent="  ",
+        subsequent_indent="  ",
+    )
+}
+
+settings also read from the environment or .dlt/config.toml / .dlt/secrets.toml:
+  SOURCES__HYPERTRACKER__API_KEY      the API token (required, a secret)
+  SOURCES__HYPERTRACKER__BASE_URL     the API's address (https://ht-api.coinmarketman.com)
+  SOURCES__HYPERTRACKER__<SETTING>    any other setting of the source, e.g. PAGE_SIZE, LAG,
+                                      REQUESTS_PER_MINUTE, SIDE, ADDRESS (see the README)
+  RUNTIME__REQUEST_TIMEOUT (60 s), RUNTIME__REQUEST_MAX_ATTEMPTS (5): dlt's HTTP retries
+  DESTINATION__<NAME>__CREDENTIALS    a destination's credentials, e.g. DESTINATION__POSTGRES__...
+
+Pipeline state (the high-water marks) is kept in the destination and in dlt's pipelines
+folder (~/.dlt/pipelines/<pipeline name>, or DLT_DATA_DIR): give two projects different
+--pipeline-name values."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Reads the command line."""
-    parser = argparse.ArgumentParser(prog="hypertracker", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the traceback of an error, too",
+    )
+    parser = argparse.ArgumentParser(prog="hypertracker", description=__doc__, parents=[common])
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {version('hypertracker-source')} (dlt {dlt.__version__})",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    load = commands.add_parser("load", help="load HyperTracker data with a dlt pipeline")
-    load.add_argument(
-        "--destination",
-        default=LOCAL_DATABASE,
-        help=f"a DuckDB file, or any dlt destination name ({LOCAL_DATABASE})",
+    load = commands.add_parser(
+        "load",
+        help="load HyperTracker data with a dlt pipeline",
+        description="Load HyperTracker data with a dlt pipeline; each run reads only what is new.",
+        parents=[common],
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    load.add_argument("--pipeline-name", default="hypertracker", help="dlt pipeline name")
-    load.add_argument("--dataset", default="hypertracker", help="dataset (schema) to load into")
-    load.add_argument("--resources", help="comma-separated resources to load (default all)")
-    load.add_argument("--start-date", help="where fill history starts on a first run")
+    add_load_options(load)
     load.add_argument(
         "--end-date",
-        help="with --start-date: back-fill the fills from start to end date (marks stay put)",
+        help="with --start-date: back-fill the fills from start to end date (marks stay put; "
+        f"{SETTING_VARIABLE.format('END_DATE')})",
     )
-    load.add_argument("--coins", help="comma-separated coins whose fills to load")
-    load.add_argument("--heatmap-coins", help="comma-separated coins whose heatmap to load")
-    load.add_argument("--segments", help="comma-separated segment ids whose risk to load")
-    load.add_argument("--demo", action="store_true", help="load from the bundled simulator")
+    load.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"load from the bundled simulator, into the demo's own pipeline ({DEMO_PIPELINE}) "
+        f"and file ({DEMO_DATABASE})",
+    )
     load.add_argument("--full-refresh", action="store_true", help="drop the tables and state first")
 
     demo = commands.add_parser(
-        "demo", help=f"load everything offline into {DEMO_DATABASE} and write {DEMO_REPORT}"
+        "demo",
+        help=f"load everything offline into {DEMO_DATABASE} and write {DEMO_REPORT}",
+        parents=[common],
     )
     demo.add_argument(
-        "--fills", type=int, default=DEMO_FILLS, help=f"simulated fills ({DEMO_FILLS})"
+        "--fills", type=int, default=DEMO_FILLS, help=f"simulated fills (default: {DEMO_FILLS})"
     )
 
     report = commands.add_parser(
-        "report", help="write an interactive HTML page (one self-contained file) of a dataset"
+        "report",
+        help="write an interactive HTML page (one self-contained file) of a dataset",
+        parents=[common],
     )
     report.add_argument(
         "--destination",
         default=LOCAL_DATABASE,
         help=f"a DuckDB file, or a dlt destination name whose credentials resolve from dlt config "
-        f"({LOCAL_DATABASE})",
+        f"(default: {LOCAL_DATABASE})",
     )
-    report.add_argument("--dataset", default="hypertracker", help="the dataset to read")
-    report.add_argument("--output", default=REPORT_PAGE, help=f"the page to write ({REPORT_PAGE})")
+    report.add_argument("--dataset", default=DATASET, help=f"the dataset to read ({DATASET})")
+    report.add_argument(
+        "--output", default=REPORT_PAGE, help=f"the page to write (default: {REPORT_PAGE})"
+    )
+
+    commands.add_parser(
+        "check",
+        help="one API request that proves the key and the address, and shows the data version",
+        parents=[common],
+    )
 
     models = commands.add_parser(
-        "models", help="build and test the bundled dbt models in a loaded dataset"
+        "models", help="build and test the bundled dbt models in a loaded dataset", parents=[common]
     )
     models.add_argument(
         "--destination",
         default=LOCAL_DATABASE,
-        help=f"a DuckDB file, or a dlt destination name ({LOCAL_DATABASE})",
+        help=f"a DuckDB file, or a dlt destination name (default: {LOCAL_DATABASE})",
     )
-    models.add_argument("--pipeline-name", default="hypertracker", help="dlt pipeline name")
-    models.add_argument("--dataset", default="hypertracker", help="the dataset the models read")
+    models.add_argument(
+        "--pipeline-name", default=PIPELINE_NAME, help=f"dlt pipeline name ({PIPELINE_NAME})"
+    )
+    models.add_argument(
+        "--dataset", default=DATASET, help=f"the dataset the models read ({DATASET})"
+    )
     models.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
     models.add_argument("--skip-tests", action="store_true", help="build without the dbt tests")
+
+    follow = commands.add_parser(
+        "follow",
+        help="load once per API data version until stopped (SIGTERM, Ctrl-C)",
+        parents=[common],
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_load_options(follow)
+    add_follow_options(follow)
+
+    init = commands.add_parser(
+        "init",
+        help="write .dlt/config.toml, a secrets template and a pipeline script here",
+        parents=[common],
+    )
+    init.add_argument("--force", action="store_true", help="overwrite files that exist")
     return parser.parse_args(argv)
+
+
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The options `load` and `follow` share: where to load, and what."""
+    parser.add_argument(
+        "--destination",
+        help=f"a DuckDB file (in this folder unless a path), or any dlt destination name such "
+        f"as postgres, whose credentials resolve from dlt config (default: {LOCAL_DATABASE})",
+    )
+    parser.add_argument(
+        "--pipeline-name",
+        help=f"dlt pipeline name, which keys its state (default: {PIPELINE_NAME})",
+    )
+    parser.add_argument("--dataset", help=f"dataset (schema) to load into (default: {DATASET})")
+    parser.add_argument("--resources", help="comma-separated resources to load (default: all)")
+    parser.add_argument(
+        "--start-date",
+        help="where fill history starts (default: 2025-07-27, the API's first day; "
+        f"{SETTING_VARIABLE.format('START_DATE')})",
+    )
+    parser.add_argument(
+        "--coins",
+        help="comma-separated coins whose fills to load, case-sensitive (default: all markets; "
+        f"{SETTING_VARIABLE.format('COINS')})",
+    )
+    parser.add_argument(
+        "--heatmap-coins",
+        help="comma-separated coins whose heatmap to load (default: BTC,ETH,HYPE; "
+        f"{SETTING_VARIABLE.format('HEATMAP_COINS')})",
+    )
+    parser.add_argument(
+        "--segments",
+        help="comma-separated segment ids whose risk to load (default: all 16; "
+        f"{SETTING_VARIABLE.format('SEGMENT_IDS')})",
+    )
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `follow`: how long it sleeps, in seconds."""
+    parser.add_argument(
+        "--poll-margin",
+        type=float,
+        default=FOLLOW_POLL_MARGIN,
+        help=f"seconds past the API's announced next update to ask again ({FOLLOW_POLL_MARGIN:g})",
+    )
+    parser.add_argument(
+        "--min-sleep",
+        type=float,
+        default=FOLLOW_MIN_SLEEP,
+        help=f"shortest sleep, when the update is late; first backoff ({FOLLOW_MIN_SLEEP:g})",
+    )
+    parser.add_argument(
+        "--max-sleep",
+        type=float,
+        default=FOLLOW_MAX_SLEEP,
+        help=f"longest sleep between two status requests ({FOLLOW_MAX_SLEEP:g})",
+    )
+    parser.add_argument(
+        "--max-backoff",
+        type=float,
+        default=FOLLOW_MAX_BACKOFF,
+        help=f"longest sleep after failures in a row ({FOLLOW_MAX_BACKOFF:g})",
+    )
 
 
 def source_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,7 +272,9 @@ def source_settings(args: argparse.Namespace) -> dict[str, Any]:
         "heatmap_coins": "heatmap_coins",
         "segments": "segment_ids",
     }
-    return {setting: getattr(args, arg) for arg, setting in names.items() if getattr(args, arg)}
+    return {
+        setting: getattr(args, arg) for arg, setting in names.items() if getattr(args, arg, None)
+    }
 
 
 @contextlib.contextmanager
@@ -114,20 +289,24 @@ def run_load(
     settings: dict[str, Any],
     resources: str | None = None,
     refresh: bool = False,
+    stats: RunStats | None = None,
+    summary: bool = True,
 ) -> RunStats:
     """Runs the source through the pipeline, chunk after chunk until caught up, and prints what
     landed and what it cost.
 
     A load an interrupted run left behind is finished first: dlt's `run` would otherwise load only
-    that and skip the source.
+    that and skip the source. Into MySQL or MariaDB, the staging tables' keys get the index the
+    next merge needs (see hypertracker_source/mysql.py). `stats` may come with the API's status
+    already asked (by follow), which prints its own line instead of the summary.
     """
-    stats = RunStats()
+    stats = RunStats() if stats is None else stats
 
     def make_source() -> DltSource:
         """The source of one chunk; every chunk counts into the same stats and reuses the status."""
         source = hypertracker(**settings, run_stats=stats)
         if resources:
-            source = source.with_resources(*(name.strip() for name in resources.split(",")))
+            source = source.with_resources(*chosen_resources(source, resources))
         return source
 
     if pipeline.has_pending_data:
@@ -135,26 +314,33 @@ def run_load(
         pipeline.normalize()
         pipeline.load()
     progress = ChunkProgress(pipeline, stats)
-    load_until_caught_up(pipeline, make_source, progress.print_chunk, refresh)
-    print_summary(pipeline, stats, progress.rows)
+    tables = source_tables(make_source())
+
+    def after_chunk(number: int, load: LoadInfo) -> None:
+        """Indexes MySQL's staging keys for the next merge, and shows the chunk."""
+        index_merge_keys_on_mysql(pipeline)
+        progress.print_chunk(number, load)
+
+    load_until_caught_up(pipeline, make_source, after_chunk, refresh)
+    if summary:
+        print_summary(pipeline, stats, tables)
     return stats
 
 
 class ChunkProgress:
-    """Prints a line per chunk: the fills it landed, their time span, its requests, what is left."""
+    """Prints a line per chunk: the fills it landed, its requests, what is left to read."""
 
     def __init__(self, pipeline: dlt.Pipeline, stats: RunStats) -> None:
         self._pipeline = pipeline
         self._stats = stats
         self._requests_before = 0
-        self.rows: Counter[str] = Counter()
 
     def print_chunk(self, number: int, load: LoadInfo) -> None:
         """Prints one chunk's line (for a load in more than one chunk) and adds up its rows."""
         trace = self._pipeline.last_trace
         normalize_info = trace.last_normalize_info if trace else None
         row_counts = normalize_info.row_counts if normalize_info else {}
-        self.rows.update({table: row_counts.get(table, 0) for table in TABLE_NAMES})
+        self._stats.rows.update({table: row_counts.get(table, 0) for table in TABLE_NAMES})
         requests = sum(self._stats.requests.values())
         spent, self._requests_before = requests - self._requests_before, requests
         left = pending_fill_reads(self._pipeline)
@@ -173,12 +359,34 @@ def left_to_read(pipeline: dlt.Pipeline) -> str:
     return f"{pending_fill_reads(pipeline)} reads left, {first:%Y-%m-%d} to {last:%Y-%m-%d %H:%M}"
 
 
-def print_summary(pipeline: dlt.Pipeline, stats: RunStats, rows: Counter[str]) -> None:
-    """Prints rows landed per table, requests spent per endpoint and the API's data version."""
+def chosen_resources(source: DltSource, resources: str) -> list[str]:
+    """The resources named by --resources; `liquidation_risk` stands for every cohort's."""
+    chosen: list[str] = []
+    for name in filter(None, (part.strip() for part in resources.split(","))):
+        if name == "liquidation_risk":
+            chosen += [r for r in source.resources if r.startswith("liquidation_risk_")]
+        elif name in source.resources and source.resources[name].selected:
+            chosen.append(name)
+        else:
+            public = [r for r, resource in source.resources.items() if resource.selected]
+            raise HyperTrackerError(
+                f"--resources: {name!r} is not a resource of this source; choose from "
+                f"liquidation_risk (every cohort), {', '.join(public)}"
+            )
+    return chosen
+
+
+def source_tables(source: DltSource) -> list[str]:
+    """The tables the source's selected resources load, in the order of TABLE_NAMES."""
+    tables = {resource.table_name for resource in source.selected_resources.values()}
+    return [table for table in TABLE_NAMES if table in tables]
+
+
+def print_summary(pipeline: dlt.Pipeline, stats: RunStats, tables: Sequence[str]) -> None:
+    """Prints rows landed per table, 0 included, requests spent per endpoint, the data version."""
     print(f"\nLoaded into {pipeline.destination.destination_name} dataset {pipeline.dataset_name}:")
-    for table in TABLE_NAMES:
-        if rows[table]:
-            print(f"  {table:<22} {rows[table]:>10,} rows")
+    for table in tables:
+        print(f"  {table:<22} {stats.rows[table]:>10,} rows")
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))
     print(f"API requests: {sum(stats.requests.values())} ({spent or 'none'})")
     if stats.status:
@@ -189,26 +397,77 @@ def print_summary(pipeline: dlt.Pipeline, stats: RunStats, rows: Counter[str]) -
 
 
 def command_load(args: argparse.Namespace) -> None:
-    """Runs `hypertracker load`."""
-    pipeline = dlt.pipeline(
-        pipeline_name=args.pipeline_name,
-        destination=destination_arg(args.destination, args.dataset),
-        dataset_name=args.dataset,
-        progress="log",
-    )
+    """Runs `hypertracker load`; with --demo, into the demo's own pipeline and file."""
+    if args.demo:
+        refuse_with_demo(args)
+    pipeline = pipeline_from_args(args, demo=args.demo, progress=True)
     with contextlib.ExitStack() as demo:
         demo_settings = demo.enter_context(demo_api()) if args.demo else {}
         settings = {**source_settings(args), **demo_settings}
         run_load(pipeline, settings, args.resources, args.full_refresh)
 
 
+def refuse_with_demo(args: argparse.Namespace) -> None:
+    """Refuses options that would point the demo's simulated data at a real pipeline."""
+    given = [
+        option
+        for option, value in (
+            ("--pipeline-name", args.pipeline_name),
+            ("--destination", args.destination),
+            ("--dataset", args.dataset),
+        )
+        if value
+    ]
+    if given:
+        raise HyperTrackerError(
+            f"--demo loads simulated data into its own pipeline ({DEMO_PIPELINE}), file "
+            f"({DEMO_DATABASE}) and dataset ({DEMO_DATASET}), so that they never reach a real "
+            f"pipeline: drop {' and '.join(given)}, or drop --demo"
+        )
+
+
+def pipeline_from_args(
+    args: argparse.Namespace, demo: bool = False, progress: bool = False
+) -> dlt.Pipeline:
+    """The pipeline that --pipeline-name, --destination and --dataset name, or the demo's own."""
+    pipeline_name = DEMO_PIPELINE if demo else args.pipeline_name or PIPELINE_NAME
+    dataset = args.dataset or (DEMO_DATASET if demo else DATASET)
+    destination = args.destination or (DEMO_DATABASE if demo else LOCAL_DATABASE)
+    return dlt.pipeline(
+        pipeline_name=pipeline_name,
+        destination=destination_arg(destination, dataset),
+        dataset_name=dataset,
+        progress=dlt.progress.log(dump_system_stats=False) if progress else NULL_COLLECTOR,
+    )
+
+
+def command_follow(args: argparse.Namespace) -> None:
+    """Runs `hypertracker follow` until SIGTERM or Ctrl-C."""
+    # imported here: follow uses this module's run_load and root_cause
+    from hypertracker_source.follow import FollowTiming, StoppableClock, follow, stop_on_signals
+
+    clock = StoppableClock()
+    stop_on_signals(clock)
+    timing = FollowTiming(args.poll_margin, args.min_sleep, args.max_sleep, args.max_backoff)
+    pipeline = pipeline_from_args(args)
+    loads = follow(pipeline, source_settings(args), run_load, clock, timing, args.resources)
+    print(f"hypertracker follow: stopped after {loads} loads")
+
+
+def command_init(args: argparse.Namespace) -> None:
+    """Runs `hypertracker init`: the project files, in the current folder."""
+    from hypertracker_source.scaffold import write_project
+
+    write_project(Path.cwd(), args.force)
+
+
 def command_demo(args: argparse.Namespace) -> None:
     """Runs `hypertracker demo`: the simulator, loaded in full into a local DuckDB file, drawn."""
     pipeline = dlt.pipeline(
-        pipeline_name="hypertracker_demo",
-        destination=dlt.destinations.duckdb(DEMO_DATABASE),
-        dataset_name="hypertracker",
-        progress="log",
+        pipeline_name=DEMO_PIPELINE,
+        destination=destination_arg(DEMO_DATABASE, DEMO_DATASET),
+        dataset_name=DEMO_DATASET,
+        progress=dlt.progress.log(dump_system_stats=False),
     )
     with demo_api(args.fills) as settings:
         run_load(pipeline, settings, refresh=True)
@@ -258,17 +517,36 @@ def command_models(args: argparse.Namespace) -> None:
 
 
 def destination_arg(destination: str, dataset: str) -> Any:
-    """The --destination option as dlt takes it: a DuckDB file's destination, or the name."""
+    """The --destination option as dlt takes it: a DuckDB file's destination, or the name.
+
+    A DuckDB file is named by its absolute path: dlt would otherwise look for a relative one
+    where the pipeline first ran.
+    """
     if destination == "duckdb":
         destination = LOCAL_DATABASE
     if not destination.endswith(".duckdb"):
+        check_destination_name(destination)
         return destination
     if Path(destination).stem == dataset:
         raise HyperTrackerError(
             f"--destination {destination} and --dataset {dataset} share a name, and DuckDB "
             "then cannot tell the dataset from the file: rename one of them"
         )
-    return dlt.destinations.duckdb(destination)
+    return dlt.destinations.duckdb(str(Path(destination).resolve()))
+
+
+def check_destination_name(destination: str) -> None:
+    """Refuses a destination name dlt does not know, suggesting the nearest it does."""
+    try:
+        Destination.from_reference(destination)
+    except UnknownDestinationModule:
+        known = sorted(dlt.destinations.__all__)
+        near = difflib.get_close_matches(destination, known, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise HyperTrackerError(
+            f"--destination {destination}: not a DuckDB file (name.duckdb) nor a dlt "
+            f"destination; {hint}dlt knows {', '.join(known)}"
+        ) from None
 
 
 def print_written(page: Path) -> None:
@@ -277,30 +555,63 @@ def print_written(page: Path) -> None:
     print(f"\nReport: {page} ({size:.1f} MB, works offline; open it in a browser)")
 
 
-def root_cause(error: BaseException) -> BaseException:
-    """The innermost cause of an error, past dlt's pipeline-step wrappers."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return error
+def command_check(args: argparse.Namespace) -> None:
+    """Runs `hypertracker check`: one request to the API's status, with the configured key."""
+    client = configured_client()
+    status = api_status(client)
+    print(
+        f"HyperTracker at {client.base_url} accepted the key (1 request). Data version: "
+        f"{status.get('lastUpdate')}; the API updates next at {status.get('nextUpdate')}"
+    )
+
+
+COMMANDS = {
+    "load": command_load,
+    "demo": command_demo,
+    "report": command_report,
+    "check": command_check,
+    "models": command_models,
+    "follow": command_follow,
+    "init": command_init,
+}
+
+
+@contextlib.contextmanager
+def interrupts_stop_requests() -> Iterator[None]:
+    """Makes SIGINT and SIGTERM stop every request at once and end the command with an error."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signal_number: int, frame: Any) -> None:
+        interrupt_requests(signal.Signals(signal_number).name)
+        raise CommandInterrupted(signal_number)
+
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in handlers:
+        signal.signal(number, interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hypertracker` command."""
     args = parse_args(argv)
-    command = {
-        "load": command_load,
-        "demo": command_demo,
-        "report": command_report,
-        "models": command_models,
-    }[args.command]
     try:
-        command(args)
-    except Exception as error:
-        cause = root_cause(error)
-        reason = " ".join(str(cause).split())
-        print(f"hypertracker: error: {type(cause).__name__}: {reason}", file=sys.stderr)
-        traceback.print_exc(file=sys.stderr)
-        return 1
+        with interrupts_stop_requests():
+            COMMANDS[args.command](args)
+    except (Exception, KeyboardInterrupt) as error:
+        signal_number = interrupting_signal(error)
+        if signal_number is not None:
+            print(interrupted_headline(signal_number), file=sys.stderr)
+        else:
+            print(headline(error), file=sys.stderr)
+        if getattr(args, "debug", False):
+            traceback.print_exc(file=sys.stderr)
+        return 128 + signal_number if signal_number is not None else 1
     return 0
 
 

@@ -1,8 +1,12 @@
 """The HTTP client of the HyperTracker API and of its pre-signed file host."""
 
+import re
 import threading
 import time
+import weakref
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -15,8 +19,16 @@ from dlt.sources.helpers.requests import Client
 from requests import PreparedRequest, RequestException, Response
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.exceptions import SSLError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerAuthError
+from hypertracker_source.exceptions import (
+    HyperTrackerApiError,
+    HyperTrackerAuthError,
+    HyperTrackerError,
+    HyperTrackerInterruptedError,
+    HyperTrackerUnreachableError,
+)
 from hypertracker_source.schema import FILL_FIELDS, read_page
 from hypertracker_source.settings import API_PREFIX
 
@@ -65,32 +77,108 @@ class RequestPacer:
             time.sleep(start - now)
 
 
-class PacedAdapter(HTTPAdapter):
-    """A connection pool that waits for the pacer before each send, retries included."""
+class RequestGate:
+    """Lets a client's first API request go alone, and none at all once the API proved unusable.
 
-    def __init__(self, pacer: RequestPacer, pool_maxsize: int) -> None:
+    The first answer proves the key and the address: until it comes, the other requests wait, so a
+    rejected key or an address that cannot be reached costs one request's attempts, not one per
+    resource. From a rejected key, an unreachable address or an interrupt on, every request of the
+    client fails at once with that error, the retries of requests already sent included.
+    """
+
+    # Hand-written: dlt's retrying client retries each request on its own, and its resources run
+    # side by side, so nothing else shares what one request learnt with the others.
+    def __init__(self, before_first: Callable[[], None] | None = None) -> None:
+        self._before_first = before_first
+        self._first_lock = threading.Lock()
+        self._opened = False
+        self._stop: HyperTrackerError | None = None
+        LIVE_GATES.add(self)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """Holds a request: the first one alone, any other once the first was answered."""
+        first = self._wait_for_first()
+        try:
+            self.raise_if_stopped()
+            if first and self._before_first is not None:
+                self._run_before_first(self._before_first)
+            yield
+        finally:
+            if first:
+                self._opened = True
+                self._first_lock.release()
+
+    def _run_before_first(self, check: Callable[[], None]) -> None:
+        """Runs the check due before the first request; its error stops the client."""
+        try:
+            check()
+        except HyperTrackerError as error:
+            raise self.stop(error) from None
+
+    def _wait_for_first(self) -> bool:
+        """Waits until the first request was answered; True when this request is the first."""
+        if self._opened:
+            return False
+        self._first_lock.acquire()
+        if self._opened:
+            self._first_lock.release()
+            return False
+        return True
+
+    def stop(self, error: HyperTrackerError) -> HyperTrackerError:
+        """Fails every request from now on with this error (the first kept); returns the error."""
+        if self._stop is None:
+            self._stop = error
+        return self._stop
+
+    def raise_if_stopped(self) -> None:
+        """Raises the error that stopped the client, if one did."""
+        if self._stop is not None:
+            raise self._stop
+
+
+LIVE_GATES: "weakref.WeakSet[RequestGate]" = weakref.WeakSet()
+"""The gates of every client alive in this process, for `interrupt_requests`."""
+
+
+def interrupt_requests(signal_name: str) -> None:
+    """Stops every client of this process: no request is sent or retried after this."""
+    for gate in list(LIVE_GATES):
+        gate.stop(HyperTrackerInterruptedError(f"The run was interrupted ({signal_name})"))
+
+
+class GatedAdapter(HTTPAdapter):
+    """A connection pool for the API's host that checks the gate, then waits for the pacer, before
+    each send, retries included."""
+
+    def __init__(self, gate: RequestGate, pacer: RequestPacer | None, pool_maxsize: int) -> None:
         super().__init__(pool_maxsize=pool_maxsize)
+        self._gate = gate
         self._pacer = pacer
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        """Sends the request in its turn."""
-        self._pacer.wait()
+        """Sends the request in its turn, unless the client was stopped meanwhile."""
+        self._gate.raise_if_stopped()
+        if self._pacer:
+            self._pacer.wait()
+            self._gate.raise_if_stopped()
         return super().send(request, *args, **kwargs)
 
 
 class RetryingClient(Client):
-    """dlt's retrying requests client, with the API's host paced when a rate is set."""
+    """dlt's retrying requests client, with the API's host gated, and paced when a rate is set."""
 
-    def __init__(self, paced_url: str | None, pacer: RequestPacer | None, **kwargs: Any) -> None:
+    def __init__(self, gated_url: str | None, adapter: GatedAdapter | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._paced_url = paced_url
-        self._paced_adapter = PacedAdapter(pacer, pool_maxsize=50) if pacer else None
+        self._gated_url = gated_url
+        self._gated_adapter = adapter
 
     def _make_session(self) -> Any:
-        """Makes dlt's per-thread session and mounts the paced pool on the API's host."""
+        """Makes dlt's per-thread session and mounts the gated pool on the API's host."""
         session = super()._make_session()
-        if self._paced_adapter and self._paced_url:
-            session.mount(self._paced_url, self._paced_adapter)
+        if self._gated_url and self._gated_adapter:
+            session.mount(self._gated_url, self._gated_adapter)
         return session
 
 
@@ -151,14 +239,20 @@ def runtime_settings(config: RuntimeConfiguration = dlt.config.value) -> Runtime
 
 @dataclass
 class RunStats:
-    """What a source run spent and saw: API requests by endpoint, and the API's state status."""
+    """What a source run spent and saw: API requests by endpoint, the API's state status, and the
+    rows landed per table (added up over its chunks by whoever runs it)."""
 
     requests: Counter[str] = field(default_factory=Counter)
     status: dict[str, str] | None = None
+    rows: Counter[str] = field(default_factory=Counter)
 
 
 class HyperTrackerClient:
-    """Talks to the API with retries, pacing and the key, and to the file host without the key."""
+    """Talks to the API with retries, pacing and the key, and to the file host without the key.
+
+    `before_first_request` runs once, before the client's first request: a check that needs the
+    running pipeline, such as its destination, and must cost no request.
+    """
 
     def __init__(
         self,
@@ -166,15 +260,18 @@ class HyperTrackerClient:
         api_key: str,
         requests_per_minute: int | None = None,
         stats: RunStats | None = None,
+        before_first_request: Callable[[], None] | None = None,
     ) -> None:
+        self.base_url = base_url
         self.api_url = base_url + API_PREFIX
         self.stats = RunStats() if stats is None else stats
         self._count_lock = threading.Lock()
         self._auth = BearerAuth(api_key)
+        self.gate = RequestGate(before_first_request)
         pacer = RequestPacer(requests_per_minute) if requests_per_minute else None
         self._api = RetryingClient(
             base_url,
-            pacer,
+            GatedAdapter(self.gate, pacer, pool_maxsize=50),
             raise_for_status=False,
             retry_condition=is_broken_answer,
             session_attrs={"hooks": {"response": [self.count_request, copy_retry_after]}},
@@ -198,20 +295,77 @@ class HyperTrackerClient:
         return parsed_json(response, path, self.attempts)
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
-        """GETs an API path without following redirects, retried, paced and authorised."""
-        try:
-            return self._api.get(
-                self.api_url + path, params=params, auth=self._auth, allow_redirects=False
-            )
-        except RequestException as error:
-            raise unanswered_error(path, self.attempts, error) from None
+        """GETs an API path without following redirects, retried, paced and authorised.
+
+        A rejected key or an address that cannot be reached stops the client: every later
+        request fails at once with the same error, as no other could succeed.
+        """
+        with self.gate.turn():
+            try:
+                response = self._api.get(
+                    self.api_url + path, params=params, auth=self._auth, allow_redirects=False
+                )
+            except RequestException as error:
+                cause = unreachable_cause(error)
+                if cause is None:
+                    raise unanswered_error(path, self.attempts, error) from None
+                raise self.gate.stop(self.unreachable_error(cause)) from None
+            if response.status_code in AUTH_STATUSES:
+                raise self.gate.stop(auth_error(response.status_code, path))
+            return response
 
     def download(self, url: str) -> Response:
         """GETs a pre-signed file URL, without the key, retried on server errors."""
+        self.gate.raise_if_stopped()
         try:
             return self._files.get(url, allow_redirects=True)
         except RequestException as error:
             raise unanswered_error(HEATMAP_FILE, self.attempts, error) from None
+
+    def unreachable_error(self, cause: str) -> HyperTrackerUnreachableError:
+        """The error for an API address that could not be reached on any attempt."""
+        return HyperTrackerUnreachableError(
+            f"HyperTracker's API at {self.base_url} cannot be reached: {cause} (on all "
+            f"{self.attempts} attempts). Check sources.hypertracker.base_url "
+            "(SOURCES__HYPERTRACKER__BASE_URL; unset, it is https://ht-api.coinmarketman.com) "
+            f"and this machine's network. {RERUN_ADVICE}"
+        )
+
+
+AUTH_STATUSES = (401, 403)
+"""The answers to a key the API does not accept."""
+
+
+def unreachable_cause(error: RequestException) -> str | None:
+    """Says why the API's host could not be reached at all, or None when it answered something."""
+    if isinstance(error, SSLError):
+        ssl_reason = re.search(r"\[SSL: (\w+)\]", str(error))
+        detail = ssl_reason.group(1) if ssl_reason else innermost_reason(error)
+        return f"the TLS handshake failed ({detail}): is it an http:// address?"
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    if isinstance(reason, NameResolutionError):
+        return f"its host name is unknown ({innermost_reason(error)})"
+    if isinstance(reason, NewConnectionError):
+        return f"the connection failed ({innermost_reason(error)})"
+    if isinstance(reason, ConnectTimeoutError):
+        return "the connection timed out (RUNTIME__REQUEST_TIMEOUT)"
+    return None
+
+
+def innermost_reason(error: BaseException) -> str:
+    """The last, most specific part of a requests error's text: `[Errno 111] Connection refused`."""
+    text = str(getattr(error.args[0], "reason", error) if error.args else error)
+    return text.rstrip(")").rsplit(": ", 1)[-1].strip("'\" ")
+
+
+def auth_error(status: int, path: str) -> HyperTrackerAuthError:
+    """The error for a rejected key."""
+    return HyperTrackerAuthError(
+        f"HyperTracker rejected the API key (HTTP {status} on {path}). Set a valid token "
+        "from the HyperTracker API dashboard as sources.hypertracker.api_key in "
+        ".dlt/secrets.toml or SOURCES__HYPERTRACKER__API_KEY.",
+        status,
+    )
 
 
 def unanswered_error(path: str, attempts: int, error: RequestException) -> HyperTrackerApiError:
@@ -228,13 +382,8 @@ def check_status(response: Response, path: str, attempts: int) -> None:
     status = response.status_code
     if status < 400:
         return
-    if status in (401, 403):
-        raise HyperTrackerAuthError(
-            f"HyperTracker rejected the API key (HTTP {status} on {path}). Set a valid token "
-            "from the HyperTracker API dashboard as sources.hypertracker.api_key in "
-            ".dlt/secrets.toml or SOURCES__HYPERTRACKER__API_KEY.",
-            status,
-        )
+    if status in AUTH_STATUSES:
+        raise auth_error(status, path)
     message = f"HyperTracker answered HTTP {status} on GET {path}: {api_message(response)}"
     if status == 429 or status >= 500:
         message = (

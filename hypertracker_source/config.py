@@ -2,14 +2,17 @@
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlparse
 
 import orjson
 import pendulum
+from dlt.common.configuration.container import Container
+from dlt.common.pipeline import PipelineContext
 from dlt.common.schema.typing import TLoaderMergeStrategy
 from dlt.common.time import ensure_pendulum_datetime
 
-from hypertracker_source.exceptions import HyperTrackerConfigError
+from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.settings import (
     FILL_SIDES,
     FILLS_MAX_PAGE_SIZE,
@@ -23,20 +26,50 @@ ListSetting = str | Sequence[str] | Sequence[int] | None
 """A list setting as dlt hands it over: a list, a JSON list string, or a comma-separated string."""
 
 
-def as_list(value: ListSetting) -> list[str]:
+def as_list(setting: str, value: ListSetting) -> list[str]:
     """Returns a list setting's items as stripped strings, empty when unset."""
     if value is None:
         return []
     if isinstance(value, str):
         text = value.strip()
-        items = orjson.loads(text) if text.startswith("[") else text.split(",")
+        try:
+            items = orjson.loads(text) if text.startswith("[") else text.split(",")
+        except orjson.JSONDecodeError:
+            items = None
     else:
-        items = list(value)
+        items = list(value) if isinstance(value, Sequence | set | frozenset) else None
+    if not isinstance(items, list):
+        raise HyperTrackerConfigError(
+            setting,
+            value,
+            "it is not a list",
+            'Give a list such as ["BTC", "ETH"], a JSON list, or a comma-separated string',
+        )
     return [str(item).strip() for item in items if str(item).strip()]
 
 
+def as_number(setting: str, value: object, fix: str) -> float:
+    """Returns a numeric setting as a number, taking numeric strings (environment variables)."""
+    number: object = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise HyperTrackerConfigError(setting, value, "it is not a number", fix)
+    return number
+
+
 def check_api_key(api_key: str | None) -> str:
-    """Returns the API key, refusing a missing or blank one."""
+    """Returns the API key, refusing a missing or blank one, or one that is not text."""
+    if api_key is not None and not isinstance(api_key, str):
+        raise HyperTrackerConfigError(
+            "api_key",
+            f"<a {type(api_key).__name__}>",
+            "it is not text",
+            "Give the token from the HyperTracker API dashboard as a string",
+        )
     if not api_key or not api_key.strip():
         raise HyperTrackerConfigError(
             "api_key",
@@ -50,7 +83,7 @@ def check_api_key(api_key: str | None) -> str:
 
 def check_base_url(base_url: str) -> str:
     """Returns the base URL without a trailing slash, refusing anything but http(s)."""
-    parsed = urlparse(base_url)
+    parsed = urlparse(base_url if isinstance(base_url, str) else "")
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise HyperTrackerConfigError(
             "base_url",
@@ -111,6 +144,29 @@ def check_end_date(
     return parsed
 
 
+def check_address(address: str | None) -> str | None:
+    """Returns the wallet whose fills to load, or None for every wallet."""
+    if address is None or address == "":
+        return None
+    if not isinstance(address, str) or not address.strip():
+        raise HyperTrackerConfigError(
+            "address", address, "it is not a wallet address", "Write it like 0x3160fb45..."
+        )
+    return address.strip()
+
+
+def check_flag(setting: str, value: bool | str) -> bool:
+    """Returns a yes-or-no setting, taking the strings an environment variable would hold."""
+    text = str(value).strip().lower()
+    if isinstance(value, bool | int) and value in (0, 1):
+        return bool(value)
+    if text in ("true", "yes", "1", "false", "no", "0"):
+        return text in ("true", "yes", "1")
+    raise HyperTrackerConfigError(
+        setting, value, "it is neither true nor false", "Use true or false"
+    )
+
+
 def check_side(side: str | None) -> str | None:
     """Returns the fills side filter, A (ask/sell) or B (bid/buy), or None for both."""
     if side is None or side == "":
@@ -125,43 +181,43 @@ def check_side(side: str | None) -> str | None:
     return side
 
 
-def check_page_size(page_size: int) -> int:
+def check_page_size(page_size: int | str) -> int:
     """Returns the fills page size, refusing one the API would reject."""
-    if not isinstance(page_size, int) or not 1 <= page_size <= FILLS_MAX_PAGE_SIZE:
+    fix = f"Leave it unset for {FILLS_MAX_PAGE_SIZE}, the cheapest in requests"
+    size = as_number("page_size", page_size, fix)
+    if size != int(size) or not 1 <= size <= FILLS_MAX_PAGE_SIZE:
         raise HyperTrackerConfigError(
             "page_size",
             page_size,
             f"the API takes 1 to {FILLS_MAX_PAGE_SIZE} fills a page",
-            f"Leave it unset for {FILLS_MAX_PAGE_SIZE}, the cheapest in requests",
+            fix,
         )
-    return page_size
+    return int(size)
 
 
-def check_max_fills_per_run(max_fills_per_run: int) -> int:
+def check_max_fills_per_run(max_fills_per_run: int | str) -> int:
     """Returns how many fills one run reads at most, 0 for no limit."""
-    if not isinstance(max_fills_per_run, int) or max_fills_per_run < 0:
+    fix = "Use for example max_fills_per_run=250000, or 0 for no limit"
+    fills = as_number("max_fills_per_run", max_fills_per_run, fix)
+    if fills != int(fills) or fills < 0:
         raise HyperTrackerConfigError(
-            "max_fills_per_run",
-            max_fills_per_run,
-            "it must be a whole number of fills, 0 (no limit) or more",
-            "Use for example max_fills_per_run=250000",
+            "max_fills_per_run", max_fills_per_run, "it must be a whole number, 0 or more", fix
         )
-    return max_fills_per_run
+    return int(fills)
 
 
-def check_lag(lag: float | timedelta) -> timedelta:
+def check_lag(lag: float | str | timedelta) -> timedelta:
     """Returns how far behind its high-water mark a run re-reads fills."""
-    seconds = lag.total_seconds() if isinstance(lag, timedelta) else lag
-    if not isinstance(seconds, int | float) or seconds < 0:
-        raise HyperTrackerConfigError(
-            "lag", lag, "it must be a number of seconds, 0 or more", "Use for example lag=3600"
-        )
+    fix = "Use for example lag=3600"
+    seconds = lag.total_seconds() if isinstance(lag, timedelta) else as_number("lag", lag, fix)
+    if seconds < 0:
+        raise HyperTrackerConfigError("lag", lag, "it must be a number of seconds, 0 or more", fix)
     return timedelta(seconds=seconds)
 
 
 def check_segment_ids(segment_ids: ListSetting) -> list[int]:
     """Returns the chosen segment ids, all 16 when unset, refusing unknown ones."""
-    items = as_list(segment_ids)
+    items = as_list("segment_ids", segment_ids)
     if not items:
         return list(SEGMENT_NAMES)
     known = ", ".join(f"{id_} {name}" for id_, name in sorted(SEGMENT_NAMES.items()))
@@ -181,7 +237,7 @@ def check_coins(setting: str, coins: ListSetting, case_sensitive: bool = True) -
     Where case matters, two spellings of one name are refused: were the API to match coins in any
     case, both would read the same fills in one run, and a run's fills are stored as read.
     """
-    items = as_list(coins)
+    items = as_list(setting, coins)
     for coin in items:
         if any(char.isspace() or char == "/" for char in coin):
             raise HyperTrackerConfigError(
@@ -229,3 +285,25 @@ def check_merge_strategy(merge_strategy: str) -> TLoaderMergeStrategy:
         f"it is not one of {', '.join(MERGE_STRATEGIES)}",
         "Use delete-insert for SQL databases, upsert for delta or iceberg tables on a bucket",
     )
+
+
+def check_duckdb_dataset() -> None:
+    """Refuses a running pipeline that loads a DuckDB file named like its dataset.
+
+    DuckDB then cannot tell the dataset from the file, and the load fails after the extract has
+    spent its requests: this runs before the first one.
+    """
+    context = Container()[PipelineContext]
+    if not context.is_active():
+        return
+    pipeline = context.pipeline()
+    destination = pipeline.destination
+    if destination is None or destination.destination_type != "dlt.destinations.duckdb":
+        return
+    database = getattr(pipeline.destination_client().config.credentials, "database", None)
+    if isinstance(database, str) and Path(database).stem == pipeline.dataset_name:
+        raise HyperTrackerError(
+            f"The pipeline's dataset {pipeline.dataset_name} and its DuckDB file "
+            f"{Path(database).name} share a name, and DuckDB then cannot tell the dataset from "
+            "the file: rename one of them in dlt.pipeline()"
+        )

@@ -15,6 +15,11 @@ from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 
 KEY_HINTS = {"primary_key": "primary key", "merge_key": "merge key", "row_key": "row key"}
+DLT_COLUMN_MEANINGS = {
+    "_dlt_load_id": "The dlt load that wrote the row (_dlt_loads.load_id)",
+    "_dlt_id": "dlt's unique id of the row",
+}
+"""What dlt's own columns hold: dlt adds them, so the source declares no description for them."""
 DOC_FILLS = 200
 """Enough simulated fills for every column of the source to appear."""
 
@@ -47,6 +52,12 @@ def column_keys(column: TColumnSchema) -> str:
     return ", ".join(words for hint, words in KEY_HINTS.items() if column.get(hint))
 
 
+def column_meaning(name: str, column: TColumnSchema) -> str:
+    """A column's one-line description, with its unit."""
+    description = column.get("description")
+    return description if description else DLT_COLUMN_MEANINGS.get(name, "")
+
+
 def tables_markdown(schema: dlt.Schema) -> str:
     """A markdown section per data table: how it is written, then its columns."""
     lines = []
@@ -56,11 +67,12 @@ def tables_markdown(schema: dlt.Schema) -> str:
         strategy = table.get("x-merge-strategy")
         written = f"{disposition} ({strategy})" if strategy else disposition
         lines += [f"#### `{name}`", "", f"Write disposition: {written}.", ""]
-        lines += ["| column | type | key | nullable |", "|---|---|---|---|"]
+        lines += ["| column | type | key | nullable | meaning |", "|---|---|---|---|---|"]
         for column_name, column in table["columns"].items():
             nullable = "yes" if column.get("nullable", True) else "no"
             lines.append(
-                f"| `{column_name}` | {column_type(column)} | {column_keys(column)} | {nullable} |"
+                f"| `{column_name}` | {column_type(column)} | {column_keys(column)} | {nullable} "
+                f"| {column_meaning(column_name, column)} |"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -28,3 +28,11 @@ class HyperTrackerApiError(HyperTrackerError):
 
 class HyperTrackerAuthError(HyperTrackerApiError):
     """The API rejected the key (401 or 403)."""
+
+
+class HyperTrackerUnreachableError(HyperTrackerApiError):
+    """The API's address could not be reached: refused, unknown host, or no TLS there."""
+
+
+class HyperTrackerInterruptedError(HyperTrackerError):
+    """The run was interrupted (Ctrl-C or SIGTERM): no request follows."""

@@ -232,7 +232,8 @@ def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Tabl
             if not more:
                 query.done(query)
                 if read.get("probe") and read.get("newest") is None:
-                    warn_if_misspelled(client, query.fill_filter)
+                    since = read.get("kept_from") or read.get("start") or ""
+                    warn_if_misspelled(client, query.fill_filter, since)
             previous = table
 
 
@@ -327,32 +328,38 @@ def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Tabl
         yield pa.concat_tables(batch, promote_options="default")
 
 
-def spellings(coin: str) -> list[str]:
-    """Returns the usual spellings of a coin name other than its own: BTC, kPEPE, xyz:MSTR."""
+def spelling(coin: str) -> str | None:
+    """Returns the likeliest other spelling of a coin name, if any: BTC, kPEPE, xyz:MSTR."""
     dex, _, asset = coin.rpartition(":")
     prefix = f"{dex.lower()}:" if dex else ""
     candidates = [prefix + asset.upper()]
     if asset[:1] in "kK" and len(asset) > 1:
         candidates.append(f"{prefix}k{asset[1:].upper()}")
-    return [candidate for candidate in dict.fromkeys(candidates) if candidate != coin]
+    return next((candidate for candidate in candidates if candidate != coin), None)
 
 
-def warn_if_misspelled(client: HyperTrackerClient, fill_filter: FillFilter) -> None:
-    """Warns when a coin that returned no fills has data under another spelling (one request).
+def warn_if_misspelled(client: HyperTrackerClient, fill_filter: FillFilter, since: str) -> None:
+    """Warns that a coin returned no fills, naming another spelling that has some (one request).
 
-    Asked on a filter's first run only: a quiet but rightly spelled coin (kPEPE) must not spend a
-    request on every run that finds nothing new.
+    The API answers a coin it does not know with no fills, not an error. A warning, not an error:
+    a coin may rightly have had no liquidation yet, and the run's other tables still load. Asked
+    on a filter's first run only: a quiet coin must not spend a request on every run.
     """
     if fill_filter.coin is None:
         return
-    for spelling in spellings(fill_filter.coin):
-        page = client.get_json(FILLS_PATH, {"coin": spelling, "limit": 1})
-        if page.get("fills"):
-            logger.warning(
-                "sources.hypertracker.coins: %r returned no fills, but %r has fills: coin names "
-                "are case-sensitive; use coins=[%r]",
-                fill_filter.coin,
-                spelling,
-                spelling,
-            )
-            return
+    other = spelling(fill_filter.coin)
+    if other is not None and client.get_json(FILLS_PATH, {"coin": other, "limit": 1}).get("fills"):
+        logger.warning(
+            "sources.hypertracker.coins: %r returned no fills, but %r has fills: coin names "
+            "are case-sensitive; use coins=[%r]",
+            fill_filter.coin,
+            other,
+            other,
+        )
+        return
+    logger.warning(
+        "sources.hypertracker.coins: %r returned no fills since %s: the API answers a coin it "
+        "does not know with no fills, so check the name (case-sensitive: BTC, kPEPE, xyz:MSTR)",
+        fill_filter.coin,
+        since,
+    )

@@ -19,45 +19,51 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
 class ApiField(NamedTuple):
-    """One field of an API row: its name in the API, its column name and its type."""
+    """One field of an API row: its name in the API, its column name, type and meaning."""
 
     api_name: str
     column: str
     arrow_type: pa.DataType
+    description: str = ""
 
 
-def api_fields(*fields: tuple[str, pa.DataType]) -> tuple[ApiField, ...]:
+def api_fields(*fields: tuple[str, pa.DataType, str]) -> tuple[ApiField, ...]:
     """Declares API fields, naming each column in dlt's snake_case."""
     return tuple(
-        ApiField(name, SNAKE_CASE.normalize_identifier(name), type_) for name, type_ in fields
+        ApiField(name, SNAKE_CASE.normalize_identifier(name), type_, description)
+        for name, type_, description in fields
     )
 
 
 SNAKE_CASE = NamingConvention()
 
 FILL_FIELDS = api_fields(
-    ("time", TIMESTAMP),
-    ("address", pa.string()),
-    ("coin", pa.string()),
-    ("fullCoinName", pa.string()),
-    ("fillType", pa.string()),
-    ("side", pa.string()),
-    ("dir", pa.string()),
-    ("px", pa.float64()),
-    ("sz", pa.float64()),
-    ("startPosition", pa.float64()),
-    ("closedPnl", pa.float64()),
-    ("fee", pa.float64()),
-    ("builderFee", pa.float64()),
-    ("feeToken", pa.string()),
-    ("builder", pa.string()),
-    ("crossed", pa.bool_()),
-    ("hash", pa.string()),
-    ("oid", pa.int64()),
-    ("tid", pa.int64()),
-    ("liquidatedUser", pa.string()),
-    ("liquidationMarkPx", pa.float64()),
-    ("liquidationMethod", pa.string()),
+    ("time", TIMESTAMP, "When the fill happened on chain (UTC, to the millisecond)"),
+    ("address", pa.string(), "The liquidated wallet (0x address, lower case)"),
+    ("coin", pa.string(), "The market, spelled as the API does: BTC, kPEPE, xyz:MSTR"),
+    ("fullCoinName", pa.string(), "The market's full name (for HIP-3 markets, with its dex)"),
+    ("fillType", pa.string(), "The kind of market: perp (perpetual) or spot"),
+    ("side", pa.string(), "A (ask: the wallet sold, closing a long) or B (bid: it bought)"),
+    ("dir", pa.string(), "What the fill did to the position: Close Long, Close Short, ..."),
+    ("px", pa.float64(), "Fill price (USD per coin)"),
+    ("sz", pa.float64(), "Fill size (coins)"),
+    ("startPosition", pa.float64(), "Position before the fill (coins; negative: short)"),
+    ("closedPnl", pa.float64(), "Profit or loss the fill realised (USD; negative: a loss)"),
+    ("fee", pa.float64(), "Fee paid for the fill (in fee_token)"),
+    ("builderFee", pa.float64(), "Fee paid to the order's builder (in fee_token)"),
+    ("feeToken", pa.string(), "Token the fees are paid in, such as USDC"),
+    ("builder", pa.string(), "The builder (front end) that routed the order, if any"),
+    ("crossed", pa.bool_(), "Whether the fill took liquidity (true: taker, false: maker)"),
+    ("hash", pa.string(), "Transaction hash (all zeros for TWAP fills)"),
+    ("oid", pa.int64(), "Order id, shared by the pieces of one order"),
+    ("tid", pa.int64(), "Trade id, shared by the two sides of a trade"),
+    ("liquidatedUser", pa.string(), "The liquidated wallet, the same as address (lower case)"),
+    ("liquidationMarkPx", pa.float64(), "Mark price that triggered the liquidation (USD)"),
+    (
+        "liquidationMethod",
+        pa.string(),
+        "How the position was liquidated: market (order book) or backstop (vault)",
+    ),
 )
 
 FILL_PRIMARY_KEY = ("address", "coin", "time", "start_position", "side", "sz", "px")
@@ -70,33 +76,54 @@ a fill with `address`, but rows may lack it, and a key column must never be null
 """
 
 HEATMAP_FIELDS = api_fields(
-    ("coin", pa.string()),
-    ("priceBinIndex", pa.int64()),
-    ("priceBinStart", pa.float64()),
-    ("priceBinEnd", pa.float64()),
-    ("liquidationValue", pa.float64()),
-    ("positionsCount", pa.int64()),
-    ("mostImpactedSegment", pa.int64()),
+    ("coin", pa.string(), "The market whose open positions the heatmap maps"),
+    ("priceBinIndex", pa.int64(), "Number of the price bin, from 0 at the lowest prices"),
+    ("priceBinStart", pa.float64(), "Lowest price of the bin (USD)"),
+    ("priceBinEnd", pa.float64(), "Highest price of the bin (USD)"),
+    (
+        "liquidationValue",
+        pa.float64(),
+        "Value of open positions whose liquidation price is in the bin (USD)",
+    ),
+    (
+        "positionsCount",
+        pa.int64(),
+        "Number of open positions whose liquidation price is in the bin",
+    ),
+    ("mostImpactedSegment", pa.int64(), "The cohort with the most value in the bin (segments.id)"),
 )
 HEATMAP_PRIMARY_KEY = ("coin", "price_bin_index", "snapshot_at")
 
 RISK_FIELDS = api_fields(
-    ("coin", pa.string()),
-    ("totalValue", pa.float64()),
-    ("riskValue", pa.float64()),
-    ("percentRisk", pa.float64()),
+    ("coin", pa.string(), "The market"),
+    ("totalValue", pa.float64(), "The cohort's open position value on the coin (USD)"),
+    ("riskValue", pa.float64(), "Of that, the value within 75% of its liquidation threshold (USD)"),
+    ("percentRisk", pa.float64(), "risk_value as a share of total_value (percent, 0 to 100)"),
 )
 RISK_PRIMARY_KEY = ("segment_id", "coin", "snapshot_at")
 
 SEGMENT_COLUMNS: TTableSchemaColumns = {
-    "id": {"data_type": "bigint", "nullable": False},
-    "name": {"data_type": "text"},
-    "category": {"data_type": "text"},
-    "emoji": {"data_type": "text"},
+    "id": {"data_type": "bigint", "nullable": False, "description": "The cohort's id"},
+    "name": {"data_type": "text", "description": "The cohort's name, such as Smart Money"},
+    "category": {
+        "data_type": "text",
+        "description": "size (by perp equity) or pnl (by all-time perp PnL); a wallet is in one "
+        "cohort of each",
+    },
+    "emoji": {"data_type": "text", "description": "The cohort's emoji"},
+    "criteria__min_equity": {"description": "Size cohorts: lowest perp equity (USD)"},
+    "criteria__max_equity": {"description": "Size cohorts: highest perp equity (USD; null: none)"},
+    "criteria__min_pnl": {"description": "PnL cohorts: lowest all-time PnL (USD; null: none)"},
+    "criteria__max_pnl": {"description": "PnL cohorts: highest all-time PnL (USD; null: none)"},
 }
 
-SNAPSHOT_AT = ApiField("snapshotAt", "snapshot_at", TIMESTAMP)
-SEGMENT_ID = ApiField("segmentId", "segment_id", pa.int64())
+SNAPSHOT_AT = ApiField(
+    "snapshotAt",
+    "snapshot_at",
+    TIMESTAMP,
+    "The API's data version the row belongs to: its lastUpdate (UTC)",
+)
+SEGMENT_ID = ApiField("segmentId", "segment_id", pa.int64(), "The cohort (segments.id)")
 
 
 def arrow_schema(fields: Sequence[ApiField]) -> pa.Schema:
@@ -106,7 +133,10 @@ def arrow_schema(fields: Sequence[ApiField]) -> pa.Schema:
 
 def column_hints(fields: Sequence[ApiField]) -> TTableSchemaColumns:
     """Returns dlt column hints for declared columns, so the schema exists before any data."""
-    return py_arrow_to_table_schema_columns(arrow_schema(fields))
+    columns = py_arrow_to_table_schema_columns(arrow_schema(fields))
+    for field in fields:
+        columns[field.column]["description"] = field.description
+    return columns
 
 
 def rows_to_arrow(

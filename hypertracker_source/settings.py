@@ -97,3 +97,14 @@ CASCADE_MIN_WALLETS = 3
 CASCADE_MIN_NOTIONAL_USD = 0
 """A cascade: a coin's fills each within 60 s of the one before, of at least 3 wallets (the dbt
 package's defaults of the same name)."""
+FOLLOW_POLL_MARGIN = 30.0
+"""Seconds `hypertracker follow` waits past the API's announced next update before it asks."""
+
+FOLLOW_MIN_SLEEP = 60.0
+"""The shortest wait between two status requests of `follow`, when the update is late or due."""
+
+FOLLOW_MAX_SLEEP = 1800.0
+"""The longest wait of `follow`: the API's slowest refresh, so a far-off nextUpdate is checked."""
+
+FOLLOW_MAX_BACKOFF = 900.0
+"""The longest wait of `follow` after failures in a row (it doubles from FOLLOW_MIN_SLEEP)."""

@@ -1,6 +1,12 @@
-"""Fixtures: the simulator over HTTP, and real dlt pipelines into DuckDB, PostgreSQL, parquet."""
+"""Fixtures: the simulator over HTTP, and real dlt pipelines into DuckDB, PostgreSQL, MariaDB,
+parquet, and an S3 bucket on a local S3 server."""
 
+import importlib
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,9 +15,17 @@ from typing import Any
 import dlt
 import pytest
 import requests
-from helpers import API_KEY, POSTGRES_URL, PipelineFactory
+from helpers import API_KEY, MARIADB_URL, POSTGRES_URL, PipelineFactory
 
 from hypertracker_simulator import Simulator
+
+os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
+"""dlt's anonymous usage telemetry would look up and call a host outside this machine: never in
+tests, whoever runs them (.ci/run sets it too)."""
+
+S3_SERVER_START_SECONDS = 30.0
+DUCKDB_EXTENSIONS = ("httpfs", "avro", "delta", "iceberg")
+"""DuckDB extensions that dlt's dataset access needs to read parquet, delta and iceberg on S3."""
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +61,8 @@ def make_pipeline(tmp_path: Path) -> Iterator[PipelineFactory]:
 
     yield make
     for pipeline in pipelines:
-        if pipeline.destination.destination_name == "postgres" and pipeline.default_schema_name:
+        sql_database = pipeline.destination.destination_name in ("postgres", "sqlalchemy")
+        if sql_database and pipeline.default_schema_name:
             with pipeline.sql_client() as client:
                 client.drop_dataset()
                 with client.with_staging_dataset():
@@ -66,6 +81,96 @@ def postgres_destination() -> Any:
             raise
         pytest.skip(f"no PostgreSQL at {POSTGRES_URL} ({error}); start it to run this test")
     return dlt.destinations.postgres(POSTGRES_URL)
+
+
+@pytest.fixture
+def mariadb_destination() -> Any:
+    """The real MariaDB server, through dlt's sqlalchemy destination; skipped when absent,
+    unless CI demands it."""
+    pymysql = pytest.importorskip("pymysql")
+    try:
+        pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3).close()
+    except pymysql.err.OperationalError as error:
+        if os.environ.get("HYPERTRACKER_REQUIRE_MARIADB"):
+            raise
+        pytest.skip(f"no MariaDB at {MARIADB_URL} ({error}); start it to run this test")
+    return dlt.destinations.sqlalchemy(MARIADB_URL)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> None:
+    """Waits until a child process listens on a port; fails if it ends or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the S3 server ended with code {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"the S3 server did not listen on port {port} in {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server in a child process on 127.0.0.1; yields the credentials dlt takes.
+
+    Skipped when moto is not installed, unless CI demands it.
+    """
+    if not os.environ.get("HYPERTRACKER_REQUIRE_S3"):
+        pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    install_duckdb_extensions()
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, server, S3_SERVER_START_SECONDS)
+        yield {
+            "aws_access_key_id": "moto-test-key",
+            "aws_secret_access_key": "moto-test-secret",
+            "endpoint_url": f"http://127.0.0.1:{port}",
+            "region_name": "us-east-1",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def install_duckdb_extensions() -> None:
+    """Installs the DuckDB extensions that PyPI packages ship, so that no test downloads one.
+
+    DuckDB otherwise fetches httpfs, delta and iceberg from its own host at first use.
+    """
+    import duckdb
+
+    for name in DUCKDB_EXTENSIONS:
+        try:
+            package = importlib.import_module(f"duckdb_extension_{name}")
+        except ModuleNotFoundError:
+            continue
+        (extension,) = Path(package.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension")
+        duckdb.install_extension(str(extension))
+
+
+@pytest.fixture
+def s3_bucket(s3_server: dict[str, str]) -> Any:
+    """A new, empty bucket on the S3 server; yields a factory of filesystem destinations on it."""
+    import boto3
+
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", **s3_server).create_bucket(Bucket=bucket)
+
+    def destination(folder: str) -> Any:
+        return dlt.destinations.filesystem(f"s3://{bucket}/{folder}", credentials=s3_server)
+
+    return destination
 
 
 @pytest.fixture(scope="module")

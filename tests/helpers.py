@@ -20,6 +20,8 @@ SEGMENTS = "/api/external/segments"
 STATUS = "/api/external/hypertracker/state/status"
 POSTGRES_URL = "postgresql://postgres:trust@127.0.0.1:5432/test"
 """The local server trusts every connection; dlt insists on a password, so one is given."""
+MARIADB_URL = "mysql+pymysql://root:@127.0.0.1:3306/test"
+"""The local MariaDB server: user root, no password, through dlt's sqlalchemy destination."""
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
 
 PipelineFactory = Callable[..., dlt.Pipeline]
@@ -41,6 +43,18 @@ def landed(loaded: dlt.Pipeline | dlt.Dataset, table: str) -> list[dict[str, Any
     dataset = loaded.dataset() if isinstance(loaded, dlt.Pipeline) else loaded
     rows = dataset[table].arrow().to_pylist()
     return [{k: v for k, v in row.items() if k not in DLT_COLUMNS} for row in rows]
+
+
+def comparable(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows as sorted strings, timestamps as epoch milliseconds, for comparison across places."""
+    return sorted(
+        repr({key: normalised(value) for key, value in sorted(row.items())}) for row in rows
+    )
+
+
+def normalised(value: object) -> object:
+    """A value in a form that compares equal across destinations (naive timestamps are UTC)."""
+    return epoch_ms(value) if isinstance(value, datetime) else value
 
 
 def epoch_ms(moment: str | datetime) -> int:

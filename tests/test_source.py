@@ -2,7 +2,7 @@
 
 import threading
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from helpers import (
     API_KEY,
     PipelineFactory,
     assert_fills_equal,
+    comparable,
     epoch_ms,
     fills_requests,
     high_water_marks,
@@ -327,18 +328,6 @@ def test_destinations_land_the_same_rows(
     assert len(landed_by_destination["delta"]["liquidation_heatmap"]) == 2 * len(
         simulator.expected_heatmap("ETH")
     )
-
-
-def comparable(rows: list[dict]) -> list[str]:
-    """Rows as sorted strings, timestamps as epoch milliseconds, for comparison across places."""
-    return sorted(
-        repr({key: normalised(value) for key, value in sorted(row.items())}) for row in rows
-    )
-
-
-def normalised(value: object) -> object:
-    """A value in a form that compares equal across destinations."""
-    return epoch_ms(value) if isinstance(value, datetime) else value
 
 
 STUCK_PAGES = 50

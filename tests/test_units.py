@@ -142,8 +142,12 @@ def test_bad_settings_fail_before_any_request_naming_the_setting(setting, value)
 
 
 def test_list_settings_accept_lists_json_and_commas():
-    assert as_list(["BTC", " ETH "]) == as_list('["BTC","ETH"]') == as_list("BTC, ETH")
-    assert as_list(None) == as_list("") == []
+    assert (
+        as_list("coins", ["BTC", " ETH "])
+        == as_list("coins", '["BTC","ETH"]')
+        == as_list("coins", "BTC, ETH")
+    )
+    assert as_list("coins", None) == as_list("coins", "") == []
 
 
 def test_start_date_before_history_is_clamped_to_its_first_day():

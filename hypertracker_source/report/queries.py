@@ -99,9 +99,10 @@ FROM ranked
 GROUP BY coin, burst
 HAVING COUNT(DISTINCT address) >= {CASCADE_MIN_WALLETS}
    AND SUM(notional) >= {CASCADE_MIN_NOTIONAL_USD}
-ORDER BY started_at, coin
 """
-"""Bursts of one coin's liquidations, as the dbt package's liquidation_cascades model finds them."""
+"""Bursts of one coin's liquidations, as the dbt package's liquidation_cascades model finds them.
+
+Unordered: sqlglot writes an ORDER BY on an aggregate as its alias, which MariaDB refuses."""
 SEGMENTS_QUERY = "SELECT id, name, category FROM segments"
 STORED_SCHEMAS_QUERY = "SELECT DISTINCT schema_name FROM _dlt_version"
 LISTED_DATASETS = 10
@@ -196,9 +197,23 @@ def read_report_data(dataset: dlt.Dataset) -> ReportData:
         if span["first_fill"] is not None:
             data.fill_span = (span["first_fill"], span["last_fill"])
             unit, width = bucket_for(span["last_fill"] - span["first_fill"])
-            data.buckets = Buckets(unit, width, query_rows(dataset, FILLS_QUERY.format(unit=unit)))
-            data.cascades = query_rows(dataset, CASCADES_QUERY)
+            data.buckets = Buckets(unit, width, bucket_rows(dataset, unit))
+            cascades = query_rows(dataset, CASCADES_QUERY)
+            data.cascades = sorted(cascades, key=lambda row: (row["started_at"], row["coin"]))
     return data
+
+
+def bucket_rows(dataset: dlt.Dataset, unit: str) -> list[dict[str, Any]]:
+    """Liquidated value per coin, side and bucket, each bucket an instant in UTC.
+
+    MySQL and MariaDB hand the truncated time back as text, without a zone: it is UTC there.
+    """
+    rows = query_rows(dataset, FILLS_QUERY.format(unit=unit))
+    for row in rows:
+        bucket = row["bucket"]
+        bucket = datetime.fromisoformat(bucket) if isinstance(bucket, str) else bucket
+        row["bucket"] = bucket if bucket.tzinfo else bucket.replace(tzinfo=timezone.utc)
+    return rows
 
 
 def query_rows(dataset: dlt.Dataset, sql: str) -> list[dict[str, Any]]:

@@ -1,0 +1,22 @@
+"""`hypertracker check`: one request that proves the key and the address."""
+
+from dlt.common.configuration import known_sections
+from dlt.common.configuration.inject import with_config
+from dlt.common.typing import TSecretStrValue
+
+from hypertracker_source.client import HyperTrackerClient
+from hypertracker_source.config import check_api_key, check_base_url
+from hypertracker_source.settings import API_BASE_URL, STATUS_PATH
+
+
+@with_config(sections=(known_sections.SOURCES, "hypertracker"))
+def configured_client(
+    api_key: TSecretStrValue | None = None, base_url: str = API_BASE_URL
+) -> HyperTrackerClient:
+    """A client with the key and address that the source resolves from dlt config."""
+    return HyperTrackerClient(check_base_url(base_url), check_api_key(api_key))
+
+
+def api_status(client: HyperTrackerClient) -> dict[str, str]:
+    """The API's state status: lastUpdate, nextUpdate, nextUpdateThreshold (one request)."""
+    return client.get_json(STATUS_PATH)

@@ -1,0 +1,207 @@
+"""`hypertracker follow`: one load per API data version, asleep until the API's next update."""
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import dlt
+from dlt.common.configuration.inject import with_config
+from dlt.common.time import ensure_pendulum_datetime
+from dlt.common.typing import TSecretStrValue
+
+from hypertracker_source.cli import root_cause
+from hypertracker_source.client import HyperTrackerClient, RunStats
+from hypertracker_source.config import check_api_key, check_base_url, check_requests_per_minute
+from hypertracker_source.exceptions import (
+    HyperTrackerAuthError,
+    HyperTrackerConfigError,
+    HyperTrackerError,
+)
+from hypertracker_source.settings import (
+    API_BASE_URL,
+    FOLLOW_MAX_BACKOFF,
+    FOLLOW_MAX_SLEEP,
+    FOLLOW_MIN_SLEEP,
+    FOLLOW_POLL_MARGIN,
+    STATUS_PATH,
+    TABLE_NAMES,
+)
+
+LoadOnce = Callable[..., RunStats]
+"""One load, as `cli.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
+FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
+"""Errors that no retry can mend: follow stops on them."""
+
+
+@dataclass(frozen=True)
+class FollowTiming:
+    """How long follow sleeps: past the announced update, at least, at most, after failures."""
+
+    poll_margin: float = FOLLOW_POLL_MARGIN
+    min_sleep: float = FOLLOW_MIN_SLEEP
+    max_sleep: float = FOLLOW_MAX_SLEEP
+    max_backoff: float = FOLLOW_MAX_BACKOFF
+
+    def __post_init__(self) -> None:
+        """Refuses bounds under which follow would spin on the API or never wake."""
+        if not 0 < self.min_sleep <= self.max_sleep:
+            raise HyperTrackerError(
+                f"--min-sleep {self.min_sleep:g} and --max-sleep {self.max_sleep:g}: the shortest "
+                "sleep must be above 0 and at most the longest. Give seconds, e.g. 60 and 1800"
+            )
+        if self.poll_margin < 0 or self.max_backoff < self.min_sleep:
+            raise HyperTrackerError(
+                f"--poll-margin {self.poll_margin:g} and --max-backoff {self.max_backoff:g}: the "
+                "margin must be 0 or more, the longest backoff at least --min-sleep. Give "
+                "seconds, e.g. 30 and 900"
+            )
+
+    def until_update(self, next_update: str | None, now: datetime) -> float:
+        """Seconds to sleep until the announced next update plus the margin, within the bounds."""
+        if not next_update:
+            return self.max_sleep
+        due = ensure_pendulum_datetime(next_update).timestamp() + self.poll_margin
+        return min(self.max_sleep, max(self.min_sleep, due - now.timestamp()))
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to sleep after this many failures in a row: doubling, up to max_backoff."""
+        return min(self.max_backoff, self.min_sleep * 2 ** (failures - 1))
+
+
+class Clock(Protocol):
+    """What follow reads the time from and sleeps on; tests give one that does not wait."""
+
+    def now(self) -> datetime:
+        """The current time (aware)."""
+        ...
+
+    def wait(self, seconds: float) -> bool:
+        """Sleeps up to `seconds`; True when follow was told to stop meanwhile."""
+        ...
+
+    @property
+    def stopped(self) -> bool:
+        """Whether follow was told to stop."""
+        ...
+
+
+class StoppableClock:
+    """The wall clock, and a sleep that a stop request (a signal) ends at once."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+
+    def now(self) -> datetime:
+        """The current time in UTC."""
+        return datetime.now(timezone.utc)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleeps up to `seconds`, or until stopped; True when stopped."""
+        return self._stop.wait(seconds)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop was requested."""
+        return self._stop.is_set()
+
+    def stop(self) -> None:
+        """Ends the current sleep and every later one."""
+        self._stop.set()
+
+
+def stop_on_signals(clock: StoppableClock) -> None:
+    """SIGTERM or Ctrl-C stops follow after the current load; a second one interrupts the load."""
+
+    def on_signal(signal_number: int, frame: Any) -> None:
+        if clock.stopped:
+            raise KeyboardInterrupt
+        clock.stop()
+        name = signal.Signals(signal_number).name
+        print(
+            f"hypertracker follow: {name}: stopping once the current load (if any) is done; "
+            "send it again to stop at once",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, on_signal)
+
+
+@with_config(sections=("sources", "hypertracker"))
+def status_client(
+    api_key: TSecretStrValue | None = None,
+    base_url: str = API_BASE_URL,
+    requests_per_minute: str | int | None = None,
+) -> HyperTrackerClient:
+    """A client for the status polls, with the source's key, address and pace from dlt config."""
+    return HyperTrackerClient(
+        check_base_url(base_url),
+        check_api_key(api_key),
+        check_requests_per_minute(requests_per_minute),
+    )
+
+
+def follow(
+    pipeline: dlt.Pipeline,
+    settings: dict[str, Any],
+    load: LoadOnce,
+    clock: Clock,
+    timing: FollowTiming = FollowTiming(),
+    resources: str | None = None,
+) -> int:
+    """Loads once per API data version until the clock is stopped; returns the loads done.
+
+    Between two versions it spends one status request per wake-up, and sleeps until the API's
+    `nextUpdate` (plus a margin). The load reuses the status that found the new version. A failed
+    load leaves dlt's state, and so every mark, where the last successful load put it; it is
+    retried after a doubling backoff. A rejected key or a bad setting stops follow at once.
+    """
+    client_settings = {
+        name: settings[name]
+        for name in ("api_key", "base_url", "requests_per_minute")
+        if name in settings
+    }
+    client = status_client(**client_settings)
+    loaded_version: str | None = None
+    loads = failures = 0
+    while not clock.stopped:
+        polls_before = client.stats.requests["status"]
+        try:
+            status = client.get_json(STATUS_PATH)
+            if status["lastUpdate"] != loaded_version:
+                say(clock, f"data version {status['lastUpdate']}: loading")
+                stats = RunStats(status=status)
+                load(pipeline, settings, resources, stats=stats, summary=False)
+                loaded_version = status["lastUpdate"]
+                loads += 1
+                polls = client.stats.requests["status"] - polls_before
+                say(clock, load_line(loaded_version, stats, polls))
+            failures = 0
+            seconds = timing.until_update(status.get("nextUpdate"), clock.now())
+        except Exception as error:
+            if isinstance(root_cause(error), FINAL_ERRORS):
+                raise
+            failures += 1
+            seconds = timing.backoff(failures)
+            reason = " ".join(str(root_cause(error)).split())
+            say(clock, f"failed ({reason}); no mark moved; retrying in {seconds:.0f} s")
+        if clock.wait(seconds):
+            break
+    return loads
+
+
+def load_line(version: str, stats: RunStats, polls: int) -> str:
+    """One line about a load: the version, rows per table, and the requests it took."""
+    rows = ", ".join(f"{table} {stats.rows[table]}" for table in TABLE_NAMES)
+    spent = sum(stats.requests.values())
+    return f"loaded data version {version}: {rows} rows; {spent} requests + {polls} status"
+
+
+def say(clock: Clock, message: str) -> None:
+    """Prints a timestamped line at once, for logs and pipes."""
+    print(f"{clock.now():%Y-%m-%dT%H:%M:%S%z} {message}", flush=True)

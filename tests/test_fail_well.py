@@ -1,0 +1,548 @@
+"""A new user's mistakes and bad days: the right data stays right, each ends in one clear line."""
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dlt
+import pytest
+from dlt.pipeline.exceptions import PipelineStepFailed
+from helpers import (
+    API_KEY,
+    PipelineFactory,
+    assert_fills_equal,
+    high_water_marks,
+    landed,
+    source_for,
+)
+
+from hypertracker_simulator import Simulator
+from hypertracker_source import hypertracker
+from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, LOCAL_DATABASE, main, root_cause
+from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
+from hypertracker_source.settings import SEGMENT_NAMES, TABLE_NAMES
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
+DEFAULT_RUNTIME_BUDGET = 60.0
+"""The longest a command may take to give up on an API it cannot reach, with default [runtime]."""
+INTERRUPT_BUDGET = 8.0
+"""The longest a command may take to end after SIGINT or SIGTERM."""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh folder to run the command in, with dlt's pipelines kept apart in it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    return tmp_path
+
+
+@pytest.fixture
+def api_settings(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """The simulator, given to the command as a real user's settings would be."""
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
+    return simulator
+
+
+def real_pipeline(folder: Path) -> dlt.Pipeline:
+    """The pipeline a plain `hypertracker load` in a folder loads into, attached to read it."""
+    return dlt.pipeline(
+        "hypertracker",
+        destination=dlt.destinations.duckdb(str(folder / LOCAL_DATABASE)),
+        dataset_name="hypertracker",
+    )
+
+
+def fills_in(database: Path) -> int:
+    """How many fills a DuckDB file's hypertracker dataset holds."""
+    dataset = dlt.dataset(dlt.destinations.duckdb(str(database)), "hypertracker")
+    return dataset["liquidation_fills"].arrow().num_rows
+
+
+def command_env(**variables: str) -> dict[str, str]:
+    """The environment of a command run as a user would: dlt's default [runtime] settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNTIME__", "SOURCES__"))}
+    return {**env, **variables}
+
+
+def free_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# the demo, then real loads
+
+
+def test_demo_then_a_real_load_in_one_folder_lands_exactly_the_apis_fills(
+    workdir: Path, api_settings: Simulator
+):
+    assert main(["load", "--demo"]) == 0
+    assert main(["load"]) == 0
+
+    real = real_pipeline(workdir)
+    assert_fills_equal(real, api_settings.expected_fills())
+    assert high_water_marks(real)
+    assert fills_in(workdir / DEMO_DATABASE) == DEMO_FILLS
+    assert len(landed(real, "liquidation_fills")) < DEMO_FILLS
+
+
+def test_demo_refuses_options_that_point_it_at_a_real_pipeline(
+    workdir: Path, capsys: pytest.CaptureFixture
+):
+    assert main(["load", "--demo", "--pipeline-name", "hypertracker"]) == 1
+
+    assert capsys.readouterr().err.splitlines() == [
+        "hypertracker: error: HyperTrackerError: --demo loads simulated data into its own "
+        "pipeline (hypertracker_demo), file (hypertracker_demo.duckdb) and dataset "
+        "(hypertracker), so that they never reach a real pipeline: drop --pipeline-name, or "
+        "drop --demo"
+    ]
+    assert list(workdir.iterdir()) == []
+
+
+def test_a_duckdb_file_is_made_in_the_folder_the_command_runs_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        assert main(["load", "--demo", "--resources", "segments"]) == 0
+    capsys.readouterr()
+
+    for folder in ("a", "b"):
+        database = tmp_path / folder / DEMO_DATABASE
+        loads = dlt.dataset(dlt.destinations.duckdb(str(database)), "hypertracker")["_dlt_loads"]
+        assert loads.arrow().num_rows == 1, f"{folder} was loaded once"
+        rows = dlt.dataset(dlt.destinations.duckdb(str(database)), "hypertracker")["segments"]
+        assert rows.arrow().num_rows == len(SEGMENT_NAMES)
+
+
+def test_two_folders_with_one_pipeline_name_each_keep_their_own_file_and_marks(
+    tmp_path: Path, api_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        monkeypatch.chdir(tmp_path / folder)
+        assert main(["load", "--resources", "liquidation_fills"]) == 0
+    api_settings.advance_state(new_fills=10)
+    api_settings.reset_requests()
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["load", "--resources", "liquidation_fills"]) == 0
+    capsys.readouterr()
+
+    assert api_settings.request_counts() == {"fills": 1}, "folder a resumed from its own marks"
+    fills = {
+        folder: dlt.destinations.duckdb(str(tmp_path / folder / LOCAL_DATABASE)) for folder in "ab"
+    }
+    assert_fills_equal(dlt.dataset(fills["a"], "hypertracker"), api_settings.expected_fills())
+    first_load = api_settings.expected_fills()[:-10]
+    assert_fills_equal(dlt.dataset(fills["b"], "hypertracker"), first_load)
+
+
+# an API that cannot be reached
+
+
+def run_command(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, list[str], float]:
+    """Runs the installed command; returns its exit code, stderr lines and seconds taken."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=DEFAULT_RUNTIME_BUDGET * 2,
+        check=False,
+    )
+    return done.returncode, done.stderr.splitlines(), time.monotonic() - started
+
+
+@pytest.mark.parametrize("address", ["refused", "tls to plain http"])
+def test_an_unreachable_api_ends_within_one_requests_retries_naming_cause_and_address(
+    address: str, simulator: Simulator, tmp_path: Path
+):
+    if address == "refused":
+        base_url = f"http://127.0.0.1:{free_port()}"
+        cause = "the connection failed ([Errno 111] Connection refused)"
+    else:
+        base_url = simulator.url.replace("http://", "https://")
+        cause = "the TLS handshake failed (WRONG_VERSION_NUMBER): is it an http:// address?"
+    env = command_env(
+        SOURCES__HYPERTRACKER__BASE_URL=base_url,
+        SOURCES__HYPERTRACKER__API_KEY=API_KEY,
+        DLT_DATA_DIR=str(tmp_path / "dlt"),
+    )
+
+    code, errors, seconds = run_command("load", env=env, cwd=tmp_path)
+
+    assert code == 1
+    assert errors == [errors[0]], "one line, no traceback"
+    assert errors[0].startswith(
+        "hypertracker: error: HyperTrackerUnreachableError: HyperTracker's API at "
+        f"{base_url} cannot be reached: {cause}"
+    )
+    assert seconds < DEFAULT_RUNTIME_BUDGET
+    assert [record for record in simulator.requests if record.host == "api"] == []
+
+
+# a rejected key
+
+
+def test_a_rejected_key_stops_everything_at_the_first_401(
+    workdir: Path, api_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", "revoked-key")
+
+    assert main(["load"]) == 1
+
+    assert 1 <= len(api_settings.requests) <= 2
+    assert {record.status for record in api_settings.requests} == {401}
+    first, *rest = capsys.readouterr().err.splitlines()
+    assert first.startswith(
+        "hypertracker: error: HyperTrackerAuthError: HyperTracker rejected the API key (HTTP 401"
+    )
+    assert rest == []
+
+
+def test_a_rejected_key_costs_one_request_from_python_too(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    pipeline = make_pipeline()
+    source = hypertracker(api_key="revoked-key", base_url=simulator.url, coins=["BTC", "ETH"])
+    with pytest.raises(PipelineStepFailed) as failure:
+        pipeline.run(source)
+    assert str(root_cause(failure.value)).startswith("HyperTracker rejected the API key")
+    assert len(simulator.requests) == 1
+
+
+# unknown coins
+
+
+def test_an_unknown_coin_is_warned_about_once_and_the_summary_shows_its_zero(
+    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+        assert main(["load", "--coins", "DOGEX"]) == 0
+    output = capsys.readouterr().out
+
+    (warning,) = [record.getMessage() for record in caplog.records]
+    assert re.fullmatch(
+        r"sources\.hypertracker\.coins: 'DOGEX' returned no fills since \S+Z: the API answers a "
+        r"coin it does not know with no fills, so check the name \(case-sensitive: BTC, kPEPE, "
+        r"xyz:MSTR\)",
+        warning,
+    )
+    fills_requests = [r for r in api_settings.requests if r.endpoint == "fills"]
+    assert {r.params.get("coin") for r in fills_requests} == {"DOGEX"}
+    for table in TABLE_NAMES:
+        assert f"\n  {table:<22} " in output
+    assert "\n  liquidation_fills               0 rows\n" in output
+
+    caplog.clear()
+    api_settings.reset_requests()
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+        assert main(["load", "--coins", "DOGEX"]) == 0
+    assert caplog.records == []
+    assert len([r for r in api_settings.requests if r.endpoint == "fills"]) == 1
+
+
+def test_a_misspelled_coin_costs_at_most_one_probe(
+    simulator: Simulator, make_pipeline: PipelineFactory, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+        make_pipeline().run(
+            source_for(simulator, coins=["KPEPE", "dogex"]).with_resources("liquidation_fills")
+        )
+    probes = sorted(r.params["coin"] for r in simulator.requests if r.params.get("limit") == "1")
+    assert probes == ["DOGEX", "kPEPE"]
+    warnings = sorted(record.getMessage() for record in caplog.records)
+    assert warnings[0].startswith("sources.hypertracker.coins: 'KPEPE' returned no fills, but 'kP")
+    assert warnings[1].startswith("sources.hypertracker.coins: 'dogex' returned no fills since ")
+    assert len(warnings) == 2
+
+
+# quiet, exact output
+
+
+def test_missing_destination_credentials_print_what_to_set_in_one_line(
+    workdir: Path, api_settings: Simulator, capfd: pytest.CaptureFixture
+):
+    assert main(["load", "--destination", "postgres"]) == 1
+
+    output = capfd.readouterr()
+    assert output.err.splitlines() == [
+        "hypertracker: error: ConfigFieldMissingException: the postgres destination has no "
+        "credentials (missing database, host, password, username). Set "
+        'DESTINATION__POSTGRES__CREDENTIALS="postgresql://user:password@host:5432/database", '
+        'or credentials = "..." under [destination.postgres] in .dlt/secrets.toml'
+    ]
+    assert "psutil" not in output.out + output.err
+    assert api_settings.requests == []
+
+
+def test_a_misspelled_destination_suggests_the_near_one(
+    workdir: Path, capsys: pytest.CaptureFixture
+):
+    assert main(["load", "--destination", "postgress"]) == 1
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "hypertracker: error: HyperTrackerError: --destination postgress: not a DuckDB file "
+        "(name.duckdb) nor a dlt destination; did you mean postgres? dlt knows athena, "
+    )
+
+
+@pytest.mark.parametrize("args", [["load", "--debug"], ["--debug", "load"]])
+def test_debug_shows_the_traceback(
+    args: list[str], workdir: Path, api_settings, capsys: pytest.CaptureFixture
+):
+    assert main([*args, "--segments", "99"]) == 1
+
+    first, second, *rest = capsys.readouterr().err.splitlines()
+    assert first.startswith("hypertracker: error: HyperTrackerConfigError: ")
+    assert second == "Traceback (most recent call last):"
+    assert rest[-1].startswith("hypertracker_source.exceptions.HyperTrackerConfigError: ")
+
+
+def test_version_and_load_help(capsys: pytest.CaptureFixture):
+    with pytest.raises(SystemExit) as version:
+        main(["--version"])
+    assert version.value.code == 0
+    assert capsys.readouterr().out.startswith("hypertracker 0.1.0 (dlt 1.")
+
+    with pytest.raises(SystemExit):
+        main(["load", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for expected in (
+        f"(default: {LOCAL_DATABASE})",
+        "(default: hypertracker)",
+        "(default: all markets; SOURCES__HYPERTRACKER__COINS)",
+        "(default: BTC,ETH,HYPE; SOURCES__HYPERTRACKER__HEATMAP_COINS)",
+        "SOURCES__HYPERTRACKER__API_KEY the API token",
+        "liquidation_fills, liquidation_heatmap, segments, and liquidation_risk (every cohort)",
+        "liquidation_risk_smart_money",
+        "~/.dlt/pipelines/<pipeline name>",
+    ):
+        assert expected in help_text
+    assert "fill_windows" not in help_text
+
+
+def test_a_wrong_resource_name_lists_only_public_ones(
+    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    assert main(["load", "--resources", "liquidation_fill"]) == 1
+
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        "hypertracker: error: HyperTrackerError: --resources: 'liquidation_fill' is not a "
+        "resource of this source; choose from liquidation_risk (every cohort), "
+        "liquidation_fills, liquidation_heatmap, liquidation_risk_"
+    )
+    assert "fill_windows" not in line
+    assert "heatmap_coins" not in line
+    assert api_settings.requests == []
+
+
+def test_liquidation_risk_as_a_resource_loads_every_cohort(
+    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    assert main(["load", "--resources", "liquidation_risk"]) == 0
+
+    assert api_settings.request_counts() == {"risk": len(SEGMENT_NAMES), "status": 1}
+    assert "\n  liquidation_risk " in capsys.readouterr().out
+
+
+def test_check_spends_one_request_and_prints_the_data_version(
+    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    assert main(["check"]) == 0
+
+    assert capsys.readouterr().out.startswith(
+        f"HyperTracker at {api_settings.url} accepted the key (1 request). Data version: "
+        f"{api_settings.last_update.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
+    )
+    assert api_settings.request_counts() == {"status": 1}
+
+
+def test_check_with_a_rejected_key(
+    workdir: Path, api_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", "revoked-key")
+    assert main(["check"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "hypertracker: error: HyperTrackerAuthError: HyperTracker rejected the API key (HTTP 401 "
+        "on /hypertracker/state/status)"
+    )
+
+
+# the Python API
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "problem"),
+    [
+        ("coins", 5, "5: it is not a list."),
+        ("segment_ids", 9, "9: it is not a list."),
+        ("page_size", "many", "'many': it is not a number."),
+        ("lag", [1], "[1]: it is not a number."),
+        ("page_size", "5000", "'5000': the API takes 1 to 1000 fills a page."),
+        ("api_key", 5, "'<a int>': it is not text."),
+        ("base_url", 5, "5: it is not an http(s) URL."),
+        ("address", 5, "5: it is not a wallet address."),
+        ("refresh_snapshots", "maybe", "'maybe': it is neither true nor false."),
+    ],
+)
+def test_python_settings_of_the_wrong_type_name_the_setting(setting, value, problem):
+    with pytest.raises(HyperTrackerConfigError) as error:
+        hypertracker(**{"api_key": "k", "base_url": "http://127.0.0.1:9", setting: value})
+    assert str(error.value).startswith(f"sources.hypertracker.{setting} = {problem}")
+
+
+def test_numeric_strings_are_numbers(simulator: Simulator, make_pipeline: PipelineFactory):
+    pipeline = make_pipeline()
+    source = source_for(simulator, page_size="500", lag="0", start_date="2026-01-01")
+    pipeline.run(source.with_resources("liquidation_fills"))
+
+    limits = {r.params.get("limit") for r in simulator.requests if r.endpoint == "fills"}
+    assert limits == {"500"}
+    since = [fill for fill in simulator.expected_fills() if fill["time"] >= "2026-01-01"]
+    assert_fills_equal(pipeline, since)
+
+
+def test_a_duckdb_file_named_like_its_dataset_stops_before_any_request(
+    simulator: Simulator, tmp_path: Path
+):
+    pipeline = dlt.pipeline(
+        "clash",
+        destination=dlt.destinations.duckdb(str(tmp_path / "liquidations.duckdb")),
+        dataset_name="liquidations",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    with pytest.raises(PipelineStepFailed) as failure:
+        pipeline.run(source_for(simulator))
+    error = root_cause(failure.value)
+    assert isinstance(error, HyperTrackerError)
+    assert str(error) == (
+        "The pipeline's dataset liquidations and its DuckDB file liquidations.duckdb share a "
+        "name, and DuckDB then cannot tell the dataset from the file: rename one of them in "
+        "dlt.pipeline()"
+    )
+    assert simulator.requests == []
+
+
+# interrupts
+
+
+def interrupted_load(sim: Simulator, folder: Path, signal_number: int) -> tuple[int, str, float]:
+    """Runs `hypertracker load` and sends it a signal once its fills are being read."""
+    env = command_env(
+        SOURCES__HYPERTRACKER__BASE_URL=sim.url,
+        SOURCES__HYPERTRACKER__API_KEY=API_KEY,
+        SOURCES__HYPERTRACKER__PAGE_SIZE="20",
+        DLT_DATA_DIR=str(folder / "dlt"),
+    )
+    process = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "load", "--resources", "liquidation_fills"],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while sum(r.endpoint == "fills" for r in sim.requests) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal_number)
+    sent = time.monotonic()
+    _, errors = process.communicate(timeout=60)
+    return process.returncode, errors, time.monotonic() - sent
+
+
+@pytest.mark.parametrize(
+    "signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"]
+)
+def test_an_interrupt_ends_the_run_at_once_and_a_rerun_resumes(
+    signal_number: int, simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
+    assert main(["load", "--resources", "liquidation_fills"]) == 0
+    first_load, marks = simulator.expected_fills(), high_water_marks(real_pipeline(tmp_path))
+    simulator.advance_state(new_fills=400)
+    simulator.faults.latency = 0.3
+    simulator.reset_requests()
+
+    code, errors, seconds = interrupted_load(simulator, tmp_path, signal_number)
+
+    name = signal.Signals(signal_number).name
+    assert code == 128 + signal_number
+    assert errors.splitlines()[-1] == (
+        f"hypertracker: interrupted ({name}): nothing loaded is lost; run the same command again "
+        "to resume: it finishes what this run began"
+    )
+    assert seconds < INTERRUPT_BUDGET
+    assert_fills_equal(real_pipeline(tmp_path), first_load)
+    assert high_water_marks(real_pipeline(tmp_path)) == marks
+
+    simulator.faults.latency = 0.0
+    assert main(["load", "--resources", "liquidation_fills"]) == 0
+    assert_fills_equal(real_pipeline(tmp_path), simulator.expected_fills())
+
+
+LOADING = "dlt/pipelines/hypertracker/load/normalized/*/started_jobs/*"
+"""A package whose load jobs have started: the run is in its load step."""
+
+
+def test_an_interrupt_while_loading_drains_and_the_rerun_lands_everything_once(tmp_path: Path):
+    with Simulator(seed=3, fills=100_000, api_key=API_KEY) as sim:
+        env = command_env(
+            SOURCES__HYPERTRACKER__BASE_URL=sim.url,
+            SOURCES__HYPERTRACKER__API_KEY=API_KEY,
+            DLT_DATA_DIR=str(tmp_path / "dlt"),
+        )
+        command = [str(CONSOLE_SCRIPT), "load", "--resources", "liquidation_fills"]
+        process = subprocess.Popen(
+            command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(LOADING)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 128 + signal.SIGTERM
+        assert errors.decode().splitlines()[-1].startswith("hypertracker: interrupted (SIGTERM): ")
+
+        rerun = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "Finishing the load an interrupted run left behind first." in rerun.stdout
+        database = dlt.destinations.duckdb(str(tmp_path / LOCAL_DATABASE))
+        assert_fills_equal(dlt.dataset(database, "hypertracker"), sim.expected_fills())
+
+
+# column meanings
+
+
+def test_every_column_says_what_it_holds_and_in_what_unit():
+    from hypertracker_source.docs import column_meaning, loaded_schema
+
+    schema = loaded_schema()
+    for table in TABLE_NAMES:
+        for name, column in schema.get_table(table)["columns"].items():
+            assert column_meaning(name, column), f"{table}.{name} has no description"
+    risk = schema.get_table("liquidation_risk")["columns"]
+    assert "percent, 0 to 100" in risk["percent_risk"]["description"]
+    fills = schema.get_table("liquidation_fills")["columns"]
+    assert "(USD)" in fills["liquidation_mark_px"]["description"]

@@ -1,0 +1,90 @@
+"""`hypertracker init` in an empty folder, then a load with what it wrote, as a user runs them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dlt
+import tomlkit
+from helpers import API_KEY, assert_fills_equal, landed
+
+from hypertracker_simulator import Simulator
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+
+HYPERTRACKER = str(Path(sys.executable).with_name("hypertracker"))
+WRITTEN = (".dlt/config.toml", ".dlt/secrets.toml", "hypertracker_pipeline.py")
+
+
+def run(command: list[str], folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Runs a command in a folder to its end, with its output."""
+    return subprocess.run(
+        command, cwd=folder, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def user_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """A user's environment: PATH and the like, dlt's files in the test's folder, and settings."""
+    return {**os.environ, "DLT_DATA_DIR": str(tmp_path / "dlt"), **settings}
+
+
+def test_init_writes_a_project_that_loads(simulator: Simulator, tmp_path: Path):
+    project = tmp_path / "project"
+    project.mkdir()
+    env = user_env(tmp_path)
+
+    done = run([HYPERTRACKER, "init"], project, env)
+    assert done.returncode == 0, done.stderr
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()) == sorted(
+        (*WRITTEN, ".gitignore")
+    )
+    assert (project / ".gitignore").read_text() == ".dlt/secrets.toml\n"
+    config = tomlkit.parse((project / ".dlt/config.toml").read_text())
+    assert config["extract"]["workers"] == 16
+    assert config["destination"]["duckdb"]["credentials"]["global_config"]["threads"] == 1
+    secrets = tomlkit.parse((project / ".dlt/secrets.toml").read_text()).unwrap()
+    assert secrets == {"sources": {"hypertracker": {"api_key": ""}}}
+
+    # the template's blank key fails before any request, naming the setting
+    blank = run([sys.executable, "hypertracker_pipeline.py"], project, env)
+    assert blank.returncode != 0
+    assert "sources.hypertracker.api_key" in blank.stderr
+    assert simulator.requests == []
+
+    settings = {
+        "SOURCES__HYPERTRACKER__BASE_URL": simulator.url,
+        "SOURCES__HYPERTRACKER__API_KEY": API_KEY,
+    }
+    done = run([sys.executable, "hypertracker_pipeline.py"], project, {**env, **settings})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    dataset = dlt.dataset(
+        dlt.destinations.duckdb(str(project / "hypertracker_data.duckdb")), "hypertracker"
+    )
+    assert_fills_equal(dataset, simulator.expected_fills())
+    heatmap_bins = sum(len(simulator.expected_heatmap(coin)) for coin in DEFAULT_HEATMAP_COINS)
+    assert len(landed(dataset, "liquidation_heatmap")) == heatmap_bins
+    assert {row["segment_id"] for row in landed(dataset, "liquidation_risk")} == set(SEGMENT_NAMES)
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path):
+    env = user_env(tmp_path)
+    (tmp_path / ".gitignore").write_text("*.duckdb")
+    (tmp_path / "hypertracker_pipeline.py").write_text("# mine\n")
+
+    refused = run([HYPERTRACKER, "init"], tmp_path, env)
+    assert refused.returncode == 1
+    assert "hypertracker_pipeline.py" in refused.stderr
+    assert "--force" in refused.stderr
+    assert not (tmp_path / ".dlt").exists()
+    assert (tmp_path / "hypertracker_pipeline.py").read_text() == "# mine\n"
+
+    forced = run([HYPERTRACKER, "init", "--force"], tmp_path, env)
+    assert forced.returncode == 0, forced.stderr
+    assert (
+        "from hypertracker_source import hypertracker"
+        in (tmp_path / "hypertracker_pipeline.py").read_text()
+    )
+    assert (tmp_path / ".gitignore").read_text() == "*.duckdb\n.dlt/secrets.toml\n"
+    again = run([HYPERTRACKER, "init", "--force"], tmp_path, env)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / ".gitignore").read_text() == "*.duckdb\n.dlt/secrets.toml\n"
