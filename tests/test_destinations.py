@@ -4,6 +4,7 @@ real S3 API, each against DuckDB in the same run, after a first load and a rerun
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from helpers import (
 from hypertracker_simulator import Simulator
 from hypertracker_source.cli import main
 from hypertracker_source.mysql import MERGE_KEY_INDEX, index_merge_keys
-from hypertracker_source.settings import TABLE_NAMES
+from hypertracker_source.settings import DEFAULT_LAG, TABLE_NAMES
 
 SETTINGS = {"coins": ["BTC", "HYPE"], "heatmap_coins": ["ETH"], "segment_ids": [4, 12]}
 """A few of every table, so that a per-row merge (iceberg's) stays quick."""
@@ -207,19 +208,23 @@ def test_parquet_on_a_bucket_appends_what_each_run_read(
 ):
     duckdb = make_pipeline(name="duckdb")
     lake = make_pipeline(s3_bucket("parquet"), name="parquet")
-    first_version_keys = {api_fill_key(fill) for fill in expected_fills(simulator)}
+    first_version = expected_fills(simulator)
     load_two_versions(simulator, {"duckdb": (duckdb, {}, {}), "parquet": (lake, {}, {})})
 
     bucket = dlt.dataset(s3_bucket("parquet"), lake.dataset_name)
-    # The rerun read each coin from its mark minus `lag`: the fills of the first version in that
-    # overlap landed again, beside the new and the late ones; everything else landed once.
-    rerun_starts = {
-        params["coin"]: epoch_ms(params["start"])
-        for params in (record.params for record in simulator.requests)
-        if "coin" in params and "nextCursor" not in params
-    }
-    assert set(rerun_starts) == set(SETTINGS["coins"])
-    reread = Counter(key for key in first_version_keys if key[2] >= rerun_starts[key[1]])
+    # The rerun walked each coin down to its newest fill of the first version less `lag`: the
+    # fills of the first version in that overlap landed again, beside the new and the late ones;
+    # everything else landed once.
+    newest: dict[str, int] = {}
+    for fill in first_version:
+        newest[fill["coin"]] = max(newest.get(fill["coin"], 0), epoch_ms(fill["time"]))
+    assert set(newest) == set(SETTINGS["coins"])
+    lag_ms = DEFAULT_LAG // timedelta(milliseconds=1)
+    reread = Counter(
+        api_fill_key(fill)
+        for fill in first_version
+        if epoch_ms(fill["time"]) >= newest[fill["coin"]] - lag_ms
+    )
     landed_keys = Counter(landed_fill_key(row) for row in landed(bucket, "liquidation_fills"))
     duplicates = {key for key, count in landed_keys.items() if count > 1}
     assert duplicates
