@@ -37,6 +37,14 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def simulator_settings(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """The simulator, given to the command through dlt's environment settings, as a user's are."""
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
+    return simulator
+
+
+@pytest.fixture
 def simulator() -> Iterator[Simulator]:
     """A simulator with a few thousand fills over the API's whole history."""
     with Simulator(seed=7, fills=3000, api_key=API_KEY) as sim:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dlt
 import pytest
-from helpers import API_KEY, POSTGRES_URL, PipelineFactory, source_for
+from helpers import POSTGRES_URL, PipelineFactory, source_for
 from oracles import expected_cascades, expected_mark
 
 from hypertracker_simulator import Simulator
@@ -38,14 +38,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DLT_LOCAL_DIR", str(tmp_path))
     monkeypatch.setenv("DLT_PROJECT_DIR", str(tmp_path))
     return tmp_path
-
-
-@pytest.fixture
-def simulator_settings(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
-    """The simulator, given to the command through dlt's environment settings."""
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
-    return simulator
 
 
 def duckdb_counts(path: Path, dataset: str = "hypertracker") -> dict[str, int]:

@@ -43,14 +43,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def api_settings(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Simulator:
-    """The simulator, given to the command as a real user's settings would be."""
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", simulator.url)
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
-    return simulator
-
-
 def real_pipeline(folder: Path) -> dlt.Pipeline:
     """The pipeline a plain `hypertracker load` in a folder loads into, attached to read it."""
     return dlt.pipeline(
@@ -83,13 +75,13 @@ def free_port() -> int:
 
 
 def test_demo_then_a_real_load_in_one_folder_lands_exactly_the_apis_fills(
-    workdir: Path, api_settings: Simulator
+    workdir: Path, simulator_settings: Simulator
 ):
     assert main(["load", "--demo"]) == 0
     assert main(["load"]) == 0
 
     real = real_pipeline(workdir)
-    assert_fills_equal(real, api_settings.expected_fills())
+    assert_fills_equal(real, simulator_settings.expected_fills())
     assert high_water_marks(real)
     assert fills_in(workdir / DEMO_DATABASE) == DEMO_FILLS
     assert len(landed(real, "liquidation_fills")) < DEMO_FILLS
@@ -128,25 +120,27 @@ def test_a_duckdb_file_is_made_in_the_folder_the_command_runs_in(
 
 
 def test_two_folders_with_one_pipeline_name_each_keep_their_own_file_and_marks(
-    tmp_path: Path, api_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
 ):
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         monkeypatch.chdir(tmp_path / folder)
         assert main(["load", "--resources", "liquidation_fills"]) == 0
-    api_settings.advance_state(new_fills=10)
-    api_settings.reset_requests()
+    simulator_settings.advance_state(new_fills=10)
+    simulator_settings.reset_requests()
     monkeypatch.chdir(tmp_path / "a")
     assert main(["load", "--resources", "liquidation_fills"]) == 0
     capsys.readouterr()
 
-    assert api_settings.request_counts() == {"fills": 1}, "folder a resumed from its own marks"
+    assert simulator_settings.request_counts() == {"fills": 1}, (
+        "folder a resumed from its own marks"
+    )
     fills = {
         folder: dlt.destinations.duckdb(str(tmp_path / folder / LOCAL_DATABASE)) for folder in "ab"
     }
-    assert_fills_equal(dlt.dataset(fills["a"], "hypertracker"), api_settings.expected_fills())
-    first_load = api_settings.expected_fills()[:-10]
+    assert_fills_equal(dlt.dataset(fills["a"], "hypertracker"), simulator_settings.expected_fills())
+    first_load = simulator_settings.expected_fills()[:-10]
     assert_fills_equal(dlt.dataset(fills["b"], "hypertracker"), first_load)
 
 
@@ -200,14 +194,14 @@ def test_an_unreachable_api_ends_within_one_requests_retries_naming_cause_and_ad
 
 
 def test_a_rejected_key_stops_everything_at_the_first_401(
-    workdir: Path, api_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+    workdir: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
 ):
     monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", "revoked-key")
 
     assert main(["load"]) == 1
 
-    assert 1 <= len(api_settings.requests) <= 2
-    assert {record.status for record in api_settings.requests} == {401}
+    assert 1 <= len(simulator_settings.requests) <= 2
+    assert {record.status for record in simulator_settings.requests} == {401}
     first, *rest = capsys.readouterr().err.splitlines()
     assert first.startswith(
         "hypertracker: error: HyperTrackerAuthError: HyperTracker rejected the API key (HTTP 401"
@@ -230,7 +224,7 @@ def test_a_rejected_key_costs_one_request_from_python_too(
 
 
 def test_an_unknown_coin_is_warned_about_once_and_the_summary_shows_its_zero(
-    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture, caplog
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture, caplog
 ):
     with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
         assert main(["load", "--coins", "DOGEX"]) == 0
@@ -243,18 +237,18 @@ def test_an_unknown_coin_is_warned_about_once_and_the_summary_shows_its_zero(
         r"xyz:MSTR\)",
         warning,
     )
-    fills_requests = [r for r in api_settings.requests if r.endpoint == "fills"]
+    fills_requests = [r for r in simulator_settings.requests if r.endpoint == "fills"]
     assert {r.params.get("coin") for r in fills_requests} == {"DOGEX"}
     for table in TABLE_NAMES:
         assert f"\n  {table:<22} " in output
     assert "\n  liquidation_fills               0 rows\n" in output
 
     caplog.clear()
-    api_settings.reset_requests()
+    simulator_settings.reset_requests()
     with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
         assert main(["load", "--coins", "DOGEX"]) == 0
     assert caplog.records == []
-    assert len([r for r in api_settings.requests if r.endpoint == "fills"]) == 1
+    assert len([r for r in simulator_settings.requests if r.endpoint == "fills"]) == 1
 
 
 def test_a_misspelled_coin_costs_at_most_one_probe(
@@ -276,7 +270,7 @@ def test_a_misspelled_coin_costs_at_most_one_probe(
 
 
 def test_missing_destination_credentials_print_what_to_set_in_one_line(
-    workdir: Path, api_settings: Simulator, capfd: pytest.CaptureFixture
+    workdir: Path, simulator_settings: Simulator, capfd: pytest.CaptureFixture
 ):
     assert main(["load", "--destination", "postgres"]) == 1
 
@@ -288,7 +282,7 @@ def test_missing_destination_credentials_print_what_to_set_in_one_line(
         'or credentials = "..." under [destination.postgres] in .dlt/secrets.toml'
     ]
     assert "psutil" not in output.out + output.err
-    assert api_settings.requests == []
+    assert simulator_settings.requests == []
 
 
 def test_a_misspelled_destination_suggests_the_near_one(
@@ -305,7 +299,7 @@ def test_a_misspelled_destination_suggests_the_near_one(
 
 @pytest.mark.parametrize("args", [["load", "--debug"], ["--debug", "load"]])
 def test_debug_shows_the_traceback(
-    args: list[str], workdir: Path, api_settings, capsys: pytest.CaptureFixture
+    args: list[str], workdir: Path, simulator_settings, capsys: pytest.CaptureFixture
 ):
     assert main([*args, "--segments", "99"]) == 1
 
@@ -339,7 +333,7 @@ def test_version_and_load_help(capsys: pytest.CaptureFixture):
 
 
 def test_a_wrong_resource_name_lists_only_public_ones(
-    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
 ):
     assert main(["load", "--resources", "liquidation_fill"]) == 1
 
@@ -351,32 +345,32 @@ def test_a_wrong_resource_name_lists_only_public_ones(
     )
     assert "fill_windows" not in line
     assert "heatmap_coins" not in line
-    assert api_settings.requests == []
+    assert simulator_settings.requests == []
 
 
 def test_liquidation_risk_as_a_resource_loads_every_cohort(
-    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
 ):
     assert main(["load", "--resources", "liquidation_risk"]) == 0
 
-    assert api_settings.request_counts() == {"risk": len(SEGMENT_NAMES), "status": 1}
+    assert simulator_settings.request_counts() == {"risk": len(SEGMENT_NAMES), "status": 1}
     assert "\n  liquidation_risk " in capsys.readouterr().out
 
 
 def test_check_spends_one_request_and_prints_the_data_version(
-    workdir: Path, api_settings: Simulator, capsys: pytest.CaptureFixture
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
 ):
     assert main(["check"]) == 0
 
     assert capsys.readouterr().out.startswith(
-        f"HyperTracker at {api_settings.url} accepted the key (1 request). Data version: "
-        f"{api_settings.last_update.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
+        f"HyperTracker at {simulator_settings.url} accepted the key (1 request). Data version: "
+        f"{simulator_settings.last_update.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
     )
-    assert api_settings.request_counts() == {"status": 1}
+    assert simulator_settings.request_counts() == {"status": 1}
 
 
 def test_check_with_a_rejected_key(
-    workdir: Path, api_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+    workdir: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
 ):
     monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", "revoked-key")
     assert main(["check"]) == 1
