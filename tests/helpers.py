@@ -1,6 +1,8 @@
 """What tests share: the test key, the source for a simulator, and reading back what landed and
 the simulator's ground truth in comparable forms. Fixtures live in conftest.py."""
 
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -223,3 +225,17 @@ def all_pages(
         cursor = body["nextCursor"]
         if cursor is None:
             return fills, pages
+
+
+def main_without(module: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """Runs the `hypertracker` command in a fresh interpreter that cannot import `module`."""
+    blocked = (
+        f"import sys; sys.modules[{module!r}] = None; from hypertracker_source.cli import main"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", f"{blocked}; sys.exit(main({argv!r}))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import dlt
 import pytest
-from helpers import POSTGRES_URL, PipelineFactory, source_for
+from helpers import POSTGRES_URL, PipelineFactory, main_without, source_for
 from oracles import expected_cascades, expected_mark
 
 from hypertracker_simulator import Simulator
@@ -189,14 +189,7 @@ def test_demo_command_loads_and_writes_the_report(workdir: Path):
 
 
 def test_demo_without_plotly_loads_and_says_how_to_get_the_report(workdir: Path):
-    blocked = "import sys; sys.modules['plotly'] = None; from hypertracker_source.cli import main"
-    done = subprocess.run(
-        [sys.executable, "-c", f"{blocked}; sys.exit(main(['demo', '--fills', '400']))"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = main_without("plotly", ["demo", "--fills", "400"])
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == (

@@ -1,12 +1,10 @@
 """The bundled dbt package, run by dlt's dbt runner on real DuckDB and PostgreSQL datasets."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import dlt
 import pytest
-from helpers import PipelineFactory, epoch_ms, source_for
+from helpers import PipelineFactory, epoch_ms, main_without, source_for
 from oracles import expected_cascades, expected_hourly, expected_mark
 
 from hypertracker_simulator import Simulator
@@ -130,14 +128,7 @@ def test_models_command_rebuilds_the_hours_new_fills_touch(
     command = ["models", "--destination", "models.duckdb", "--dataset", pipeline.dataset_name]
     command += ["--pipeline-name", pipeline.pipeline_name]
     monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "pipelines"))
-    blocked = "import sys; sys.modules['dbt'] = None; from hypertracker_source.cli import main"
-    done = subprocess.run(
-        [sys.executable, "-c", f"{blocked}; sys.exit(main({command!r}))"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = main_without("dbt", command)
     assert done.returncode == 1
     assert done.stderr.splitlines()[0].startswith(
         "hypertracker: error: MissingDependencyException: You must install additional "
