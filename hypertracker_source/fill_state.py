@@ -24,6 +24,7 @@ from hypertracker_source.fills import (
     RunBudget,
     backfill_windows,
     iso,
+    later,
     split_windows,
     walk_read,
     window_read,
@@ -115,12 +116,7 @@ def finish_read(marks: FilterMarks, query: FillQuery) -> None:
     """Drops a finished read from its filter's backlog, keeping the newest fill it read."""
     with query.budget.lock:
         marks["backlog"].remove(query.read)
-        newest = query.read.get("newest")
-        known = marks.get("newest")
-        if newest is not None and (
-            known is None or ensure_pendulum_datetime(newest) > ensure_pendulum_datetime(known)
-        ):
-            marks["newest"] = newest
+        marks["newest"] = later(marks.get("newest"), query.read.get("newest"))
 
 
 def backfill_queries(plan: FillsPlan, frontier: Callable[[], DateTime]) -> Iterator[FillQuery]:

@@ -295,10 +295,15 @@ def record_page(read: Read, table: pa.Table, cursor: str | None) -> None:
     """Writes a page's progress into its read: the next cursor and the newest fill time."""
     read["cursor"] = cursor
     if table.num_rows:
-        newest = pc.max(table["time"]).as_py()
-        known = instant(read.get("newest"))
-        if known is None or newest > known:
-            read["newest"] = iso(pendulum.instance(newest))
+        newest = iso(pendulum.instance(pc.max(table["time"]).as_py()))
+        read["newest"] = later(read.get("newest"), newest)
+
+
+def later(first: str | None, second: str | None) -> str | None:
+    """The later of two instants written with `iso`; None when neither is known."""
+    if first is None or second is None:
+        return first or second
+    return max(first, second, key=ensure_pendulum_datetime)
 
 
 def fills_table(rows: PageRows) -> pa.Table:
