@@ -56,7 +56,7 @@ from hypertracker_source.settings import (
     HISTORY_START,
     MAX_FILLS_PER_RUN,
 )
-from hypertracker_source.snapshots import DataVersion, new_snapshot
+from hypertracker_source.snapshots import DataVersion, SnapshotTable, snapshot_resource
 
 __all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
 
@@ -119,7 +119,7 @@ def hypertracker(
         run_stats,
         before_first_request=check_duckdb_dataset,
     )
-    data_version = DataVersion(client)
+    data_version = DataVersion(client, known=client.stats.status)
     first_day = check_start_date(start_date)
     plan = FillsPlan(
         fill_filters(check_coins("coins", coins), check_address(address), check_side(side)),
@@ -131,13 +131,17 @@ def hypertracker(
     )
     queries = fill_windows(plan, data_version)
     fills = queries | liquidation_fills(client)
-    coins_to_map = heatmap_coin_names(
-        check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)
-    )
     refresh_snapshots = check_flag("refresh_snapshots", refresh_snapshots)
-    heatmap = coins_to_map | liquidation_heatmap(client, data_version, refresh_snapshots)
+    heatmap = snapshot_resource(
+        liquidation_heatmap(client),
+        check_coins("heatmap_coins", heatmap_coins, case_sensitive=False),
+        data_version,
+        refresh_snapshots,
+    )
     risk = [
-        liquidation_risk(client, data_version, segment_id, refresh_snapshots)
+        snapshot_resource(
+            liquidation_risk(client, segment_id), [segment_id], data_version, refresh_snapshots
+        )
         for segment_id in check_segment_ids(segment_ids)
     ]
     tables = (fills, heatmap, *risk, segments(client))
@@ -147,7 +151,7 @@ def hypertracker(
     }
     for resource in tables:
         resource.apply_hints(write_disposition=merge)
-    return (queries, coins_to_map, *tables)
+    return (queries, *tables)
 
 
 @dlt.resource(name="fill_windows", selected=False)
@@ -168,56 +172,26 @@ def liquidation_fills(query: FillQuery, client: HyperTrackerClient) -> Iterator[
     yield from batched(read_fills(client, query), FILLS_ROWS_PER_ITEM)
 
 
-@dlt.resource(name="heatmap_coins", selected=False)
-def heatmap_coin_names(coins: list[str]) -> Iterator[str]:
-    """The coins whose heatmap to load, one at a time, for the heatmap transformer."""
-    yield from coins
-
-
-@dlt.transformer(
-    name="liquidation_heatmap",
-    primary_key=HEATMAP_PRIMARY_KEY,
-    columns=column_hints((*HEATMAP_FIELDS, SNAPSHOT_AT)),
-    parallelized=True,
-)
-def liquidation_heatmap(
-    coin: str, client: HyperTrackerClient, data_version: DataVersion, refresh: bool
-) -> Iterator[pa.Table]:
+def liquidation_heatmap(client: HyperTrackerClient) -> SnapshotTable:
     """A coin's liquidation heatmap, one row per price bin, once per API data version."""
-    loaded = dlt.current.resource_state().setdefault("loaded_versions", {})
-    yield from new_snapshot(
-        loaded,
-        coin,
-        data_version,
-        refresh,
-        partial(heatmap_tables, client, coin),
+    return SnapshotTable(
+        name="liquidation_heatmap",
+        table_name="liquidation_heatmap",
+        primary_key=HEATMAP_PRIMARY_KEY,
+        columns=column_hints((*HEATMAP_FIELDS, SNAPSHOT_AT)),
+        fetch=partial(heatmap_tables, client),
     )
 
 
-def liquidation_risk(
-    client: HyperTrackerClient, data_version: DataVersion, segment_id: int, refresh: bool
-) -> DltResource:
+def liquidation_risk(client: HyperTrackerClient, segment_id: int) -> SnapshotTable:
     """A cohort's liquidation risk by coin, once per API data version, into `liquidation_risk`."""
-
-    def segment_risk() -> Iterator[pa.Table]:
-        """The risk of every coin of one segment."""
-        loaded = dlt.current.resource_state().setdefault("loaded_versions", {})
-        yield from new_snapshot(
-            loaded,
-            str(segment_id),
-            data_version,
-            refresh,
-            partial(risk_tables, client, segment_id),
-        )
-
-    return dlt.resource(
-        segment_risk,
+    return SnapshotTable(
         name=risk_resource_name(segment_id),
         table_name="liquidation_risk",
         primary_key=RISK_PRIMARY_KEY,
         columns=column_hints((*RISK_FIELDS, SEGMENT_ID, SNAPSHOT_AT)),
-        parallelized=True,
-    )()
+        fetch=partial(risk_tables, client),
+    )
 
 
 @dlt.resource(name="segments", primary_key="id", columns=SEGMENT_COLUMNS)

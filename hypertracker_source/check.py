@@ -6,7 +6,8 @@ from dlt.common.typing import TSecretStrValue
 
 from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.config import check_api_key, check_base_url
-from hypertracker_source.settings import API_BASE_URL, STATUS_PATH
+from hypertracker_source.endpoints import STATUS
+from hypertracker_source.settings import API_BASE_URL
 
 
 @with_config(sections=(known_sections.SOURCES, "hypertracker"))
@@ -19,4 +20,4 @@ def configured_client(
 
 def api_status(client: HyperTrackerClient) -> dict[str, str]:
     """The API's state status: lastUpdate, nextUpdate, nextUpdateThreshold (one request)."""
-    return client.get_json(STATUS_PATH)
+    return client.get_json(STATUS)

@@ -8,20 +8,21 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, NamedTuple
 
 import dlt
 import orjson
 from dlt.common.configuration.inject import with_config
 from dlt.common.configuration.specs import RuntimeConfiguration
 from dlt.sources.helpers.requests import Client
+from dlt.sources.helpers.requests.retry import DEFAULT_RETRY_EXCEPTIONS
 from requests import PreparedRequest, RequestException, Response
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.exceptions import SSLError
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from hypertracker_source.endpoints import API_PREFIX, Endpoint
 from hypertracker_source.exceptions import (
     HyperTrackerApiError,
     HyperTrackerAuthError,
@@ -29,11 +30,7 @@ from hypertracker_source.exceptions import (
     HyperTrackerInterruptedError,
     HyperTrackerUnreachableError,
 )
-from hypertracker_source.schema import FILL_FIELDS, read_page
-from hypertracker_source.settings import API_PREFIX
 
-PARSED_JSON = "hypertracker_json"
-"""Where a checked API answer keeps its parsed body, so that it is parsed once."""
 HEATMAP_FILE = "the pre-signed heatmap file"
 RERUN_ADVICE = (
     "Rerun later: nothing of this run was loaded and the stored high-water marks have not moved"
@@ -193,42 +190,49 @@ def copy_retry_after(response: Response, *args: Any, **kwargs: Any) -> Response:
     return response
 
 
-def is_broken_answer(response: Response | None, exception: BaseException | None) -> bool:
-    """Whether a 200 is not the JSON it claims (cut short, or a proxy's HTML page): retry it."""
-    if response is None or response.status_code != 200:
-        return False
-    content_type = response.headers.get("Content-Type", "")
-    if "json" in content_type:
-        try:
-            setattr(response, PARSED_JSON, parsed_body(response))
-        except orjson.JSONDecodeError:
-            return True
-        return False
-    return "html" in content_type
+Decode = Callable[[bytes], Any]
+"""Turns a whole JSON body into what its endpoint's reader wants; raises ValueError if it cannot."""
 
 
-def parsed_body(response: Response) -> Any:
-    """Returns an answer's JSON body; a fills page with its rows already in Arrow when they fit."""
-    if endpoint_of(response.url) == "fills":
-        page = read_page(response.content, "fills", FILL_FIELDS)
-        if page is not None:
-            return page
-    return orjson.loads(response.content)
+class BrokenAnswer(RequestException):
+    """A 200 whose body is not the JSON it claims (cut short, or a proxy's HTML page): retried."""
 
 
-ENDPOINTS = {
-    "fills": "fills",
-    "exports": "export",
-    "hypertracker": "status",
-    "segments": "segments",
-}
-"""The endpoint of an API path, by its first part under the prefix; any other is a risk path."""
+class ApiAnswer(NamedTuple):
+    """An API request's last answer, and its body as decoded for whoever asked (None unless a
+    200 with a JSON body)."""
+
+    response: Response
+    body: Any
 
 
-def endpoint_of(url: str) -> str:
-    """Names the endpoint a request went to: fills, export, status, segments or risk."""
-    first_part = urlparse(url).path.split(API_PREFIX, 1)[-1].strip("/").split("/", 1)[0]
-    return ENDPOINTS.get(first_part, "risk")
+class BodyDecoder:
+    """A request's response hook that decodes each 200's JSON body once, and fails a broken one.
+
+    A broken body raises BrokenAnswer, which the retrying client retries like a dropped
+    connection; the decoded body of the last answer waits in `body` for the request's caller.
+    """
+
+    # Hand-written: dlt's retry conditions see a response but cannot hand back what they parsed,
+    # and a fills page is too large to parse twice.
+    def __init__(self, decode: Decode) -> None:
+        self._decode = decode
+        self.body: Any = None
+
+    def __call__(self, response: Response, *args: Any, **kwargs: Any) -> Response:
+        """Decodes a 200's JSON body into `body`, or raises BrokenAnswer for a broken one."""
+        self.body = None
+        if response.status_code != 200:
+            return response
+        content_type = response.headers.get("Content-Type", "")
+        if "html" in content_type:
+            raise BrokenAnswer(f"an HTML page ({content_type})", response=response)
+        if "json" in content_type:
+            try:
+                self.body = self._decode(response.content)
+            except ValueError as error:
+                raise BrokenAnswer(f"a broken JSON body ({error})", response=response) from None
+        return response
 
 
 @with_config(spec=RuntimeConfiguration)
@@ -273,8 +277,7 @@ class HyperTrackerClient:
             base_url,
             GatedAdapter(self.gate, pacer, pool_maxsize=50),
             raise_for_status=False,
-            retry_condition=is_broken_answer,
-            session_attrs={"hooks": {"response": [self.count_request, copy_retry_after]}},
+            exceptions=(*DEFAULT_RETRY_EXCEPTIONS, BrokenAnswer),
         )
         self._files = RetryingClient(None, None, raise_for_status=False)
         runtime = runtime_settings()
@@ -282,29 +285,60 @@ class HyperTrackerClient:
         self._api.update_from_config(runtime)
         self._files.update_from_config(runtime)
 
-    def count_request(self, response: Response, *args: Any, **kwargs: Any) -> Response:
-        """Counts an answered API request, retries included: each one costs a usage token."""
-        with self._count_lock:
-            self.stats.requests[endpoint_of(response.url)] += 1
-        return response
+    def count_request(self, endpoint: Endpoint) -> Callable[..., Response]:
+        """A response hook that counts an answered request, retries included: each costs a token."""
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GETs an API path and returns its JSON body, raising a clear error for any failure."""
-        response = self.get(path, params)
-        check_status(response, path, self.attempts)
-        return parsed_json(response, path, self.attempts)
+        def count(response: Response, *args: Any, **kwargs: Any) -> Response:
+            """Counts one answer of the endpoint."""
+            with self._count_lock:
+                self.stats.requests[endpoint.name] += 1
+            return response
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
-        """GETs an API path without following redirects, retried, paced and authorised.
+        return count
+
+    def get_json(
+        self,
+        endpoint: Endpoint,
+        params: dict[str, Any] | None = None,
+        path_args: dict[str, Any] | None = None,
+        decode: Decode = orjson.loads,
+    ) -> Any:
+        """GETs an endpoint and returns its decoded JSON body, or raises a clear error."""
+        answer = self.get(endpoint, params, path_args, decode)
+        path = endpoint.path(**(path_args or {}))
+        check_status(answer.response, path, self.attempts)
+        if answer.body is None:
+            raise not_json_error(answer.response, path, self.attempts)
+        return answer.body
+
+    def get(
+        self,
+        endpoint: Endpoint,
+        params: dict[str, Any] | None = None,
+        path_args: dict[str, Any] | None = None,
+        decode: Decode = orjson.loads,
+    ) -> ApiAnswer:
+        """GETs an endpoint without following redirects, retried, paced, authorised and counted.
 
         A rejected key or an address that cannot be reached stops the client: every later
         request fails at once with the same error, as no other could succeed.
         """
+        path = endpoint.path(**(path_args or {}))
+        decoder = BodyDecoder(decode)
+        hooks: dict[str, list[Callable[..., Response]]] = {
+            "response": [self.count_request(endpoint), copy_retry_after, decoder]
+        }
         with self.gate.turn():
             try:
                 response = self._api.get(
-                    self.api_url + path, params=params, auth=self._auth, allow_redirects=False
+                    self.api_url + path,
+                    params=params,
+                    auth=self._auth,
+                    allow_redirects=False,
+                    hooks=hooks,
                 )
+            except BrokenAnswer as broken:
+                raise not_json_error(broken.response, path, self.attempts) from None
             except RequestException as error:
                 cause = unreachable_cause(error)
                 if cause is None:
@@ -312,7 +346,7 @@ class HyperTrackerClient:
                 raise self.gate.stop(self.unreachable_error(cause)) from None
             if response.status_code in AUTH_STATUSES:
                 raise self.gate.stop(auth_error(response.status_code, path))
-            return response
+            return ApiAnswer(response, decoder.body)
 
     def download(self, url: str) -> Response:
         """GETs a pre-signed file URL, without the key, retried on server errors."""
@@ -393,15 +427,14 @@ def check_status(response: Response, path: str, attempts: int) -> None:
     raise HyperTrackerApiError(message, status)
 
 
-def parsed_json(response: Response, path: str, attempts: int) -> Any:
-    """Returns the answer's parsed JSON body, or raises if it never came whole."""
-    if hasattr(response, PARSED_JSON):
-        return getattr(response, PARSED_JSON)
-    raise HyperTrackerApiError(
+def not_json_error(response: Response | None, path: str, attempts: int) -> HyperTrackerApiError:
+    """The error for an answer whose body never came as whole JSON."""
+    headers = {} if response is None else response.headers
+    return HyperTrackerApiError(
         f"HyperTracker answered GET {path} with a body that is not JSON "
-        f"({response.headers.get('Content-Type', 'no content type')}) on all {attempts} "
+        f"({headers.get('Content-Type', 'no content type')}) on all {attempts} "
         f"attempts. {RERUN_ADVICE}",
-        response.status_code,
+        200 if response is None else response.status_code,
     )
 
 

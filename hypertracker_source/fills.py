@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, NamedTuple, TypeAlias, TypedDict
 
+import orjson
 import pendulum
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -14,9 +15,10 @@ from dlt.common.time import ensure_pendulum_datetime
 from pendulum import DateTime
 
 from hypertracker_source.client import HyperTrackerClient
+from hypertracker_source.endpoints import FILLS
 from hypertracker_source.exceptions import HyperTrackerApiError
-from hypertracker_source.schema import FILL_FIELDS, TIMESTAMP, rows_to_arrow
-from hypertracker_source.settings import FILLS_PATH, WINDOW_MAX_DAYS, WINDOW_MAX_MONTHS
+from hypertracker_source.schema import FILL_FIELDS, TIMESTAMP, read_page, rows_to_arrow
+from hypertracker_source.settings import WINDOW_MAX_DAYS, WINDOW_MAX_MONTHS
 
 logger = logging.getLogger(__name__)
 
@@ -242,8 +244,14 @@ def get_page(
 ) -> tuple[pa.Table, str | None]:
     """Gets one page of a read: its fills in Arrow, and the cursor of the next page."""
     params = query.params() if cursor is None else {**query.params(), "nextCursor": cursor}
-    page = client.get_json(FILLS_PATH, params)
+    page = client.get_json(FILLS, params, decode=fills_page)
     return fills_table(page.get("fills") or []), page.get("nextCursor") or None
+
+
+def fills_page(content: bytes) -> dict[str, Any]:
+    """Decodes a fills page: its rows straight into Arrow when they fit the declared columns."""
+    page = read_page(content, "fills", FILL_FIELDS)
+    return orjson.loads(content) if page is None else page
 
 
 class CursorGuard:
@@ -259,7 +267,7 @@ class CursorGuard:
             return
         if cursor in self._seen:
             raise HyperTrackerApiError(
-                f"HyperTracker returned the same nextCursor twice for {FILLS_PATH} with "
+                f"HyperTracker returned the same nextCursor twice for {FILLS.path()} with "
                 f"{self._params}: stopping rather than looping; rerun later, the stored "
                 "high-water mark has not moved"
             )
@@ -353,7 +361,7 @@ def warn_if_misspelled(client: HyperTrackerClient, fill_filter: FillFilter, sinc
     if fill_filter.coin is None:
         return
     other = spelling(fill_filter.coin)
-    if other is not None and client.get_json(FILLS_PATH, {"coin": other, "limit": 1}).get("fills"):
+    if other is not None and client.get_json(FILLS, {"coin": other, "limit": 1}).get("fills"):
         logger.warning(
             "sources.hypertracker.coins: %r returned no fills, but %r has fills: coin names "
             "are case-sensitive; use coins=[%r]",

@@ -16,6 +16,7 @@ from dlt.common.typing import TSecretStrValue
 from hypertracker_source.cli import root_cause
 from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.config import check_api_key, check_base_url, check_requests_per_minute
+from hypertracker_source.endpoints import STATUS
 from hypertracker_source.exceptions import (
     HyperTrackerAuthError,
     HyperTrackerConfigError,
@@ -27,7 +28,6 @@ from hypertracker_source.settings import (
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
     FOLLOW_POLL_MARGIN,
-    STATUS_PATH,
     TABLE_NAMES,
 )
 
@@ -172,7 +172,7 @@ def follow(
     while not clock.stopped:
         polls_before = client.stats.requests["status"]
         try:
-            status = client.get_json(STATUS_PATH)
+            status = client.get_json(STATUS)
             if status["lastUpdate"] != loaded_version:
                 say(clock, f"data version {status['lastUpdate']}: loading")
                 stats = RunStats(status=status)

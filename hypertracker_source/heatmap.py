@@ -9,36 +9,36 @@ import orjson
 import pendulum
 import pyarrow as pa
 import pyarrow.compute as pc
-from requests import Response
 
-from hypertracker_source.client import HEATMAP_FILE, PARSED_JSON, HyperTrackerClient, check_status
+from hypertracker_source.client import HEATMAP_FILE, ApiAnswer, HyperTrackerClient, check_status
+from hypertracker_source.endpoints import HEATMAP_EXPORT
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
 from hypertracker_source.schema import HEATMAP_FIELDS, SNAPSHOT_AT, TIMESTAMP, rows_to_arrow
-from hypertracker_source.settings import EXPORT_LINK_ATTEMPTS, HEATMAP_EXPORT_PATH
+from hypertracker_source.settings import EXPORT_LINK_ATTEMPTS
 
 GZIP_MAGIC = b"\x1f\x8b"
 
 
 def heatmap_file(client: HyperTrackerClient, coin: str) -> dict[str, Any]:
     """Returns a coin's heatmap file, asking for a fresh link while the last one had expired."""
-    path = HEATMAP_EXPORT_PATH.format(coin=coin)
+    path = HEATMAP_EXPORT.path(coin=coin)
     for _ in range(EXPORT_LINK_ATTEMPTS):
-        answer = client.get(path)
-        if answer.status_code == 404:
+        answer = client.get(HEATMAP_EXPORT, path_args={"coin": coin})
+        if answer.response.status_code == 404:
             raise HyperTrackerConfigError(
                 "heatmap_coins",
                 coin,
                 "the API has no liquidation heatmap for this coin (HTTP 404)",
                 "Use a perp the API lists, such as BTC, ETH, HYPE or xyz:MSTR",
             )
-        check_status(answer, path, client.attempts)
+        check_status(answer.response, path, client.attempts)
         link = download_link(answer)
         if link is None:
-            return decode_file(answer)
+            return answer.body if answer.body is not None else decode_file(answer.response.content)
         download = client.download(link)
         if download.status_code != 403:
             check_status(download, HEATMAP_FILE, client.attempts)
-            return decode_file(download)
+            return decode_file(download.content)
     raise HyperTrackerApiError(
         f"The heatmap link of {coin} had expired each of {EXPORT_LINK_ATTEMPTS} times it was "
         "followed; check this machine's clock and its latency to the file host, then rerun",
@@ -46,22 +46,17 @@ def heatmap_file(client: HyperTrackerClient, coin: str) -> dict[str, Any]:
     )
 
 
-def download_link(answer: Response) -> str | None:
+def download_link(answer: ApiAnswer) -> str | None:
     """Returns the pre-signed URL of an export answer, or None when the answer is the file."""
-    if answer.is_redirect:
-        return urljoin(answer.url, answer.headers["Location"])
-    body = getattr(answer, PARSED_JSON, None)
-    if isinstance(body, dict) and "downloadUrl" in body:
-        return body["downloadUrl"]
+    if answer.response.is_redirect:
+        return urljoin(answer.response.url, answer.response.headers["Location"])
+    if isinstance(answer.body, dict) and "downloadUrl" in answer.body:
+        return answer.body["downloadUrl"]
     return None
 
 
-def decode_file(response: Response) -> dict[str, Any]:
+def decode_file(content: bytes) -> dict[str, Any]:
     """Returns a heatmap file's JSON, gunzipping it when served gzip without Content-Encoding."""
-    parsed = getattr(response, PARSED_JSON, None)
-    if parsed is not None:
-        return parsed
-    content = response.content
     if content[:2] == GZIP_MAGIC:
         content = gzip.decompress(content)
     return orjson.loads(content)

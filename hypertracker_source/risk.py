@@ -7,6 +7,7 @@ import pendulum
 import pyarrow as pa
 
 from hypertracker_source.client import HyperTrackerClient
+from hypertracker_source.endpoints import RISK, SEGMENTS
 from hypertracker_source.schema import (
     RISK_FIELDS,
     SEGMENT_ID,
@@ -14,7 +15,7 @@ from hypertracker_source.schema import (
     TIMESTAMP,
     rows_to_arrow,
 )
-from hypertracker_source.settings import RISK_PAGE_SIZE, RISK_PATH, SEGMENT_NAMES, SEGMENTS_PATH
+from hypertracker_source.settings import RISK_PAGE_SIZE, SEGMENT_NAMES
 
 
 def risk_resource_name(segment_id: int) -> str:
@@ -25,10 +26,11 @@ def risk_resource_name(segment_id: int) -> str:
 
 def risk_items(client: HyperTrackerClient, segment_id: int) -> Iterator[list[dict[str, Any]]]:
     """Yields every page of a segment's risk list, paging by offset until `totalCount`."""
-    path = RISK_PATH.format(segment_id=segment_id)
     offset = 0
     while True:
-        page = client.get_json(path, {"offset": offset, "limit": RISK_PAGE_SIZE})
+        page = client.get_json(
+            RISK, {"offset": offset, "limit": RISK_PAGE_SIZE}, {"segment_id": segment_id}
+        )
         items = page.get("items") or []
         yield items
         offset += len(items)
@@ -58,7 +60,7 @@ def risk_tables(
 
 def segment_rows(client: HyperTrackerClient) -> list[dict[str, Any]]:
     """Returns the cohorts the API lists."""
-    answer = client.get_json(SEGMENTS_PATH)
+    answer = client.get_json(SEGMENTS)
     if isinstance(answer, dict):
         answer = next((value for value in answer.values() if isinstance(value, list)), [])
     return answer

@@ -5,13 +5,6 @@ from datetime import timedelta
 from dlt.common.schema.typing import TLoaderMergeStrategy
 
 API_BASE_URL = "https://ht-api.coinmarketman.com"
-API_PREFIX = "/api/external"
-
-FILLS_PATH = "/fills/liquidation"
-HEATMAP_EXPORT_PATH = "/exports/coins/{coin}/liquidation-heatmap"
-RISK_PATH = "/{segment_id}/assets/liquidation-risk"
-SEGMENTS_PATH = "/segments"
-STATUS_PATH = "/hypertracker/state/status"
 
 FILLS_RESOURCE = "liquidation_fills"
 """The fills resource, whose state holds every filter's marks and unfinished reads."""

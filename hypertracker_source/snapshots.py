@@ -1,32 +1,44 @@
-"""The API's data version, which stamps the heatmap and risk snapshots and saves their requests."""
+"""Snapshot tables (heatmaps, cohort risk): each key fetched once per API data version."""
 
 import threading
-from collections.abc import Callable, Iterator, MutableMapping
-from typing import TypeVar
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from functools import partial
+from typing import Any, NamedTuple
 
+import dlt
 import pendulum
+import pyarrow as pa
+from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.time import ensure_pendulum_datetime
+from dlt.sources import DltResource
 
 from hypertracker_source.client import HyperTrackerClient
-from hypertracker_source.settings import STATUS_PATH
+from hypertracker_source.endpoints import STATUS
 
-T = TypeVar("T")
+SnapshotKey = str | int
+"""What a snapshot table is fetched by: a coin for heatmaps, a segment id for risk."""
 
 
 class DataVersion:
-    """The API's `lastUpdate`, asked at most once per source instance, when first needed."""
+    """The API's state status, asked at most once per source instance, when first needed.
 
-    def __init__(self, client: HyperTrackerClient) -> None:
+    A status the caller already holds (`hypertracker follow` found the new version with it) is
+    used as is; one asked for is also reported in the client's run stats.
+    """
+
+    def __init__(self, client: HyperTrackerClient, known: dict[str, str] | None = None) -> None:
         self._client = client
+        self._status = known
         self._lock = threading.Lock()
 
     @property
     def status(self) -> dict[str, str]:
         """The API's state status: lastUpdate, nextUpdate, nextUpdateThreshold."""
         with self._lock:
-            if self._client.stats.status is None:
-                self._client.stats.status = self._client.get_json(STATUS_PATH)
-            return self._client.stats.status
+            if self._status is None:
+                self._status = self._client.get_json(STATUS)
+                self._client.stats.status = self._status
+            return self._status
 
     @property
     def last_update(self) -> pendulum.DateTime:
@@ -34,13 +46,55 @@ class DataVersion:
         return ensure_pendulum_datetime(self.status["lastUpdate"])
 
 
+class SnapshotTable(NamedTuple):
+    """A resource of a table the API rebuilds at each data version: its hints, and how to fetch
+    one key's rows stamped with the version."""
+
+    name: str
+    table_name: str
+    primary_key: Sequence[str]
+    columns: TTableSchemaColumns
+    fetch: Callable[[Any, pendulum.DateTime], Iterator[pa.Table]]
+
+
+def snapshot_resource(
+    table: SnapshotTable,
+    keys: Sequence[SnapshotKey],
+    data_version: DataVersion,
+    refresh: bool,
+) -> DltResource:
+    """The table's snapshots of these keys, fetched side by side, each once per data version."""
+
+    def snapshots(key: SnapshotKey) -> Iterator[pa.Table]:
+        """One key's snapshot, unless its resource state shows this version loaded."""
+        loaded = dlt.current.resource_state().setdefault("loaded_versions", {})
+        yield from new_snapshot(loaded, str(key), data_version, refresh, partial(table.fetch, key))
+
+    transformer = dlt.transformer(
+        snapshots,
+        name=table.name,
+        table_name=table.table_name,
+        primary_key=table.primary_key,
+        columns=table.columns,
+        parallelized=True,
+    )
+    return (
+        dlt.resource(snapshot_keys, name=f"{table.name}_keys", selected=False)(keys) | transformer
+    )
+
+
+def snapshot_keys(keys: Sequence[SnapshotKey]) -> Iterator[SnapshotKey]:
+    """The keys of a snapshot table, one at a time, for its transformer."""
+    yield from keys
+
+
 def new_snapshot(
     loaded_versions: MutableMapping[str, str],
     key: str,
     data_version: DataVersion,
     refresh: bool,
-    fetch: Callable[[pendulum.DateTime], Iterator[T]],
-) -> Iterator[T]:
+    fetch: Callable[[pendulum.DateTime], Iterator[pa.Table]],
+) -> Iterator[pa.Table]:
     """Yields a snapshot fetched for the current data version, unless that version already loaded.
 
     The version is recorded after the last item, in resource state that dlt commits only with a

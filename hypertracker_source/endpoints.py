@@ -1,0 +1,27 @@
+"""Every endpoint of the HyperTracker API the source calls: its path, and its name in counts."""
+
+from typing import NamedTuple
+
+API_PREFIX = "/api/external"
+"""Where every endpoint's path starts, under the API's base URL."""
+
+
+class Endpoint(NamedTuple):
+    """One endpoint of the API: the name its requests are counted under, and its path template."""
+
+    name: str
+    path_template: str
+
+    def path(self, **path_args: object) -> str:
+        """The endpoint's path under API_PREFIX, with its arguments filled in."""
+        return self.path_template.format(**path_args)
+
+
+FILLS = Endpoint("fills", "/fills/liquidation")
+HEATMAP_EXPORT = Endpoint("export", "/exports/coins/{coin}/liquidation-heatmap")
+RISK = Endpoint("risk", "/{segment_id}/assets/liquidation-risk")
+SEGMENTS = Endpoint("segments", "/segments")
+STATUS = Endpoint("status", "/hypertracker/state/status")
+
+ENDPOINTS = (FILLS, HEATMAP_EXPORT, RISK, SEGMENTS, STATUS)
+"""Every endpoint, in the order `RunStats.requests` documents them."""
