@@ -34,6 +34,7 @@ from hypertracker_source.failures import (
     interrupting_signal,
     root_cause,
 )
+from hypertracker_source.follow import FollowTiming, StoppableClock, follow, stop_on_signals
 from hypertracker_source.mysql import index_merge_keys_on_mysql
 from hypertracker_source.risk import risk_resource_name
 from hypertracker_source.settings import (
@@ -443,9 +444,6 @@ def pipeline_from_args(
 
 def command_follow(args: argparse.Namespace) -> None:
     """Runs `hypertracker follow` until SIGTERM or Ctrl-C."""
-    # imported here: follow uses this module's run_load and root_cause
-    from hypertracker_source.follow import FollowTiming, StoppableClock, follow, stop_on_signals
-
     clock = StoppableClock()
     stop_on_signals(clock)
     timing = FollowTiming(args.poll_margin, args.min_sleep, args.max_sleep, args.max_backoff)

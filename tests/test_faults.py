@@ -1,6 +1,7 @@
 """Bad days at the API: every fault at once still lands exactly its data; retries are bounded."""
 
 import re
+from collections import Counter
 from dataclasses import replace
 from itertools import pairwise
 
@@ -8,6 +9,7 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import (
     API_KEY,
+    SEGMENTS,
     PipelineFactory,
     assert_fills_equal,
     assert_snapshots_equal,
@@ -17,8 +19,10 @@ from helpers import (
 )
 
 from hypertracker_simulator import Faults, RequestRecord, Simulator
+from hypertracker_source import RunStats
 from hypertracker_source.cli import root_cause
-from hypertracker_source.client import RERUN_ADVICE
+from hypertracker_source.client import RERUN_ADVICE, GatedAdapter, RequestGate, RetryingClient
+from hypertracker_source.endpoints import ENDPOINTS
 from hypertracker_source.exceptions import HyperTrackerApiError
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 
@@ -79,6 +83,52 @@ def test_fault_storm_lands_exactly_the_api_data(
             retry = retries_of(records, index)
             assert retry is not None
             assert retry.time - records[index].time >= STORM.retry_after
+
+
+def test_run_stats_count_each_answered_attempt_under_its_endpoint(
+    make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
+):
+    """Server errors and HTML pages are answered, retried and counted: the client's counts by
+    endpoint are the API's own log of what it answered, for every endpoint."""
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "12")
+    with Simulator(seed=11, fills=1500, api_key=API_KEY) as sim:
+        sim.faults = Faults(error_rate=0.2, garbage_rate=0.1)
+        stats, pipeline = RunStats(), make_pipeline()
+        pipeline.run(source_for(sim, page_size=100, run_stats=stats))
+        assert_fills_equal(pipeline, sim.expected_fills())
+        answered = Counter(record.endpoint for record in sim.requests if record.host == "api")
+        assert stats.requests == answered
+        assert set(answered) == {endpoint.name for endpoint in ENDPOINTS}
+        assert sum(record.fault is not None for record in sim.requests) >= 5
+
+
+def test_every_attempt_goes_through_the_gated_pool_dlt_sessions_mount():
+    """RetryingClient overrides dlt's private `Client._make_session` to mount the gated pool on
+    the API's host: this pins that dlt still makes each thread's session there, and sends every
+    retry through that session's pools."""
+    sent: list[str] = []
+
+    class LoggingAdapter(GatedAdapter):
+        """The gated pool, logging each request it sends."""
+
+        def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.append(request.url)
+            return super().send(request, *args, **kwargs)
+
+    with Simulator(seed=5, fills=10, api_key=API_KEY) as sim:
+        sim.faults = Faults(error_rate=1.0)
+        adapter = LoggingAdapter(RequestGate(), None, pool_maxsize=1)
+        client = RetryingClient(
+            sim.url,
+            adapter,
+            raise_for_status=False,
+            request_max_attempts=3,
+            request_backoff_factor=0,
+        )
+        answer = client.get(sim.url + SEGMENTS, headers={"Authorization": f"Bearer {API_KEY}"})
+        assert answer.status_code >= 500
+        assert sent == [sim.url + SEGMENTS] * 3
+        assert [record.endpoint for record in sim.requests] == ["segments"] * 3
 
 
 RETRY_AFTER = 3
