@@ -13,7 +13,10 @@ from dlt.sources import DltResource
 
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.config import (
+from hypertracker_source.fill_state import plan_run
+from hypertracker_source.fills import FillQuery, FillsPlan, batched, fill_filters, read_fills
+from hypertracker_source.heatmap import heatmap_tables
+from hypertracker_source.resolve import (
     ListSetting,
     check_address,
     check_api_key,
@@ -31,9 +34,6 @@ from hypertracker_source.config import (
     check_side,
     check_start_date,
 )
-from hypertracker_source.fill_state import plan_run
-from hypertracker_source.fills import FillQuery, FillsPlan, batched, fill_filters, read_fills
-from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
     FILL_FIELDS,

@@ -15,12 +15,12 @@ from dlt.common.typing import TSecretStrValue
 
 from hypertracker_source.cli import root_cause
 from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.config import check_api_key, check_base_url, check_requests_per_minute
 from hypertracker_source.exceptions import (
     HyperTrackerAuthError,
     HyperTrackerConfigError,
     HyperTrackerError,
 )
+from hypertracker_source.resolve import check_api_key, check_base_url, check_requests_per_minute
 from hypertracker_source.settings import (
     API_BASE_URL,
     FOLLOW_MAX_BACKOFF,

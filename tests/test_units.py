@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hypertracker_source import hypertracker
-from hypertracker_source.config import as_list, check_start_date
 from hypertracker_source.exceptions import HyperTrackerConfigError
 from hypertracker_source.fills import fills_table, split_windows, window_end
+from hypertracker_source.resolve import as_list, check_start_date
 from hypertracker_source.schema import FILL_PRIMARY_KEY
 
 PIECE = {
