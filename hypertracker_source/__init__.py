@@ -16,13 +16,13 @@ from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.fill_state import plan_run
 from hypertracker_source.fills import FillQuery, FillsPlan, batched, fill_filters, read_fills
 from hypertracker_source.heatmap import heatmap_tables
+from hypertracker_source.pipeline_checks import check_duckdb_dataset
 from hypertracker_source.resolve import (
     ListSetting,
     check_address,
     check_api_key,
     check_base_url,
     check_coins,
-    check_duckdb_dataset,
     check_end_date,
     check_flag,
     check_lag,

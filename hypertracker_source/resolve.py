@@ -2,17 +2,14 @@
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlparse
 
 import orjson
 import pendulum
-from dlt.common.configuration.container import Container
-from dlt.common.pipeline import PipelineContext
 from dlt.common.schema.typing import TLoaderMergeStrategy
 from dlt.common.time import ensure_pendulum_datetime
 
-from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
+from hypertracker_source.exceptions import HyperTrackerConfigError
 from hypertracker_source.settings import (
     FILL_SIDES,
     FILLS_MAX_PAGE_SIZE,
@@ -285,25 +282,3 @@ def check_merge_strategy(merge_strategy: str) -> TLoaderMergeStrategy:
         f"it is not one of {', '.join(MERGE_STRATEGIES)}",
         "Use delete-insert for SQL databases, upsert for delta or iceberg tables on a bucket",
     )
-
-
-def check_duckdb_dataset() -> None:
-    """Refuses a running pipeline that loads a DuckDB file named like its dataset.
-
-    DuckDB then cannot tell the dataset from the file, and the load fails after the extract has
-    spent its requests: this runs before the first one.
-    """
-    context = Container()[PipelineContext]
-    if not context.is_active():
-        return
-    pipeline = context.pipeline()
-    destination = pipeline.destination
-    if destination is None or destination.destination_type != "dlt.destinations.duckdb":
-        return
-    database = getattr(pipeline.destination_client().config.credentials, "database", None)
-    if isinstance(database, str) and Path(database).stem == pipeline.dataset_name:
-        raise HyperTrackerError(
-            f"The pipeline's dataset {pipeline.dataset_name} and its DuckDB file "
-            f"{Path(database).name} share a name, and DuckDB then cannot tell the dataset from "
-            "the file: rename one of them in dlt.pipeline()"
-        )
