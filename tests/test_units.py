@@ -1,7 +1,9 @@
-"""Unit tests: the fill key, the window splitter and the settings checks."""
+"""Unit tests: the fill key, the window splitter, the settings checks, the report's imports."""
 
 import dataclasses
 import itertools
+import subprocess
+import sys
 from datetime import timedelta
 
 import pendulum
@@ -256,3 +258,9 @@ def test_of_two_bad_settings_the_one_checked_first_is_named(first, second):
             **{**GOOD_SETTINGS, first: BAD_SETTINGS[first], second: BAD_SETTINGS[second]}
         )
     assert error.value.setting == first
+
+
+def test_report_package_and_its_constants_import_without_plotly():
+    blocked = "import sys; sys.modules['plotly'] = None; "
+    for module in ("hypertracker_source.report", "hypertracker_source.report.settings"):
+        subprocess.run([sys.executable, "-c", f"{blocked}import {module}"], check=True)
