@@ -13,27 +13,11 @@ from dlt.sources import DltResource
 
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.config import (
-    ListSetting,
-    check_address,
-    check_api_key,
-    check_base_url,
-    check_coins,
-    check_duckdb_dataset,
-    check_end_date,
-    check_flag,
-    check_lag,
-    check_max_fills_per_run,
-    check_merge_strategy,
-    check_page_size,
-    check_requests_per_minute,
-    check_segment_ids,
-    check_side,
-    check_start_date,
-)
 from hypertracker_source.fill_state import plan_run
-from hypertracker_source.fills import FillQuery, FillsPlan, batched, fill_filters, read_fills
+from hypertracker_source.fills import FillQuery, FillsPlan, batched, read_fills
 from hypertracker_source.heatmap import heatmap_tables
+from hypertracker_source.pipeline_checks import check_duckdb_dataset
+from hypertracker_source.resolve import ListSetting, resolve_settings
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
     FILL_FIELDS,
@@ -112,42 +96,52 @@ def hypertracker(
         run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
             export, risk, segments, status), retries included, and the API's state status.
     """
+    settings = resolve_settings(
+        api_key=api_key,
+        base_url=base_url,
+        start_date=start_date,
+        end_date=end_date,
+        coins=coins,
+        address=address,
+        side=side,
+        heatmap_coins=heatmap_coins,
+        segment_ids=segment_ids,
+        page_size=page_size,
+        lag=lag,
+        max_fills_per_run=max_fills_per_run,
+        requests_per_minute=requests_per_minute,
+        refresh_snapshots=refresh_snapshots,
+        merge_strategy=merge_strategy,
+    )
     client = HyperTrackerClient(
-        check_base_url(base_url),
-        check_api_key(api_key),
-        check_requests_per_minute(requests_per_minute),
+        settings.base_url,
+        settings.api_key,
+        settings.requests_per_minute,
         run_stats,
         before_first_request=check_duckdb_dataset,
     )
     data_version = DataVersion(client, known=client.stats.status)
-    first_day = check_start_date(start_date)
-    plan = FillsPlan(
-        fill_filters(check_coins("coins", coins), check_address(address), check_side(side)),
-        first_day,
-        check_end_date(end_date, first_day),
-        check_lag(lag),
-        check_page_size(page_size),
-        check_max_fills_per_run(max_fills_per_run),
-    )
-    queries = fill_windows(plan, data_version)
+    queries = fill_windows(settings.fills, data_version)
     fills = queries | liquidation_fills(client)
-    refresh_snapshots = check_flag("refresh_snapshots", refresh_snapshots)
     heatmap = snapshot_resource(
         liquidation_heatmap(client),
-        check_coins("heatmap_coins", heatmap_coins, case_sensitive=False),
+        settings.heatmap_coins,
         data_version,
-        refresh_snapshots,
+        settings.refresh_snapshots,
     )
     risk = [
         snapshot_resource(
-            liquidation_risk(client, segment_id), [segment_id], data_version, refresh_snapshots
+            liquidation_risk(client, segment_id),
+            [segment_id],
+            data_version,
+            settings.refresh_snapshots,
         )
-        for segment_id in check_segment_ids(segment_ids)
+        for segment_id in settings.segment_ids
     ]
     tables = (fills, heatmap, *risk, segments(client))
     merge: TMergeDispositionDict = {
         "disposition": "merge",
-        "strategy": check_merge_strategy(merge_strategy),
+        "strategy": settings.merge_strategy,
     }
     for resource in tables:
         resource.apply_hints(write_disposition=merge)

@@ -5,8 +5,8 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 
 from hypertracker_source.client import HyperTrackerClient
-from hypertracker_source.config import check_api_key, check_base_url
 from hypertracker_source.endpoints import STATUS
+from hypertracker_source.resolve import check_api_key, check_base_url
 from hypertracker_source.settings import API_BASE_URL
 
 

@@ -14,7 +14,6 @@ from dlt.common.time import ensure_pendulum_datetime
 from dlt.common.typing import TSecretStrValue
 
 from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.config import check_api_key, check_base_url, check_requests_per_minute
 from hypertracker_source.endpoints import STATUS
 from hypertracker_source.exceptions import (
     HyperTrackerAuthError,
@@ -22,6 +21,7 @@ from hypertracker_source.exceptions import (
     HyperTrackerError,
 )
 from hypertracker_source.failures import root_cause
+from hypertracker_source.resolve import check_api_key, check_base_url, check_requests_per_minute
 from hypertracker_source.settings import (
     API_BASE_URL,
     FOLLOW_MAX_BACKOFF,

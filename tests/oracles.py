@@ -6,7 +6,7 @@ from typing import Any
 
 from helpers import epoch_ms
 
-from hypertracker_source.settings import CASCADE_MAX_GAP_SECONDS, CASCADE_MIN_WALLETS
+from hypertracker_source.report.settings import CASCADE_MAX_GAP_SECONDS, CASCADE_MIN_WALLETS
 
 
 def fill_order(fill: dict[str, Any]) -> tuple:

@@ -17,15 +17,13 @@ from hypertracker_simulator import Simulator
 from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, DEMO_SEED, LOCAL_DATABASE, main
 from hypertracker_source.docs import loaded_schema, tables_markdown
 from hypertracker_source.report import money, price_range
-from hypertracker_source.report.text import percent, price
-from hypertracker_source.settings import (
-    DEFAULT_HEATMAP_COINS,
+from hypertracker_source.report.settings import (
     REPORT_CASCADE_ROWS,
     REPORT_FILL_COINS,
     REPORT_RISK_COINS,
-    SEGMENT_NAMES,
-    TABLE_NAMES,
 )
+from hypertracker_source.report.text import percent, price
+from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 

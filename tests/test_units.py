@@ -1,6 +1,9 @@
-"""Unit tests: the fill key, the window splitter and the settings checks."""
+"""Unit tests: the fill key, the window splitter, the settings checks, the report's imports."""
 
+import dataclasses
 import itertools
+import subprocess
+import sys
 from datetime import timedelta
 
 import pendulum
@@ -9,10 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hypertracker_source import hypertracker
-from hypertracker_source.config import as_list, check_start_date
 from hypertracker_source.exceptions import HyperTrackerConfigError
 from hypertracker_source.fills import fills_table, split_windows, window_end
+from hypertracker_source.resolve import as_list, check_start_date, resolve_settings
 from hypertracker_source.schema import FILL_PRIMARY_KEY
+from hypertracker_source.settings import (
+    DEFAULT_HEATMAP_COINS,
+    FILLS_MAX_PAGE_SIZE,
+    HISTORY_START,
+    MAX_FILLS_PER_RUN,
+)
 
 PIECE = {
     "address": "0xAbC0000000000000000000000000000000000001",
@@ -153,3 +162,105 @@ def test_list_settings_accept_lists_json_and_commas():
 def test_start_date_before_history_is_clamped_to_its_first_day():
     assert check_start_date("2020-01-01") == pendulum.datetime(2025, 7, 27)
     assert check_start_date("2026-02-25") == pendulum.datetime(2026, 2, 25)
+
+
+SECRET = "a-secret-key-1234"
+
+GOOD_SETTINGS = {
+    "api_key": f" {SECRET} ",
+    "base_url": "https://example.com/",
+    "start_date": HISTORY_START,
+    "end_date": None,
+    "coins": None,
+    "address": None,
+    "side": None,
+    "heatmap_coins": DEFAULT_HEATMAP_COINS,
+    "segment_ids": None,
+    "page_size": FILLS_MAX_PAGE_SIZE,
+    "lag": 3600,
+    "max_fills_per_run": MAX_FILLS_PER_RUN,
+    "requests_per_minute": None,
+    "refresh_snapshots": False,
+    "merge_strategy": "delete-insert",
+}
+"""Settings as the source's defaults hand them over, with a key: resolve_settings accepts them."""
+
+BAD_SETTINGS = {
+    "base_url": "ftp://example.com",
+    "api_key": " ",
+    "requests_per_minute": "platinum",
+    "start_date": "2999-01-01",
+    "coins": ["BAD COIN"],
+    "address": " ",
+    "side": "sell",
+    "end_date": "2020-01-01",
+    "lag": -1,
+    "page_size": 5000,
+    "max_fills_per_run": -1,
+    "heatmap_coins": ["BAD COIN"],
+    "refresh_snapshots": "maybe",
+    "segment_ids": [99],
+    "merge_strategy": "replace",
+}
+"""One bad value of each setting, in the order resolve_settings checks them."""
+
+
+def test_resolve_settings_normalises_every_setting():
+    settings = resolve_settings(
+        **{
+            **GOOD_SETTINGS,
+            "requests_per_minute": "flow",
+            "heatmap_coins": "BTC, eth",
+            "segment_ids": "9,9,1",
+            "refresh_snapshots": "yes",
+        }
+    )
+    assert settings.base_url == "https://example.com"
+    assert settings.api_key == SECRET
+    assert settings.requests_per_minute == 200
+    assert settings.heatmap_coins == ("BTC", "eth")
+    assert settings.segment_ids == (9, 1)
+    assert settings.refresh_snapshots is True
+    assert settings.fills.page_size == FILLS_MAX_PAGE_SIZE
+    assert settings.fills.lag == timedelta(hours=1)
+
+
+def test_resolved_settings_are_frozen():
+    settings = resolve_settings(**GOOD_SETTINGS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.base_url = "https://elsewhere.example.com"
+
+
+def test_resolved_settings_never_show_the_key():
+    settings = resolve_settings(**GOOD_SETTINGS)
+    assert "base_url='https://example.com'" in repr(settings)
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
+
+
+@pytest.mark.parametrize(("setting", "value"), BAD_SETTINGS.items(), ids=BAD_SETTINGS)
+def test_each_bad_setting_is_named(setting, value):
+    with pytest.raises(HyperTrackerConfigError) as error:
+        resolve_settings(**{**GOOD_SETTINGS, setting: value})
+    assert error.value.setting == setting
+
+
+BAD_PAIRS = list(itertools.combinations(BAD_SETTINGS, 2))
+"""Every two bad settings, the one checked first first."""
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), BAD_PAIRS, ids=[f"{first}-before-{second}" for first, second in BAD_PAIRS]
+)
+def test_of_two_bad_settings_the_one_checked_first_is_named(first, second):
+    with pytest.raises(HyperTrackerConfigError) as error:
+        resolve_settings(
+            **{**GOOD_SETTINGS, first: BAD_SETTINGS[first], second: BAD_SETTINGS[second]}
+        )
+    assert error.value.setting == first
+
+
+def test_report_package_and_its_constants_import_without_plotly():
+    blocked = "import sys; sys.modules['plotly'] = None; "
+    for module in ("hypertracker_source.report", "hypertracker_source.report.settings"):
+        subprocess.run([sys.executable, "-c", f"{blocked}import {module}"], check=True)

@@ -1,6 +1,7 @@
 """The `hypertracker report` page: interactive heatmaps, cohort risk and liquidations over time.
 
-queries reads the dataset, charts draws plotly figures, page writes the self-contained HTML file.
+queries reads the dataset, charts draws plotly figures, page writes the self-contained HTML file;
+settings holds the report's constants.
 Importing this package needs no plotly; writing a page does.
 """
 

@@ -18,8 +18,8 @@ except ModuleNotFoundError:
     raise MissingDependencyException("hypertracker report", ["plotly"]) from None
 
 from hypertracker_source.report.queries import Buckets, Cohorts, Snapshot
+from hypertracker_source.report.settings import REPORT_HEATMAP_VALUE_SHARE
 from hypertracker_source.report.text import money, percent, price, price_range, timestamp
-from hypertracker_source.settings import REPORT_HEATMAP_VALUE_SHARE
 
 LONGS_SIDE = "A"
 """A liquidation that sells (ask side) closes a long position."""

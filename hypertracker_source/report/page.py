@@ -16,13 +16,13 @@ from hypertracker_source.report.queries import (
     Snapshot,
     read_report_data,
 )
-from hypertracker_source.report.text import money, percent, price, price_range, timestamp
-from hypertracker_source.settings import (
+from hypertracker_source.report.settings import (
     REPORT_CASCADE_ROWS,
     REPORT_FILL_COINS,
     REPORT_HEATMAP_VALUE_SHARE,
     REPORT_RISK_COINS,
 )
+from hypertracker_source.report.text import money, percent, price, price_range, timestamp
 
 
 @dataclass

@@ -10,15 +10,15 @@ import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.settings import (
+from hypertracker_source.report.settings import (
     CASCADE_MAX_GAP_SECONDS,
     CASCADE_MIN_NOTIONAL_USD,
     CASCADE_MIN_WALLETS,
     REPORT_MAX_SNAPSHOTS,
     REPORT_MAX_TIME_BUCKETS,
     REPORT_SNAPSHOT_HOURS,
-    SEGMENT_NAMES,
 )
+from hypertracker_source.settings import SEGMENT_NAMES
 
 REPORT_TABLES = ("liquidation_heatmap", "liquidation_risk", "liquidation_fills", "segments")
 

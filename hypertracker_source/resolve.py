@@ -1,18 +1,17 @@
 """Checks and normalises the source's settings before any request is made."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlparse
 
 import orjson
 import pendulum
-from dlt.common.configuration.container import Container
-from dlt.common.pipeline import PipelineContext
 from dlt.common.schema.typing import TLoaderMergeStrategy
 from dlt.common.time import ensure_pendulum_datetime
 
-from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
+from hypertracker_source.exceptions import HyperTrackerConfigError
+from hypertracker_source.fills import FillsPlan, fill_filters
 from hypertracker_source.settings import (
     FILL_SIDES,
     FILLS_MAX_PAGE_SIZE,
@@ -24,6 +23,67 @@ from hypertracker_source.settings import (
 
 ListSetting = str | Sequence[str] | Sequence[int] | None
 """A list setting as dlt hands it over: a list, a JSON list string, or a comma-separated string."""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """The source's settings, checked and normalised, in the order they are checked."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    requests_per_minute: int | None
+    fills: FillsPlan
+    heatmap_coins: tuple[str, ...]
+    refresh_snapshots: bool
+    segment_ids: tuple[int, ...]
+    merge_strategy: TLoaderMergeStrategy
+
+
+def resolve_settings(
+    api_key: str | None,
+    base_url: str,
+    start_date: str | datetime | None,
+    end_date: str | datetime | None,
+    coins: ListSetting,
+    address: str | None,
+    side: str | None,
+    heatmap_coins: ListSetting,
+    segment_ids: ListSetting,
+    page_size: int | str,
+    lag: float | str | timedelta,
+    max_fills_per_run: int | str,
+    requests_per_minute: str | int | None,
+    refresh_snapshots: bool | str,
+    merge_strategy: str,
+) -> SourceSettings:
+    """Returns the source's settings checked and normalised, or names the first bad one.
+
+    The order is fixed, so that of several bad settings the same one is named: base_url, api_key,
+    requests_per_minute, start_date, coins, address, side, end_date, lag, page_size,
+    max_fills_per_run, heatmap_coins, refresh_snapshots, segment_ids, merge_strategy.
+    """
+    checked_base_url = check_base_url(base_url)
+    checked_api_key = check_api_key(api_key)
+    rate = check_requests_per_minute(requests_per_minute)
+    first_day = check_start_date(start_date)
+    fills = FillsPlan(
+        fill_filters(check_coins("coins", coins), check_address(address), check_side(side)),
+        first_day,
+        check_end_date(end_date, first_day),
+        check_lag(lag),
+        check_page_size(page_size),
+        check_max_fills_per_run(max_fills_per_run),
+    )
+    return SourceSettings(
+        base_url=checked_base_url,
+        api_key=checked_api_key,
+        requests_per_minute=rate,
+        fills=fills,
+        heatmap_coins=tuple(check_coins("heatmap_coins", heatmap_coins, case_sensitive=False)),
+        refresh_snapshots=check_flag("refresh_snapshots", refresh_snapshots),
+        segment_ids=tuple(check_segment_ids(segment_ids)),
+        merge_strategy=check_merge_strategy(merge_strategy),
+    )
 
 
 def as_list(setting: str, value: ListSetting) -> list[str]:
@@ -285,25 +345,3 @@ def check_merge_strategy(merge_strategy: str) -> TLoaderMergeStrategy:
         f"it is not one of {', '.join(MERGE_STRATEGIES)}",
         "Use delete-insert for SQL databases, upsert for delta or iceberg tables on a bucket",
     )
-
-
-def check_duckdb_dataset() -> None:
-    """Refuses a running pipeline that loads a DuckDB file named like its dataset.
-
-    DuckDB then cannot tell the dataset from the file, and the load fails after the extract has
-    spent its requests: this runs before the first one.
-    """
-    context = Container()[PipelineContext]
-    if not context.is_active():
-        return
-    pipeline = context.pipeline()
-    destination = pipeline.destination
-    if destination is None or destination.destination_type != "dlt.destinations.duckdb":
-        return
-    database = getattr(pipeline.destination_client().config.credentials, "database", None)
-    if isinstance(database, str) and Path(database).stem == pipeline.dataset_name:
-        raise HyperTrackerError(
-            f"The pipeline's dataset {pipeline.dataset_name} and its DuckDB file "
-            f"{Path(database).name} share a name, and DuckDB then cannot tell the dataset from "
-            "the file: rename one of them in dlt.pipeline()"
-        )
