@@ -25,7 +25,6 @@ from hypertracker_simulator import Simulator
 from hypertracker_source import RunStats, hypertracker, load_until_caught_up, pending_fill_reads
 from hypertracker_source.check import api_status, configured_client
 from hypertracker_source.chunks import pending_span
-from hypertracker_source.client import interrupt_requests
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.failures import (
     CommandInterrupted,
@@ -36,6 +35,7 @@ from hypertracker_source.failures import (
 )
 from hypertracker_source.follow import FollowTiming, StoppableClock, follow, stop_on_signals
 from hypertracker_source.mysql import index_merge_keys_on_mysql
+from hypertracker_source.request_flow import interrupt_requests
 from hypertracker_source.risk import risk_resource_name
 from hypertracker_source.settings import (
     FILLS_RESOURCE,

@@ -21,9 +21,10 @@ from helpers import (
 from hypertracker_simulator import Faults, RequestRecord, Simulator
 from hypertracker_source import RunStats
 from hypertracker_source.cli import root_cause
-from hypertracker_source.client import RERUN_ADVICE, GatedAdapter, RequestGate, RetryingClient
+from hypertracker_source.client import RERUN_ADVICE, RetryingClient
 from hypertracker_source.endpoints import ENDPOINTS
 from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.request_flow import GatedAdapter, RequestGate
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 
 STORM = Faults(

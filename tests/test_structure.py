@@ -72,4 +72,8 @@ LAYERS = (
 
 def test_the_client_is_transport_only() -> None:
     imported = import_graph()["hypertracker_source.client"]
-    assert imported == {"hypertracker_source.endpoints", "hypertracker_source.exceptions"}
+    assert imported == {
+        "hypertracker_source.endpoints",
+        "hypertracker_source.exceptions",
+        "hypertracker_source.request_flow",
+    }
