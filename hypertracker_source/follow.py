@@ -32,7 +32,7 @@ from hypertracker_source.settings import (
 )
 
 LoadOnce = Callable[..., RunStats]
-"""One load, as `cli.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
+"""One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
 FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
 """Errors that no retry can mend: follow stops on them."""
 
