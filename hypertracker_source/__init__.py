@@ -36,6 +36,7 @@ from hypertracker_source.settings import (
     DEFAULT_HEATMAP_COINS,
     DEFAULT_LAG,
     FILLS_MAX_PAGE_SIZE,
+    FILLS_RESOURCE,
     FILLS_ROWS_PER_ITEM,
     HISTORY_START,
     MAX_FILLS_PER_RUN,
@@ -150,13 +151,17 @@ def hypertracker(
 
 @dlt.resource(name="fill_windows", selected=False)
 def fill_windows(plan: FillsPlan, data_version: DataVersion) -> Iterator[FillQuery]:
-    """The fills reads of this run, windows and walks of each filter, for the fills transformer."""
-    state = dlt.current.resource_state("liquidation_fills")
+    """The fills reads of this run, windows and walks of each filter, for the fills transformer.
+
+    The state it plans in is the fills transformer's, the one owner of every filter's marks: the
+    reads it yields are that state's own records, which the transformer updates page by page.
+    """
+    state = dlt.current.resource_state(FILLS_RESOURCE)
     yield from plan_run(plan, state, lambda: data_version.last_update)
 
 
 @dlt.transformer(
-    name="liquidation_fills",
+    name=FILLS_RESOURCE,
     primary_key=FILL_PRIMARY_KEY,
     columns=column_hints(FILL_FIELDS),
     parallelized=True,
