@@ -14,10 +14,10 @@ from dlt.sources import DltResource
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.fill_state import plan_run
-from hypertracker_source.fills import FillQuery, FillsPlan, batched, read_fills
+from hypertracker_source.fills import FillQuery, batched, read_fills
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.pipeline_checks import check_duckdb_dataset
-from hypertracker_source.resolve import ListSetting, resolve_settings
+from hypertracker_source.resolve import FillsPlan, ListSetting, resolve_settings
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
     FILL_FIELDS,
@@ -125,14 +125,14 @@ def hypertracker(
     queries = fill_windows(settings.fills, data_version)
     fills = queries | liquidation_fills(client)
     heatmap = snapshot_resource(
-        liquidation_heatmap(client),
+        heatmap_table(client),
         settings.heatmap_coins,
         data_version,
         settings.refresh_snapshots,
     )
     risk = [
         snapshot_resource(
-            liquidation_risk(client, segment_id),
+            risk_table(client, segment_id),
             [segment_id],
             data_version,
             settings.refresh_snapshots,
@@ -171,10 +171,11 @@ def liquidation_fills(query: FillQuery, client: HyperTrackerClient) -> Iterator[
     yield from batched(read_fills(client, query), FILLS_ROWS_PER_ITEM)
 
 
-def liquidation_heatmap(client: HyperTrackerClient) -> SnapshotTable:
-    """A coin's liquidation heatmap, one row per price bin, once per API data version."""
+def heatmap_table(client: HyperTrackerClient) -> SnapshotTable:
+    """`liquidation_heatmap`: each coin's heatmap, one row per price bin, per API data version."""
     return SnapshotTable(
         name="liquidation_heatmap",
+        keys_name="heatmap_coins",
         table_name="liquidation_heatmap",
         primary_key=HEATMAP_PRIMARY_KEY,
         columns=column_hints((*HEATMAP_FIELDS, SNAPSHOT_AT)),
@@ -182,10 +183,12 @@ def liquidation_heatmap(client: HyperTrackerClient) -> SnapshotTable:
     )
 
 
-def liquidation_risk(client: HyperTrackerClient, segment_id: int) -> SnapshotTable:
-    """A cohort's liquidation risk by coin, once per API data version, into `liquidation_risk`."""
+def risk_table(client: HyperTrackerClient, segment_id: int) -> SnapshotTable:
+    """`liquidation_risk_<cohort>`: a cohort's risk by coin, per API data version, into
+    `liquidation_risk`."""
     return SnapshotTable(
         name=risk_resource_name(segment_id),
+        keys_name=f"segment_{segment_id}",
         table_name="liquidation_risk",
         primary_key=RISK_PRIMARY_KEY,
         columns=column_hints((*RISK_FIELDS, SEGMENT_ID, SNAPSHOT_AT)),

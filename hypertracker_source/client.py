@@ -81,6 +81,10 @@ Decode = Callable[[bytes], Any]
 class BrokenAnswer(RequestException):
     """A 200 whose body is not the JSON it claims (cut short, or a proxy's HTML page): retried."""
 
+    def __init__(self, answer: Response) -> None:
+        super().__init__(f"a 200 that is not JSON ({answer.headers.get('Content-Type')})")
+        self.answer = answer
+
 
 class ApiAnswer(NamedTuple):
     """An API request's last answer, and its body as decoded for whoever asked (None unless a
@@ -88,6 +92,7 @@ class ApiAnswer(NamedTuple):
 
     response: Response
     body: Any
+    path: str
 
 
 class BodyDecoder:
@@ -110,12 +115,13 @@ class BodyDecoder:
             return response
         content_type = response.headers.get("Content-Type", "")
         if "html" in content_type:
-            raise BrokenAnswer(f"an HTML page ({content_type})", response=response)
+            response.close()
+            raise BrokenAnswer(response)
         if "json" in content_type:
             try:
                 self.body = self._decode(response.content)
-            except ValueError as error:
-                raise BrokenAnswer(f"a broken JSON body ({error})", response=response) from None
+            except ValueError:
+                raise BrokenAnswer(response) from None
         return response
 
 
@@ -189,10 +195,9 @@ class HyperTrackerClient:
     ) -> Any:
         """GETs an endpoint and returns its decoded JSON body, or raises a clear error."""
         answer = self.get(endpoint, params, path_args, decode)
-        path = endpoint.path(**(path_args or {}))
-        check_status(answer.response, path, self.attempts)
+        check_status(answer.response, answer.path, self.attempts)
         if answer.body is None:
-            raise not_json_error(answer.response, path, self.attempts)
+            raise not_json_error(answer.response, answer.path, self.attempts)
         return answer.body
 
     def get(
@@ -209,6 +214,8 @@ class HyperTrackerClient:
         """
         path = endpoint.path(**(path_args or {}))
         decoder = BodyDecoder(decode)
+        # A request's hooks replace its session's for the same event (requests' merge_hooks):
+        # dlt's session has none, which a test pins.
         hooks: dict[str, list[Callable[..., Response]]] = {
             "response": [self.count_request(endpoint), copy_retry_after, decoder]
         }
@@ -222,7 +229,7 @@ class HyperTrackerClient:
                     hooks=hooks,
                 )
             except BrokenAnswer as broken:
-                raise not_json_error(broken.response, path, self.attempts) from None
+                raise not_json_error(broken.answer, path, self.attempts) from None
             except RequestException as error:
                 cause = unreachable_cause(error)
                 if cause is None:
@@ -230,7 +237,7 @@ class HyperTrackerClient:
                 raise self.gate.stop(self.unreachable_error(cause)) from None
             if response.status_code in AUTH_STATUSES:
                 raise self.gate.stop(auth_error(response.status_code, path))
-            return ApiAnswer(response, decoder.body)
+            return ApiAnswer(response, decoder.body, path)
 
     def download(self, url: str) -> Response:
         """GETs a pre-signed file URL, without the key, retried on server errors."""
@@ -311,14 +318,13 @@ def check_status(response: Response, path: str, attempts: int) -> None:
     raise HyperTrackerApiError(message, status)
 
 
-def not_json_error(response: Response | None, path: str, attempts: int) -> HyperTrackerApiError:
+def not_json_error(response: Response, path: str, attempts: int) -> HyperTrackerApiError:
     """The error for an answer whose body never came as whole JSON."""
-    headers = {} if response is None else response.headers
     return HyperTrackerApiError(
         f"HyperTracker answered GET {path} with a body that is not JSON "
-        f"({headers.get('Content-Type', 'no content type')}) on all {attempts} "
+        f"({response.headers.get('Content-Type', 'no content type')}) on all {attempts} "
         f"attempts. {RERUN_ADVICE}",
-        200 if response is None else response.status_code,
+        response.status_code,
     )
 
 

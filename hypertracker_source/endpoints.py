@@ -24,4 +24,4 @@ SEGMENTS = Endpoint("segments", "/segments")
 STATUS = Endpoint("status", "/hypertracker/state/status")
 
 ENDPOINTS = (FILLS, HEATMAP_EXPORT, RISK, SEGMENTS, STATUS)
-"""Every endpoint, in the order `RunStats.requests` documents them."""
+"""Every endpoint, for what must cover them all (the tests of the request counts)."""

@@ -17,9 +17,7 @@ from dlt.common.time import ensure_pendulum_datetime
 from pendulum import DateTime
 
 from hypertracker_source.fills import (
-    FillFilter,
     FillQuery,
-    FillsPlan,
     Read,
     RunBudget,
     backfill_windows,
@@ -29,6 +27,7 @@ from hypertracker_source.fills import (
     walk_read,
     window_read,
 )
+from hypertracker_source.resolve import FillFilter, FillsPlan
 
 FILTERS_KEY = "filters"
 """Where the resource state keeps each filter's marks."""

@@ -17,38 +17,11 @@ from pendulum import DateTime
 from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.endpoints import FILLS
 from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.resolve import FillFilter
 from hypertracker_source.schema import FILL_FIELDS, TIMESTAMP, read_page, rows_to_arrow
 from hypertracker_source.settings import WINDOW_MAX_DAYS, WINDOW_MAX_MONTHS
 
 logger = logging.getLogger(__name__)
-
-
-class FillFilter(NamedTuple):
-    """One combination of the fills filters; each keeps its own high-water mark."""
-
-    coin: str | None
-    address: str | None
-    side: str | None
-
-    @property
-    def state_key(self) -> str:
-        """The filter's key in the resource state."""
-        return f"coin={self.coin or '*'}|address={self.address or '*'}|side={self.side or '*'}"
-
-    def params(self) -> dict[str, str]:
-        """The filter's query parameters."""
-        return {name: value for name, value in self._asdict().items() if value is not None}
-
-
-class FillsPlan(NamedTuple):
-    """What the fills resource loads: filters, history range, re-read lag, page size, run size."""
-
-    filters: list[FillFilter]
-    start_date: DateTime
-    end_date: DateTime | None
-    lag: timedelta
-    page_size: int
-    max_fills_per_run: int
 
 
 class Window(NamedTuple):
@@ -58,12 +31,6 @@ class Window(NamedTuple):
     end: DateTime
     kept_from: DateTime | None
     kept_before: DateTime | None
-
-
-def fill_filters(coins: list[str], address: str | None, side: str | None) -> list[FillFilter]:
-    """Returns every filter combination to load: one per coin, or one for all markets."""
-    choices: list[str | None] = [*coins] or [None]
-    return [FillFilter(coin, address, side) for coin in choices]
 
 
 def window_end(start: DateTime) -> DateTime:

@@ -9,11 +9,10 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 import dlt
-from dlt.common.configuration.inject import with_config
 from dlt.common.time import ensure_pendulum_datetime
-from dlt.common.typing import TSecretStrValue
 
-from hypertracker_source.client import HyperTrackerClient, RunStats
+from hypertracker_source.check import configured_client
+from hypertracker_source.client import RunStats
 from hypertracker_source.endpoints import STATUS
 from hypertracker_source.exceptions import (
     HyperTrackerAuthError,
@@ -21,9 +20,7 @@ from hypertracker_source.exceptions import (
     HyperTrackerError,
 )
 from hypertracker_source.failures import root_cause
-from hypertracker_source.resolve import check_api_key, check_base_url, check_requests_per_minute
 from hypertracker_source.settings import (
-    API_BASE_URL,
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
@@ -132,20 +129,6 @@ def stop_on_signals(clock: StoppableClock) -> None:
         signal.signal(signal_number, on_signal)
 
 
-@with_config(sections=("sources", "hypertracker"))
-def status_client(
-    api_key: TSecretStrValue | None = None,
-    base_url: str = API_BASE_URL,
-    requests_per_minute: str | int | None = None,
-) -> HyperTrackerClient:
-    """A client for the status polls, with the source's key, address and pace from dlt config."""
-    return HyperTrackerClient(
-        check_base_url(base_url),
-        check_api_key(api_key),
-        check_requests_per_minute(requests_per_minute),
-    )
-
-
 def follow(
     pipeline: dlt.Pipeline,
     settings: dict[str, Any],
@@ -166,7 +149,7 @@ def follow(
         for name in ("api_key", "base_url", "requests_per_minute")
         if name in settings
     }
-    client = status_client(**client_settings)
+    client = configured_client(**client_settings)
     loaded_version: str | None = None
     loads = failures = 0
     while not clock.stopped:

@@ -21,7 +21,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def heatmap_file(client: HyperTrackerClient, coin: str) -> dict[str, Any]:
     """Returns a coin's heatmap file, asking for a fresh link while the last one had expired."""
-    path = HEATMAP_EXPORT.path(coin=coin)
     for _ in range(EXPORT_LINK_ATTEMPTS):
         answer = client.get(HEATMAP_EXPORT, path_args={"coin": coin})
         if answer.response.status_code == 404:
@@ -31,7 +30,7 @@ def heatmap_file(client: HyperTrackerClient, coin: str) -> dict[str, Any]:
                 "the API has no liquidation heatmap for this coin (HTTP 404)",
                 "Use a perp the API lists, such as BTC, ETH, HYPE or xyz:MSTR",
             )
-        check_status(answer.response, path, client.attempts)
+        check_status(answer.response, answer.path, client.attempts)
         link = download_link(answer)
         if link is None:
             return answer.body if answer.body is not None else decode_file(answer.response.content)

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 import orjson
@@ -11,7 +12,6 @@ from dlt.common.schema.typing import TLoaderMergeStrategy
 from dlt.common.time import ensure_pendulum_datetime
 
 from hypertracker_source.exceptions import HyperTrackerConfigError
-from hypertracker_source.fills import FillsPlan, fill_filters
 from hypertracker_source.settings import (
     FILL_SIDES,
     FILLS_MAX_PAGE_SIZE,
@@ -23,6 +23,40 @@ from hypertracker_source.settings import (
 
 ListSetting = str | Sequence[str] | Sequence[int] | None
 """A list setting as dlt hands it over: a list, a JSON list string, or a comma-separated string."""
+
+
+class FillFilter(NamedTuple):
+    """One combination of the fills filters; each keeps its own high-water mark."""
+
+    coin: str | None
+    address: str | None
+    side: str | None
+
+    @property
+    def state_key(self) -> str:
+        """The filter's key in the resource state."""
+        return f"coin={self.coin or '*'}|address={self.address or '*'}|side={self.side or '*'}"
+
+    def params(self) -> dict[str, str]:
+        """The filter's query parameters."""
+        return {name: value for name, value in self._asdict().items() if value is not None}
+
+
+class FillsPlan(NamedTuple):
+    """What the fills resource loads: filters, history range, re-read lag, page size, run size."""
+
+    filters: tuple[FillFilter, ...]
+    start_date: pendulum.DateTime
+    end_date: pendulum.DateTime | None
+    lag: timedelta
+    page_size: int
+    max_fills_per_run: int
+
+
+def fill_filters(coins: list[str], address: str | None, side: str | None) -> tuple[FillFilter, ...]:
+    """Returns every filter combination to load: one per coin, or one for all markets."""
+    choices: list[str | None] = [*coins] or [None]
+    return tuple(FillFilter(coin, address, side) for coin in choices)
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,11 @@ class DataVersion:
 
 
 class SnapshotTable(NamedTuple):
-    """A resource of a table the API rebuilds at each data version: its hints, and how to fetch
-    one key's rows stamped with the version."""
+    """A resource of a table the API rebuilds at each data version: its names and hints, and how
+    to fetch one key's rows stamped with the version."""
 
     name: str
+    keys_name: str
     table_name: str
     primary_key: Sequence[str]
     columns: TTableSchemaColumns

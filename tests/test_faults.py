@@ -106,7 +106,8 @@ def test_run_stats_count_each_answered_attempt_under_its_endpoint(
 def test_every_attempt_goes_through_the_gated_pool_dlt_sessions_mount():
     """RetryingClient overrides dlt's private `Client._make_session` to mount the gated pool on
     the API's host: this pins that dlt still makes each thread's session there, and sends every
-    retry through that session's pools."""
+    retry through that session's pools; and that the session has no response hooks of its own,
+    which the client's per-request hooks would replace."""
     sent: list[str] = []
 
     class LoggingAdapter(GatedAdapter):
@@ -126,6 +127,7 @@ def test_every_attempt_goes_through_the_gated_pool_dlt_sessions_mount():
             request_max_attempts=3,
             request_backoff_factor=0,
         )
+        assert client.session.hooks["response"] == [], "a request's hooks would replace dlt's"
         answer = client.get(sim.url + SEGMENTS, headers={"Authorization": f"Bearer {API_KEY}"})
         assert answer.status_code >= 500
         assert sent == [sim.url + SEGMENTS] * 3
