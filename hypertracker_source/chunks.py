@@ -12,6 +12,8 @@ from pendulum import DateTime
 
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.fill_state import pending_reads, pending_windows
+from hypertracker_source.recovery import finish_left_behind
+from hypertracker_source.run_lock import pipeline_lock
 from hypertracker_source.settings import FILLS_RESOURCE
 
 ChunkDone = Callable[[int, LoadInfo], None]
@@ -46,13 +48,31 @@ def load_until_caught_up(
     make_source: Callable[[], DltSource],
     on_chunk: ChunkDone | None = None,
     refresh: bool = False,
+    lock_wait: float = 0.0,
+    on_left_behind: Callable[[], None] | None = None,
 ) -> list[LoadInfo]:
     """Runs the source, then its fills alone, until the fills have no read left: "everything now".
 
     Each run reads at most `max_fills_per_run` fills and lands them as its own load package, with
     the fills state committed in it: a kill costs at most one chunk again. Heatmaps, risk and
     segments load with the first chunk only; `refresh` drops the tables and state before it.
+    The pipeline's lock is held throughout (waiting up to `lock_wait` seconds for another run);
+    what a killed run left is finished first, after `on_left_behind` is told.
     """
+    with pipeline_lock(pipeline, lock_wait):
+        if on_left_behind and pipeline.has_pending_data:
+            on_left_behind()
+        finish_left_behind(pipeline)
+        return load_chunks(pipeline, make_source, on_chunk, refresh)
+
+
+def load_chunks(
+    pipeline: dlt.Pipeline,
+    make_source: Callable[[], DltSource],
+    on_chunk: ChunkDone | None,
+    refresh: bool,
+) -> list[LoadInfo]:
+    """The chunks of `load_until_caught_up`, once nothing is left pending."""
     # Hand-written: dlt runs one load package per `run`; the loop is what "until caught up" means.
     source = make_source()
     # dlt annotates `refresh` without Optional, though None is its default

@@ -3,10 +3,8 @@
 import argparse
 import contextlib
 import difflib
-import signal
 import sys
 import textwrap
-import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from importlib.metadata import version
@@ -21,24 +19,24 @@ from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.check import api_status, configured_client
-from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.failures import (
-    CommandInterrupted,
-    headline,
-    interrupted_headline,
-    interrupting_signal,
-    root_cause,
-)
-from hypertracker_source.follow import FollowTiming, StoppableClock, follow, stop_on_signals
+from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerPipelineBusyError
+from hypertracker_source.failures import headline, interrupting_signal, root_cause
+from hypertracker_source.follow import FollowTiming, WallClock, follow
 from hypertracker_source.loading import run_load
-from hypertracker_source.request_flow import interrupt_requests
 from hypertracker_source.risk import risk_resource_name
+from hypertracker_source.run_lock import pipeline_lock
 from hypertracker_source.settings import (
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
     FOLLOW_POLL_MARGIN,
+    RUN_LOCK_WAIT,
     SEGMENT_NAMES,
+)
+from hypertracker_source.stopping import (
+    keep_dlt_off_signals,
+    print_interrupted,
+    signals_stop_the_command,
 )
 
 __all__ = ["main", "root_cause"]
@@ -136,6 +134,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     demo.add_argument(
         "--fills", type=int, default=DEMO_FILLS, help=f"simulated fills (default: {DEMO_FILLS})"
     )
+    add_lock_option(demo)
 
     report = commands.add_parser(
         "report",
@@ -228,6 +227,19 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
         help="comma-separated segment ids whose risk to load (default: all 16; "
         f"{SETTING_VARIABLE.format('SEGMENT_IDS')})",
     )
+    add_lock_option(parser)
+
+
+def add_lock_option(parser: argparse.ArgumentParser) -> None:
+    """The option of the commands that lock their pipeline: how long to wait for another run."""
+    parser.add_argument(
+        "--lock-wait",
+        type=float,
+        default=RUN_LOCK_WAIT,
+        metavar="SECONDS",
+        help="seconds to wait while another run holds this pipeline, then exit with code "
+        f"{HyperTrackerPipelineBusyError.EXIT_CODE} ({RUN_LOCK_WAIT:g})",
+    )
 
 
 def add_follow_options(parser: argparse.ArgumentParser) -> None:
@@ -284,10 +296,10 @@ def command_load(args: argparse.Namespace) -> None:
     if args.demo:
         refuse_with_demo(args)
     pipeline = pipeline_from_args(args, demo=args.demo, progress=True)
-    with contextlib.ExitStack() as demo:
+    with pipeline_lock(pipeline, args.lock_wait), contextlib.ExitStack() as demo:
         demo_settings = demo.enter_context(demo_api()) if args.demo else {}
         settings = {**source_settings(args), **demo_settings}
-        run_load(pipeline, settings, args.resources, args.full_refresh)
+        run_load(pipeline, settings, args.resources, args.full_refresh, lock_wait=args.lock_wait)
 
 
 def refuse_with_demo(args: argparse.Namespace) -> None:
@@ -316,22 +328,22 @@ def pipeline_from_args(
     pipeline_name = DEMO_PIPELINE if demo else args.pipeline_name or PIPELINE_NAME
     dataset = args.dataset or (DEMO_DATASET if demo else DATASET)
     destination = args.destination or (DEMO_DATABASE if demo else LOCAL_DATABASE)
-    return dlt.pipeline(
+    pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination_arg(destination, dataset),
         dataset_name=dataset,
         progress=dlt.progress.log(dump_system_stats=False) if progress else NULL_COLLECTOR,
     )
+    keep_dlt_off_signals(pipeline)
+    return pipeline
 
 
 def command_follow(args: argparse.Namespace) -> None:
-    """Runs `hypertracker follow` until SIGTERM or Ctrl-C."""
-    clock = StoppableClock()
-    stop_on_signals(clock)
+    """Runs `hypertracker follow` until SIGTERM or Ctrl-C, holding its pipeline's lock."""
     timing = FollowTiming(args.poll_margin, args.min_sleep, args.max_sleep, args.max_backoff)
     pipeline = pipeline_from_args(args)
-    loads = follow(pipeline, source_settings(args), run_load, clock, timing, args.resources)
-    print(f"hypertracker follow: stopped after {loads} loads")
+    with pipeline_lock(pipeline, args.lock_wait):
+        follow(pipeline, source_settings(args), run_load, WallClock(), timing, args.resources)
 
 
 def command_init(args: argparse.Namespace) -> None:
@@ -349,7 +361,8 @@ def command_demo(args: argparse.Namespace) -> None:
         dataset_name=DEMO_DATASET,
         progress=dlt.progress.log(dump_system_stats=False),
     )
-    with demo_api(args.fills) as settings:
+    keep_dlt_off_signals(pipeline)
+    with pipeline_lock(pipeline, args.lock_wait), demo_api(args.fills) as settings:
         run_load(pipeline, settings, refresh=True)
     print(f"\nQuery it: duckdb {DEMO_DATABASE} 'SELECT * FROM hypertracker.liquidation_fills'")
     try:
@@ -456,42 +469,24 @@ COMMANDS = {
 }
 
 
-@contextlib.contextmanager
-def interrupts_stop_requests() -> Iterator[None]:
-    """Makes SIGINT and SIGTERM stop every request at once and end the command with an error."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signal_number: int, frame: Any) -> None:
-        interrupt_requests(signal.Signals(signal_number).name)
-        raise CommandInterrupted(signal_number)
-
-    handlers = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    for number in handlers:
-        signal.signal(number, interrupt)
-    try:
-        yield
-    finally:
-        for number, handler in handlers.items():
-            signal.signal(number, handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hypertracker` command."""
     args = parse_args(argv)
     try:
-        with interrupts_stop_requests():
+        with signals_stop_the_command():
             COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt) as error:
         signal_number = interrupting_signal(error)
         if signal_number is not None:
-            print(interrupted_headline(signal_number), file=sys.stderr)
+            print_interrupted(signal_number)
         else:
             print(headline(error), file=sys.stderr)
         if getattr(args, "debug", False):
             traceback.print_exc(file=sys.stderr)
-        return 128 + signal_number if signal_number is not None else 1
+        if signal_number is not None:
+            return 128 + signal_number
+        busy = isinstance(root_cause(error), HyperTrackerPipelineBusyError)
+        return HyperTrackerPipelineBusyError.EXIT_CODE if busy else 1
     return 0
 
 

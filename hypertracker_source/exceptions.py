@@ -36,3 +36,16 @@ class HyperTrackerUnreachableError(HyperTrackerApiError):
 
 class HyperTrackerInterruptedError(HyperTrackerError):
     """The run was interrupted (Ctrl-C or SIGTERM): no request follows."""
+
+
+class HyperTrackerPipelineBusyError(HyperTrackerError):
+    """Another run holds the pipeline's lock: one run per pipeline at a time."""
+
+    EXIT_CODE = 75
+    """EX_TEMPFAIL of sysexits.h: try again later; what a command exits with on this error."""
+
+    def __init__(self, pipeline_name: str, lock_file: str, held_by: str, waited: float) -> None:
+        super().__init__(
+            f"pipeline {pipeline_name} is in use by {held_by}; waited {waited:g} s for its lock "
+            f"({lock_file}). Run again once that run ends, or wait longer with --lock-wait SECONDS"
+        )

@@ -1,8 +1,6 @@
 """`hypertracker follow`: one load per API data version, asleep until the API's next update."""
 
-import signal
-import sys
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -19,7 +17,7 @@ from hypertracker_source.exceptions import (
     HyperTrackerConfigError,
     HyperTrackerError,
 )
-from hypertracker_source.failures import root_cause
+from hypertracker_source.failures import interrupting_signal, root_cause
 from hypertracker_source.settings import (
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
@@ -86,47 +84,19 @@ class Clock(Protocol):
         ...
 
 
-class StoppableClock:
-    """The wall clock, and a sleep that a stop request (a signal) ends at once."""
+class WallClock:
+    """The wall clock, and a plain sleep: a signal ends follow through stopping.py, sleep or not."""
 
-    def __init__(self) -> None:
-        self._stop = threading.Event()
+    stopped = False
 
     def now(self) -> datetime:
         """The current time in UTC."""
         return datetime.now(timezone.utc)
 
     def wait(self, seconds: float) -> bool:
-        """Sleeps up to `seconds`, or until stopped; True when stopped."""
-        return self._stop.wait(seconds)
-
-    @property
-    def stopped(self) -> bool:
-        """Whether a stop was requested."""
-        return self._stop.is_set()
-
-    def stop(self) -> None:
-        """Ends the current sleep and every later one."""
-        self._stop.set()
-
-
-def stop_on_signals(clock: StoppableClock) -> None:
-    """SIGTERM or Ctrl-C stops follow after the current load; a second one interrupts the load."""
-
-    def on_signal(signal_number: int, frame: Any) -> None:
-        if clock.stopped:
-            raise KeyboardInterrupt
-        clock.stop()
-        name = signal.Signals(signal_number).name
-        print(
-            f"hypertracker follow: {name}: stopping once the current load (if any) is done; "
-            "send it again to stop at once",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, on_signal)
+        """Sleeps `seconds`; never stopped, since a signal raises out of the sleep."""
+        time.sleep(seconds)
+        return False
 
 
 def follow(
@@ -142,7 +112,8 @@ def follow(
     Between two versions it spends one status request per wake-up, and sleeps until the API's
     `nextUpdate` (plus a margin). The load reuses the status that found the new version. A failed
     load leaves dlt's state, and so every mark, where the last successful load put it; it is
-    retried after a doubling backoff. A rejected key or a bad setting stops follow at once.
+    retried after a doubling backoff. A rejected key, a bad setting or a stop signal (wrapped by dlt
+    or not) ends follow at once: a stop is never taken for a failed load.
     """
     client_settings = {
         name: settings[name]
@@ -167,7 +138,7 @@ def follow(
             failures = 0
             seconds = timing.until_update(status.get("nextUpdate"), clock.now())
         except Exception as error:
-            if isinstance(root_cause(error), FINAL_ERRORS):
+            if isinstance(root_cause(error), FINAL_ERRORS) or interrupting_signal(error):
                 raise
             failures += 1
             seconds = timing.backoff(failures)

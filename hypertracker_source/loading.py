@@ -21,14 +21,16 @@ def run_load(
     refresh: bool = False,
     stats: RunStats | None = None,
     summary: bool = True,
+    lock_wait: float = 0.0,
 ) -> RunStats:
     """Runs the source through the pipeline, chunk after chunk until caught up, and prints what
     landed and what it cost.
 
-    A load an interrupted run left behind is finished first: dlt's `run` would otherwise load only
-    that and skip the source. Into MySQL or MariaDB, the staging tables' keys get the index the
-    next merge needs (see hypertracker_source/mysql.py). `stats` may come with the API's status
-    already asked (by follow), which prints its own line instead of the summary.
+    A load an interrupted run left behind is finished first (see recovery.py), under the pipeline's
+    lock, which a second run waits `lock_wait` seconds for. Into MySQL or MariaDB, the staging
+    tables' keys get the index the next merge needs (see hypertracker_source/mysql.py). `stats`
+    may come with the API's status already asked (by follow), which prints its own line instead
+    of the summary.
     """
     stats = RunStats() if stats is None else stats
 
@@ -39,10 +41,6 @@ def run_load(
             source = source.with_resources(*chosen_resources(source, resources))
         return source
 
-    if pipeline.has_pending_data:
-        print("Finishing the load an interrupted run left behind first.")
-        pipeline.normalize()
-        pipeline.load()
     progress = ChunkProgress(pipeline, stats)
     tables = source_tables(make_source())
 
@@ -51,10 +49,17 @@ def run_load(
         index_merge_keys_on_mysql(pipeline)
         progress.print_chunk(number, load)
 
-    load_until_caught_up(pipeline, make_source, after_chunk, refresh)
+    load_until_caught_up(
+        pipeline, make_source, after_chunk, refresh, lock_wait, on_left_behind=announce_left_behind
+    )
     if summary:
         print_summary(pipeline, stats, tables)
     return stats
+
+
+def announce_left_behind() -> None:
+    """Says that a run left a load behind, which is finished first."""
+    print("Finishing the load an interrupted run left behind first.")
 
 
 class ChunkProgress:

@@ -79,3 +79,11 @@ FOLLOW_MAX_SLEEP = 1800.0
 
 FOLLOW_MAX_BACKOFF = 900.0
 """The longest wait of `follow` after failures in a row (it doubles from FOLLOW_MIN_SLEEP)."""
+
+STOP_GRACE = 8.0
+"""Seconds a command may take to end after SIGTERM or SIGINT before it ends at once: under the
+10 s it promises, and far under systemd's 90 s. A load job the database is running is cut there."""
+
+RUN_LOCK_WAIT = 0.0
+"""Seconds a run waits for another run of its pipeline to end, by default: none, as `flock -n`
+does under cron, since the run under way catches up anyway."""

@@ -43,9 +43,10 @@ LAYERS = {
     "configuration": ("settings", "resolve", "pipeline_checks", "exceptions"),
     "transport": ("endpoints", "request_flow", "client"),
     "entities": ("schema", "fills", "fill_state", "snapshots", "heatmap", "risk"),
-    "source": ("", "chunks"),
+    "source": ("", "chunks", "run_lock", "recovery"),
     "commands": (
         *("cli", "loading", "check", "follow", "failures", "scaffold", "models", "mysql", "docs"),
+        "stopping",
         *("report", "report.settings", "report.queries", "report.charts", "report.page"),
         "report.text",
     ),

@@ -1,0 +1,79 @@
+"""How every command stops on SIGTERM or SIGINT: at once, within STOP_GRACE seconds at most."""
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+
+from hypertracker_source.failures import CommandInterrupted, interrupted_headline
+from hypertracker_source.request_flow import interrupt_requests
+from hypertracker_source.settings import STOP_GRACE
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_stop_the_command() -> Iterator[None]:
+    """Makes SIGINT and SIGTERM end the command, whatever it is doing, exit code 128 + signal.
+
+    The first signal stops every API request, raises `CommandInterrupted` in the main thread (in a
+    request, extract, normalize, load or follow's sleep alike), and arms a watchdog: a step that
+    does not give way within STOP_GRACE seconds (a worker thread reading a slow answer, a load job
+    the database is running) ends with the process. A second signal ends it at once. Either way
+    nothing loaded is lost: each load package carries its state, and the next run finishes or
+    re-reads what this one left (recovery.py).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signal_number: int, frame: Any) -> None:
+        if stopping.is_set():
+            exit_now(signal_number)
+        stopping.set()
+        interrupt_requests(signal.Signals(signal_number).name)
+        watchdog = threading.Timer(STOP_GRACE, exit_now, (signal_number,))
+        watchdog.daemon = True
+        watchdog.start()
+        raise CommandInterrupted(signal_number)
+
+    stopping = threading.Event()
+    handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    for number in STOP_SIGNALS:
+        signal.signal(number, on_signal)
+    try:
+        yield
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def exit_now(signal_number: int) -> None:
+    """Ends the process at once with the interrupted line and exit code 128 + signal."""
+    print_interrupted(signal_number)
+    os._exit(128 + signal_number)
+
+
+_HEADLINE_SHOWN = threading.Event()
+
+
+def print_interrupted(signal_number: int) -> None:
+    """Prints the interrupted command's line, once whoever ends the process first."""
+    if not _HEADLINE_SHOWN.is_set():
+        _HEADLINE_SHOWN.set()
+        print(interrupted_headline(signal_number), file=sys.stderr, flush=True)
+
+
+def keep_dlt_off_signals(pipeline: dlt.Pipeline) -> None:
+    """Leaves SIGINT and SIGTERM to this module during dlt's normalize and load steps.
+
+    dlt's own handler (dlt/common/runtime/signals.py) only marks a first signal, which its steps
+    raise as `SignalReceivedException` at their next safe point (an exception follow took for a
+    failed load, and retried), and which a thread reading a slow answer never reaches.
+    """
+    pipeline.config.runtime.intercept_signals = False
