@@ -1,0 +1,23 @@
+"""The chaos harness in its short form: a load signalled twice at random moments, and two loads
+of one pipeline started together; each then rerun cleanly (benchmarks/chaos.py has the full run)."""
+
+import pytest
+
+from benchmarks.chaos import SHORT, run
+from hypertracker_source.exceptions import HyperTrackerPipelineBusyError
+
+STOP_LIMIT = 10.0
+
+
+@pytest.mark.timeout(600)
+def test_signals_and_runs_together_leave_nothing_stuck_lost_or_doubled():
+    trials = run(SHORT, seed=11)
+
+    assert [trial.scenario for trial in trials] == list(SHORT)
+    for trial in trials:
+        assert not trial.stuck, trial.rerun_error
+        assert (trial.lost, trial.doubled) == (0, 0), trial
+        assert all(seconds < STOP_LIMIT for seconds in trial.stop_seconds), trial
+    signalled, together = trials
+    assert len(signalled.signals) == 2
+    assert sorted(together.exit_codes) == [0, HyperTrackerPipelineBusyError.EXIT_CODE]
