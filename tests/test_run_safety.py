@@ -4,6 +4,7 @@ signal ending the command within 10 s, exit 143 or 130, with nothing loaded lost
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from helpers import API_KEY, PipelineFactory, landed, landed_fill_key, source_fo
 from hypertracker_simulator import Simulator
 from hypertracker_source.cli import LOCAL_DATABASE, PIPELINE_NAME, main
 from hypertracker_source.exceptions import HyperTrackerPipelineBusyError
-from hypertracker_source.run_lock import lock_holder
+from hypertracker_source.run_lock import lock_holder, pipeline_lock
 from hypertracker_source.settings import STOP_GRACE
 
 STOP_LIMIT = 10.0
@@ -207,3 +208,37 @@ def test_a_stop_during_a_slow_answer_ends_the_load_within_10_s(
     assert rerun.returncode == 0, rerun_err
     keys = fill_keys(tmp_path / LOCAL_DATABASE)
     assert len(keys) == len(set(keys)) == len(simulator.expected_fills())
+
+
+HOLD_THE_LOCK = """
+import sys, time, dlt
+from hypertracker_source.run_lock import pipeline_lock
+with pipeline_lock(dlt.pipeline(sys.argv[1], pipelines_dir=sys.argv[2])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_live_holder_is_named_and_a_killed_ones_lock_is_free(tmp_path: Path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_LOCK, "locked", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        pipeline = dlt.pipeline("locked", pipelines_dir=str(tmp_path))
+        held = lock_holder(pipeline)
+        assert held is not None and (held.pid, held.host) == (holder.pid, socket.gethostname())
+        with pytest.raises(HyperTrackerPipelineBusyError, match=f"by process {holder.pid} on"):
+            with pipeline_lock(pipeline):
+                pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+    assert lock_holder(pipeline) is None
+    with pipeline_lock(pipeline):
+        mine = lock_holder(pipeline)
+        assert mine is not None and mine.pid == os.getpid()
+    assert lock_holder(pipeline) is None
