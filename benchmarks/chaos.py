@@ -164,18 +164,36 @@ def dataset_of(folder: Path, trial: Trial) -> dlt.Dataset:
     return dlt.dataset(dlt.destinations.duckdb(str(folder / LOCAL_DATABASE)), DATASET)
 
 
-def phase(folder: Path) -> str:
-    """Which phase the trial's pipeline is in, read from its working folder."""
+STAGES = {
+    "extracted": "normalize/extracted/*",
+    "normalizing": "load/new/*",
+    "loading": "load/normalized/*/started_jobs/*",
+}
+"""Where a run is, by what its working folder holds: a package committed by extract, being
+normalized, being loaded."""
+TARGETS = ("at random", *STAGES)
+"""When a run is signalled: at a random moment, or as it reaches a stage (then within 50 ms)."""
+
+
+def working_paths(folder: Path) -> dict[str, set[Path]]:
+    """What the trial pipeline's working folder holds now, stage by stage."""
     working = folder / "dlt" / "pipelines" / PIPELINE_NAME
-    if any(working.glob("load/normalized/*/started_jobs/*")):
-        return "load"
-    if any(working.glob("load/normalized/*")):
-        return "normalized"
-    if any(working.glob("load/new/*")):
-        return "normalize"
-    if any(working.glob("normalize/extracted/*")):
-        return "extracted"
-    return "extract"
+    return {stage: set(working.glob(pattern)) for stage, pattern in STAGES.items()}
+
+
+def reach(target: str, run: Run, folder: Path, span: float, dice: random.Random) -> str:
+    """Waits until the moment to signal the run; says what it reached (a stage, or the time)."""
+    if target == "at random":
+        time.sleep(dice.uniform(0.2, span))
+        return "at random"
+    before = working_paths(folder)[target]
+    deadline = time.monotonic() + 2 * span
+    while time.monotonic() < deadline and run.process.poll() is None:
+        if working_paths(folder)[target] - before:
+            time.sleep(dice.uniform(0.0, 0.05))
+            return target
+        time.sleep(0.005)
+    return "never reached " + target
 
 
 def args_of(scenario: Scenario) -> list[str]:
@@ -186,11 +204,12 @@ def args_of(scenario: Scenario) -> list[str]:
 def signalled_run(
     folder: Path, sim: Simulator, scenario: Scenario, span: float, dice: random.Random, trial: Trial
 ) -> None:
-    """Starts a run and sends it SIGKILL or SIGTERM at a random moment of its first `span` s."""
+    """Starts a run and sends it SIGKILL or SIGTERM at a random moment of its first `span` s, or
+    as it reaches a random stage."""
     run = Run(folder, sim, trial, *args_of(scenario))
-    time.sleep(dice.uniform(0.2, span))
+    reached = reach(dice.choice(TARGETS), run, folder, span, dice)
     signal_number = dice.choice((signal.SIGKILL, signal.SIGTERM))
-    trial.phases.append(phase(folder) if run.process.poll() is None else "ended")
+    trial.phases.append(reached if run.process.poll() is None else "ended")
     trial.signals.append(signal.Signals(signal_number).name)
     sent = time.monotonic()
     if run.process.poll() is None:
@@ -327,7 +346,7 @@ HEADER = (
     "doubled fills",
     "longest stop (s)",
     "peak memory (MB)",
-    "phases signalled",
+    "when signalled",
     "exit codes",
 )
 

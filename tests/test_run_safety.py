@@ -230,9 +230,9 @@ def test_a_live_holder_is_named_and_a_killed_ones_lock_is_free(tmp_path: Path):
         pipeline = dlt.pipeline("locked", pipelines_dir=str(tmp_path))
         held = lock_holder(pipeline)
         assert held is not None and (held.pid, held.host) == (holder.pid, socket.gethostname())
-        with pytest.raises(HyperTrackerPipelineBusyError, match=f"by process {holder.pid} on"):
-            with pipeline_lock(pipeline):
-                pass
+        busy = pytest.raises(HyperTrackerPipelineBusyError, match=f"by process {holder.pid} on")
+        with busy, pipeline_lock(pipeline):
+            pass
     finally:
         holder.kill()
         holder.wait(timeout=30)
