@@ -2,6 +2,7 @@
 
 import fcntl
 import json
+import math
 import os
 import socket
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import dlt
 
-from hypertracker_source.exceptions import HyperTrackerPipelineBusyError
+from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerPipelineBusyError
 
 LOCK_POLL_SECONDS = 0.2
 """How often a run that waits for the lock tries it again."""
@@ -71,6 +72,11 @@ def pipeline_lock(pipeline: dlt.Pipeline, wait: float = 0.0) -> Iterator[None]:
     """
     # Hand-written: dlt has no run lock (dlt-hub/dlt#1102, #4297), and filelock (not a dependency of
     # dlt) keeps no holder; an flock of our own holds the holder's line in the locked file itself.
+    if not (math.isfinite(wait) and wait >= 0):
+        raise HyperTrackerError(
+            f"--lock-wait {wait}: give the seconds to wait for another run of the pipeline, 0 or "
+            "more (0: do not wait)"
+        )
     path = lock_path(pipeline)
     if path in _HELD:
         descriptor, holds = _HELD[path]
