@@ -1,11 +1,13 @@
 """Fixtures: the simulator over HTTP, and real dlt pipelines into DuckDB, PostgreSQL, MariaDB,
 parquet, and an S3 bucket on a local S3 server."""
 
+import fcntl
 import importlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -163,13 +165,17 @@ def install_duckdb_extensions() -> None:
     """
     import duckdb
 
-    for name in DUCKDB_EXTENSIONS:
-        try:
-            package = importlib.import_module(f"duckdb_extension_{name}")
-        except ModuleNotFoundError:
-            continue
-        (extension,) = Path(package.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension")
-        duckdb.install_extension(str(extension))
+    # Hand-written: parallel workers install into the one ~/.duckdb folder, one at a time
+    with open(Path(tempfile.gettempdir()) / "hypertracker-duckdb-extensions.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in DUCKDB_EXTENSIONS:
+            try:
+                package = importlib.import_module(f"duckdb_extension_{name}")
+            except ModuleNotFoundError:
+                continue
+            extensions = Path(package.__file__).parent
+            (extension,) = extensions.glob(f"extensions/*/{name}.duckdb_extension")
+            duckdb.install_extension(str(extension))
 
 
 @pytest.fixture
