@@ -1,4 +1,4 @@
-"""The README's tables and columns, generated from the dlt schema.
+"""The tables and columns of docs/tables.md, generated from the dlt schema.
 
 `python -m hypertracker_source.docs` loads the bundled simulator into a throwaway DuckDB file, as
 `hypertracker demo` does, and prints what dlt made of it: the documented columns, types and keys

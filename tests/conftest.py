@@ -1,11 +1,13 @@
 """Fixtures: the simulator over HTTP, and real dlt pipelines into DuckDB, PostgreSQL, MariaDB,
 parquet, and an S3 bucket on a local S3 server."""
 
+import fcntl
 import importlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,12 +18,17 @@ import dlt
 import pytest
 import requests
 from helpers import API_KEY, MARIADB_URL, POSTGRES_URL, PipelineFactory
+from hypothesis import settings
 
 from hypertracker_simulator import Simulator
 
 os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
 """dlt's anonymous usage telemetry would look up and call a host outside this machine: never in
 tests, whoever runs them (.ci/run sets it too)."""
+
+settings.register_profile("shared_machine", deadline=None)
+settings.load_profile("shared_machine")
+"""No per-example deadline: parallel workers on a busy machine would fail fast code for waiting."""
 
 S3_SERVER_START_SECONDS = 30.0
 DUCKDB_EXTENSIONS = ("httpfs", "avro", "delta", "iceberg")
@@ -158,13 +165,17 @@ def install_duckdb_extensions() -> None:
     """
     import duckdb
 
-    for name in DUCKDB_EXTENSIONS:
-        try:
-            package = importlib.import_module(f"duckdb_extension_{name}")
-        except ModuleNotFoundError:
-            continue
-        (extension,) = Path(package.__file__).parent.glob(f"extensions/*/{name}.duckdb_extension")
-        duckdb.install_extension(str(extension))
+    # Hand-written: parallel workers install into the one ~/.duckdb folder, one at a time
+    with open(Path(tempfile.gettempdir()) / "hypertracker-duckdb-extensions.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name in DUCKDB_EXTENSIONS:
+            try:
+                package = importlib.import_module(f"duckdb_extension_{name}")
+            except ModuleNotFoundError:
+                continue
+            extensions = Path(package.__file__).parent
+            (extension,) = extensions.glob(f"extensions/*/{name}.duckdb_extension")
+            duckdb.install_extension(str(extension))
 
 
 @pytest.fixture
@@ -210,3 +221,34 @@ def client() -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.headers["Authorization"] = f"Bearer {API_KEY}"
         yield session
+
+
+FAST_MODULES = frozenset(
+    {
+        "test_units.py",
+        "test_structure.py",
+        "test_properties.py",
+        "test_simulator_fills.py",
+        "test_simulator_indexer.py",
+        "test_simulator_snapshots.py",
+        "test_simulator_transport.py",
+    }
+)
+"""Modules of unit tests (settings, windows, keys, the simulator's API over HTTP): the fast tier."""
+NOT_FAST = frozenset(
+    {
+        "test_report_package_and_its_constants_import_without_plotly",  # a fresh interpreter
+        "test_overlapping_backfills_merge_without_duplicates",  # dlt pipelines, many examples
+        "test_fill_identity_is_unique_on_100k_fills",
+        "test_a_million_fills",
+    }
+)
+"""Tests of those modules that take seconds each, left to the whole suite."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the fast tier (`pytest -m fast`); a test elsewhere may carry the mark itself."""
+    for item in items:
+        in_fast_module = item.path.name in FAST_MODULES
+        if in_fast_module and getattr(item, "originalname", item.name) not in NOT_FAST:
+            item.add_marker(pytest.mark.fast)
