@@ -160,9 +160,9 @@ def with_kept_settings(path: Path, template: str) -> tuple[str, list[str]]:
     if not kept:
         return template, []
     new = tomlkit.parse(template)
-    section = new[SOURCE_SECTION[0]][SOURCE_SECTION[1]]  # type: ignore[index]
+    section = new[SOURCE_SECTION[0]][SOURCE_SECTION[1]]
     for name, value in kept.items():
-        section[name] = value  # type: ignore[index]
+        section[name] = value
     return tomlkit.dumps(new), list(kept)
 
 
