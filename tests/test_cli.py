@@ -58,7 +58,7 @@ def summary_rows(output: str) -> dict[str, int]:
     """The rows per table that the summary printed."""
     return {
         table: int(count.replace(",", ""))
-        for table, count in re.findall(r"^  (\w+) +([\d,]+) rows$", output, re.MULTILINE)
+        for table, count in re.findall(r"^  (\w+) +([\d,]+) rows(?: \(.+\))?$", output, re.M)
     }
 
 
@@ -133,8 +133,7 @@ def test_load_finishes_a_left_over_load_then_loads_new_data(
     [
         (
             ["--segments", "9,99"],
-            "HyperTrackerConfigError: sources.hypertracker.segment_ids = '9,99': '99' is not a "
-            "segment id.",
+            "HyperTrackerConfigError: --segments 9,99: '99' is not a segment id.",
         ),
         (
             ["--destination", "liquidations.duckdb", "--dataset", "liquidations"],
@@ -175,6 +174,16 @@ def test_demo_command_loads_and_writes_the_report(workdir: Path):
     assert re.search(
         r"^Report: hypertracker_demo.html \([\d.]+ MB, works offline", done.stdout, re.M
     )
+    query = re.search(r"^Query it: (.+)$", done.stdout, re.M)
+    assert query is not None
+    answer = subprocess.run(
+        query.group(1), shell=True, capture_output=True, text=True, timeout=60, check=True
+    )
+    fills_by_coin = Counter(
+        fill["coin"] for fill in Simulator(seed=DEMO_SEED, fills=3000).expected_fills()
+    )
+    ((coin, fills),) = fills_by_coin.most_common(1)
+    assert re.search(rf"│ {re.escape(coin)} +│ +{fills} │", answer.stdout), answer.stdout
     assert {path.name for path in workdir.iterdir()} == {
         "hypertracker_demo.duckdb",
         "hypertracker_demo.html",

@@ -46,6 +46,7 @@ LAYERS = {
     "source": ("", "chunks"),
     "commands": (
         *("cli", "loading", "check", "follow", "failures", "scaffold", "models", "mysql", "docs"),
+        "dlt_log",
         *("report", "report.settings", "report.queries", "report.charts", "report.page"),
         "report.text",
     ),
