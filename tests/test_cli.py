@@ -105,6 +105,38 @@ def test_load_summary_is_what_the_api_served(
     }
 
 
+def test_a_rerun_says_how_many_fills_are_new_and_how_many_were_read_again(
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    load = ["load", "--resources", "liquidation_fills"]
+    assert main(load) == 0
+    first = capsys.readouterr().out
+    assert re.search(
+        rf"^  liquidation_fills +{len(simulator_settings.expected_fills()):,} rows$", first, re.M
+    )
+
+    assert main(load) == 0
+    again = re.search(
+        r"^  liquidation_fills +([\d,]+) rows \((.+)\)$", capsys.readouterr().out, re.M
+    )
+    assert again is not None
+    read = int(again.group(1).replace(",", ""))
+    assert read > 0, "the lag re-reads the newest fills"
+    assert again.group(2) == f"0 new, {read:,} already stored and read again"
+
+    simulator_settings.advance_state(new_fills=7)
+    assert main(load) == 0
+    more = re.search(
+        r"^  liquidation_fills +([\d,]+) rows \((.+)\)$", capsys.readouterr().out, re.M
+    )
+    assert more is not None
+    read = int(more.group(1).replace(",", ""))
+    assert more.group(2) == f"7 new, {read - 7:,} already stored and read again"
+    assert duckdb_counts(workdir / LOCAL_DATABASE)["liquidation_fills"] == len(
+        simulator_settings.expected_fills()
+    )
+
+
 def test_load_finishes_a_left_over_load_then_loads_new_data(
     workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
 ):
