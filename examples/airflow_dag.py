@@ -1,6 +1,7 @@
 """An Airflow DAG that loads HyperTracker every 30 minutes, built with dlt's PipelineTasksGroup.
 
-Put this file in the dags folder and install `hypertracker-source[postgres]` where Airflow runs.
+Put this file in the dags folder and install the source where Airflow runs (in its clone:
+`pip install -e ".[postgres]"`).
 Settings resolve from dlt config: PipelineTasksGroup reads .dlt/config.toml and secrets.toml from
 the dags folder, and environment variables work everywhere: SOURCES__HYPERTRACKER__API_KEY and
 DESTINATION__POSTGRES__CREDENTIALS (postgresql://user:password@host:5432/database). Each run reads

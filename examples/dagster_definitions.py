@@ -1,6 +1,7 @@
 """Dagster assets for HyperTracker with dagster-dlt: fills in daily partitions, and snapshots.
 
-Load with `dagster dev -f examples/dagster_definitions.py`; install `hypertracker-source[examples]`.
+Load with `dagster dev -f examples/dagster_definitions.py`; install the source with
+`pip install -e ".[examples]"` in its clone.
 Settings resolve from dlt config: SOURCES__HYPERTRACKER__API_KEY (or .dlt/secrets.toml) and
 DESTINATION__POSTGRES__CREDENTIALS (postgresql://user:password@host:5432/database).
 

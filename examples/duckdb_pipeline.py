@@ -7,9 +7,15 @@ cannot tell a schema from a file of the same name. Each run reads only the fills
 first run reads the whole history, 250,000 fills a chunk (`max_fills_per_run`), chunk after chunk.
 """
 
+from pathlib import Path
+
 import dlt
 
 from hypertracker_source import hypertracker, load_until_caught_up
+
+DATABASE = Path("hypertracker_data.duckdb").resolve()
+"""The file in the working folder, by its absolute path: dlt resolves a relative one against the
+folder a pipeline of this name first ran in, which may be another project's."""
 
 LIQUIDATED_BY_COIN = """
 SELECT coin, COUNT(*) AS fills, ROUND(SUM(px * sz)) AS liquidated_usd
@@ -21,7 +27,7 @@ def load() -> dlt.Pipeline:
     """Runs the source into DuckDB, prints the coins with the most value liquidated."""
     pipeline = dlt.pipeline(
         pipeline_name="hypertracker",
-        destination=dlt.destinations.duckdb("hypertracker_data.duckdb"),
+        destination=dlt.destinations.duckdb(str(DATABASE)),
         dataset_name="hypertracker",
         progress="log",
     )

@@ -1,6 +1,6 @@
 """Load HyperTracker's liquidation data into PostgreSQL; run it on a schedule.
 
-Install with `pip install "hypertracker-source[postgres]"`. Settings resolve from dlt config: the
+Install with `pip install -e ".[postgres]"` in the clone. Settings resolve from dlt config: the
 key from .dlt/secrets.toml or SOURCES__HYPERTRACKER__API_KEY, the server from
 [destination.postgres.credentials] or DESTINATION__POSTGRES__CREDENTIALS
 (postgresql://user:password@host:5432/database). Each run reads only the fills that are new since

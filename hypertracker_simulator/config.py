@@ -5,6 +5,9 @@ flags a parent process passes to it (`process.py`) are derived from the fields.
 """
 
 import argparse
+import ast
+import inspect
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -31,7 +34,9 @@ class SimulatorConfig:
     history_start: str | datetime = "2025-07-27T00:00:00Z"
     """The time of the first fill (ISO 8601)."""
     fill_order: FillOrder = "newest"
+    """How the fills endpoint orders a page: newest first, or oldest first within a window."""
     export_mode: ExportMode = "redirect"
+    """How a heatmap export answers: a 302 to a file link, the link in JSON, or the file itself."""
     gzip_files: bool = False
     """Heatmap files gzipped, sent without Content-Encoding as the API's bucket does."""
     link_ttl: float = 30.0
@@ -65,6 +70,25 @@ class SimulatorConfig:
 
 # Hand-written: argparse has no dataclass binding, and a config reaches a child process as flags.
 FIELD_TYPES: dict[str, Any] = get_type_hints(SimulatorConfig)
+
+
+def field_docstrings(cls: type) -> dict[str, str]:
+    """The docstring under each field of a dataclass, by field name (Python keeps none)."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for statement, following in zip(body.body, body.body[1:], strict=False):
+        if (
+            isinstance(statement, ast.AnnAssign)
+            and isinstance(statement.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+        ):
+            docs[statement.target.id] = " ".join(str(following.value.value).split())
+    return docs
+
+
+FIELD_HELP = field_docstrings(SimulatorConfig)
 
 
 def flag_of(name: str) -> str:
@@ -105,9 +129,10 @@ def argument_parser() -> argparse.ArgumentParser:
     for field in fields(SimulatorConfig):
         hint = FIELD_TYPES[field.name]
         default = to_text(field.default) if field.default is not None else "none"
-        help_text = f"{'seconds, ' if hint is timedelta else ''}default: {default}"
+        explained = FIELD_HELP[field.name].rstrip(".")
+        help_text = f"{explained} ({'seconds, ' if hint is timedelta else ''}default: {default})"
         if hint is bool:
-            parser.add_argument(flag_of(field.name), action="store_true")
+            parser.add_argument(flag_of(field.name), action="store_true", help=explained)
         else:
             choices = get_args(hint) if get_origin(hint) is Literal else None
             parser.add_argument(

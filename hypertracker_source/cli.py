@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import difflib
+import shlex
 import sys
 import textwrap
 import traceback
@@ -18,8 +19,13 @@ from dlt.common.exceptions import MissingDependencyException
 from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.check import api_status, configured_client
-from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerPipelineBusyError
+from hypertracker_source.check import checked_status, configured_client
+from hypertracker_source.dlt_log import dlt_warnings_for_the_command_line
+from hypertracker_source.exceptions import (
+    HyperTrackerConfigError,
+    HyperTrackerError,
+    HyperTrackerPipelineBusyError,
+)
 from hypertracker_source.failures import headline, interrupting_signal, root_cause
 from hypertracker_source.follow import FollowTiming, WallClock, follow
 from hypertracker_source.loading import run_load
@@ -49,6 +55,11 @@ DEMO_PIPELINE = "hypertracker_demo"
 """The demo's own pipeline, so that its state and simulated data never meet a real pipeline's."""
 DEMO_DATASET = "hypertracker"
 DEMO_REPORT = "hypertracker_demo.html"
+DEMO_QUERY = (
+    "SELECT coin, COUNT(*) AS fills FROM hypertracker.liquidation_fills "
+    "GROUP BY coin ORDER BY fills DESC LIMIT 5"
+)
+"""What the demo shows how to ask its file."""
 LOCAL_DATABASE = "hypertracker_data.duckdb"
 """The DuckDB file `hypertracker load` fills and `hypertracker report` reads by default."""
 REPORT_PAGE = "hypertracker_report.html"
@@ -88,7 +99,7 @@ folder (~/.dlt/pipelines/<pipeline name>, or DLT_DATA_DIR): give two projects di
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    """Reads the command line."""
+    """Reads the command line; a mistake is answered with its command's own usage."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--debug",
@@ -102,7 +113,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="version",
         version=f"%(prog)s {version('hypertracker-source')} (dlt {dlt.__version__})",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
 
     load = commands.add_parser(
         "load",
@@ -129,16 +140,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     demo = commands.add_parser(
         "demo",
         help=f"load everything offline into {DEMO_DATABASE} and write {DEMO_REPORT}",
+        description=f"Serve the bundled simulator of the API on 127.0.0.1, load all of its data "
+        f"into {DEMO_DATABASE} (the demo's own pipeline, {DEMO_PIPELINE}), and write the report "
+        f"{DEMO_REPORT}. No key and no network needed.",
         parents=[common],
     )
     demo.add_argument(
-        "--fills", type=int, default=DEMO_FILLS, help=f"simulated fills (default: {DEMO_FILLS})"
+        "--fills",
+        type=positive_int,
+        default=DEMO_FILLS,
+        help=f"simulated fills (default: {DEMO_FILLS})",
     )
     add_lock_option(demo)
 
     report = commands.add_parser(
         "report",
         help="write an interactive HTML page (one self-contained file) of a dataset",
+        description="Write one self-contained HTML page of a loaded dataset: fills, cascades, "
+        f"heatmaps and cohort risk. It reads {LOCAL_DATABASE} (what `hypertracker load` fills) "
+        f"unless --destination names another file, such as the demo's {DEMO_DATABASE}.",
         parents=[common],
     )
     report.add_argument(
@@ -155,11 +175,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     commands.add_parser(
         "check",
         help="one API request that proves the key and the address, and shows the data version",
+        description="Send one request to the API's status with the key and address that "
+        f"`hypertracker load` would use ({SETTING_VARIABLE.format('API_KEY')}, "
+        f"{SETTING_VARIABLE.format('BASE_URL')}, or .dlt/secrets.toml and .dlt/config.toml), "
+        "and print the API's data version. Nothing is loaded.",
         parents=[common],
     )
 
     models = commands.add_parser(
-        "models", help="build and test the bundled dbt models in a loaded dataset", parents=[common]
+        "models",
+        help="build and test the bundled dbt models in a loaded dataset",
+        description="Build and test the bundled dbt models (hourly liquidations and cascades) "
+        "in a dataset that `hypertracker load` filled, with dlt's dbt runner. Needs dbt: "
+        'pip install -e ".[models]" in the project\'s clone.',
+        parents=[common],
     )
     models.add_argument(
         "--destination",
@@ -188,10 +217,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     init = commands.add_parser(
         "init",
         help="write .dlt/config.toml, a secrets template and a pipeline script here",
+        description="Write .dlt/config.toml (every setting, commented), .dlt/secrets.toml (for "
+        "the API key, readable by you only) and hypertracker_pipeline.py in the current folder, "
+        "and add the secrets file to .gitignore.",
         parents=[common],
     )
-    init.add_argument("--force", action="store_true", help="overwrite files that exist")
-    return parser.parse_args(argv)
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite files that exist, keeping what is set under [sources.hypertracker]",
+    )
+    args, unknown = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        parser.exit(2, "\nhypertracker: error: name a command, such as `hypertracker demo`\n")
+    if unknown:
+        refuse_unknown(commands.choices[args.command], unknown)
+    return args
+
+
+def refuse_unknown(parser: argparse.ArgumentParser, unknown: list[str]) -> None:
+    """Exits with a command's own usage, naming what it does not take and the nearest option."""
+    known = [option for action in parser._actions for option in action.option_strings]
+    near = difflib.get_close_matches(unknown[0], known, n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
+def positive_int(text: str) -> int:
+    """A command-line number that must be a whole number above 0."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return int(text)
 
 
 def add_load_options(parser: argparse.ArgumentParser) -> None:
@@ -270,18 +327,53 @@ def add_follow_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+SETTING_FLAGS = {
+    "start_date": "start_date",
+    "end_date": "end_date",
+    "coins": "coins",
+    "heatmap_coins": "heatmap_coins",
+    "segments": "segment_ids",
+}
+"""The options that set a source setting, by argument name: the setting each sets."""
+
+
 def source_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The source arguments given on the command line; the rest resolve from dlt config."""
-    names = {
-        "start_date": "start_date",
-        "end_date": "end_date",
-        "coins": "coins",
-        "heatmap_coins": "heatmap_coins",
-        "segments": "segment_ids",
-    }
+    if getattr(args, "end_date", None) and not args.start_date:
+        refuse_end_without_start(args.end_date)
     return {
-        setting: getattr(args, arg) for arg, setting in names.items() if getattr(args, arg, None)
+        setting: getattr(args, arg)
+        for arg, setting in SETTING_FLAGS.items()
+        if getattr(args, arg, None)
     }
+
+
+def refuse_end_without_start(end_date: str) -> None:
+    """Refuses --end-date when no start date is set on the command line or in dlt config."""
+    if dlt.config.get("sources.hypertracker.start_date") is None:
+        raise HyperTrackerError(
+            f"--end-date {end_date} goes with --start-date: a back-fill reads from a start date "
+            f"to an end date. Add --start-date, e.g. --start-date 2025-08-01 --end-date {end_date}"
+        )
+
+
+def typed_flag(args: argparse.Namespace, error: BaseException) -> str | None:
+    """The option and value the user typed for the setting a config error names, if typed."""
+    if not isinstance(error, HyperTrackerConfigError):
+        return None
+    for arg, setting in SETTING_FLAGS.items():
+        if setting == error.setting and getattr(args, arg, None):
+            return f"--{arg.replace('_', '-')} {getattr(args, arg)}"
+    return None
+
+
+def error_line(args: argparse.Namespace, error: BaseException) -> str:
+    """The one line a failed command prints; a bad setting typed as an option is named so."""
+    cause = root_cause(error)
+    flag = typed_flag(args, cause)
+    if flag is None or not isinstance(cause, HyperTrackerConfigError):
+        return headline(error)
+    return f"hypertracker: error: {type(cause).__name__}: {flag}: {cause.problem}. {cause.fix}"
 
 
 @contextlib.contextmanager
@@ -364,7 +456,7 @@ def command_demo(args: argparse.Namespace) -> None:
     keep_dlt_off_signals(pipeline)
     with pipeline_lock(pipeline, args.lock_wait), demo_api(args.fills) as settings:
         run_load(pipeline, settings, refresh=True)
-    print(f"\nQuery it: duckdb {DEMO_DATABASE} 'SELECT * FROM hypertracker.liquidation_fills'")
+    print(f"\nQuery it: {query_command(DEMO_DATABASE, DEMO_QUERY)}")
     try:
         from hypertracker_source.report import write_report
 
@@ -373,14 +465,27 @@ def command_demo(args: argparse.Namespace) -> None:
         print(f"No report: it needs plotly, which is missing. Install it with {PLOTLY_INSTALL}")
 
 
+def query_command(database: str, query: str) -> str:
+    """A shell command that runs a query on a DuckDB file with this Python's duckdb module."""
+    script = f"import duckdb; duckdb.connect({database!r}, read_only=True).sql({query!r}).show()"
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"
+
+
 def command_report(args: argparse.Namespace) -> None:
     """Runs `hypertracker report`: the page of a loaded dataset."""
     from hypertracker_source.report import stored_dataset, write_report
 
     if args.destination.endswith(".duckdb") and not Path(args.destination).is_file():
+        demo_hint = (
+            f"; the demo's data is in {DEMO_DATABASE}: hypertracker report --destination "
+            f"{DEMO_DATABASE}"
+            if Path(DEMO_DATABASE).is_file()
+            else ""
+        )
         raise HyperTrackerError(
             f"No DuckDB file at {args.destination}: load one with `hypertracker load` or "
             "`hypertracker demo` first, or name it (or another destination) with --destination"
+            + demo_hint
         )
     dataset = stored_dataset(destination_arg(args.destination, args.dataset), args.dataset)
     print_written(write_report(dataset, Path(args.output)))
@@ -420,6 +525,11 @@ def destination_arg(destination: str, dataset: str) -> Any:
     if not destination.endswith(".duckdb"):
         check_destination_name(destination)
         return destination
+    if not Path(destination).resolve().parent.is_dir():
+        raise HyperTrackerError(
+            f"--destination {destination}: the folder {Path(destination).resolve().parent} does "
+            "not exist. Create it first, or name a file in a folder that exists"
+        )
     if Path(destination).stem == dataset:
         raise HyperTrackerError(
             f"--destination {destination} and --dataset {dataset} share a name, and DuckDB "
@@ -451,7 +561,12 @@ def print_written(page: Path) -> None:
 def command_check(args: argparse.Namespace) -> None:
     """Runs `hypertracker check`: one request to the API's status, with the configured key."""
     client = configured_client()
-    status = api_status(client)
+    print(
+        f"Asking HyperTracker at {client.base_url} for its status (1 request, up to "
+        f"{client.attempts} attempts)...",
+        flush=True,
+    )
+    status = checked_status(client)
     print(
         f"HyperTracker at {client.base_url} accepted the key (1 request). Data version: "
         f"{status.get('lastUpdate')}; the API updates next at {status.get('nextUpdate')}"
@@ -473,14 +588,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hypertracker` command."""
     args = parse_args(argv)
     try:
-        with signals_stop_the_command():
+        with signals_stop_the_command(), dlt_warnings_for_the_command_line():
             COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt) as error:
         signal_number = interrupting_signal(error)
         if signal_number is not None:
             print_interrupted(signal_number)
         else:
-            print(headline(error), file=sys.stderr)
+            print(error_line(args, error), file=sys.stderr)
         if getattr(args, "debug", False):
             traceback.print_exc(file=sys.stderr)
         if signal_number is not None:

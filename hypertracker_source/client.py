@@ -280,7 +280,10 @@ def unreachable_cause(error: RequestException) -> str | None:
 def innermost_reason(error: BaseException) -> str:
     """The last, most specific part of a requests error's text: `[Errno 111] Connection refused`."""
     text = str(getattr(error.args[0], "reason", error) if error.args else error)
-    return text.rstrip(")").rsplit(": ", 1)[-1].strip("'\" ")
+    reason = text.rsplit(": ", 1)[-1]
+    while reason.endswith(")") and reason.count(")") > reason.count("("):
+        reason = reason[:-1]
+    return reason.strip("'\" ")
 
 
 def auth_error(status: int, path: str) -> HyperTrackerAuthError:

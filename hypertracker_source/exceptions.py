@@ -10,6 +10,8 @@ class HyperTrackerConfigError(HyperTrackerError, ValueError):
 
     def __init__(self, setting: str, value: object, problem: str, fix: str) -> None:
         self.setting = setting
+        self.problem = problem
+        self.fix = fix
         super().__init__(
             f"sources.hypertracker.{setting} = {value!r}: {problem}. {fix} "
             "(set it as an argument of hypertracker(), under [sources.hypertracker] in "

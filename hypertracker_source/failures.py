@@ -1,5 +1,6 @@
 """What a failed or interrupted command tells its user: the real cause, in one line."""
 
+import re
 import signal
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from dlt.common.configuration.exceptions import (
     LookupTraces,
 )
 from dlt.common.exceptions import SignalReceivedException
+from dlt.destinations.exceptions import DestinationConnectionError
 
 from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerInterruptedError
 
@@ -22,6 +24,13 @@ CREDENTIAL_EXAMPLES = {
     "motherduck": "md:///database?token=...",
 }
 """A connection string to show, by destination, when its credentials are missing."""
+
+
+DUCKDB_LOCKED = re.compile(
+    r'Could not set lock on file "(?P<file>[^"]+)": '
+    r"Conflicting lock is held in .*?\(PID (?P<pid>\d+)\)"
+)
+"""DuckDB's answer when another process has the file open."""
 
 
 class CommandInterrupted(KeyboardInterrupt):
@@ -99,9 +108,23 @@ def headline(error: BaseException) -> str:
     cause = root_cause(error)
     if isinstance(cause, ConfigFieldMissingException):
         reason = missing_config(cause)
+    elif isinstance(cause, DestinationConnectionError):
+        reason = connection_failure(cause)
     else:
         reason = " ".join(str(cause).split())
     return f"hypertracker: error: {type(cause).__name__}: {reason}"
+
+
+def connection_failure(error: DestinationConnectionError) -> str:
+    """dlt's failed connection reduced to its cause, without guesses (credentials, network)."""
+    inner = " ".join(str(error.inner_exc).split())
+    locked = DUCKDB_LOCKED.search(inner)
+    if locked:
+        return (
+            f"the DuckDB file {locked['file']} is open in another process (PID {locked['pid']}): "
+            "wait until it ends or stop it, then run again"
+        )
+    return f"cannot connect to the destination ({error.client_type}): {inner}"
 
 
 def missing_config(error: ConfigFieldMissingException) -> str:

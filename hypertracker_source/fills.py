@@ -331,8 +331,9 @@ def warn_if_misspelled(client: HyperTrackerClient, fill_filter: FillFilter, sinc
     if other is not None and client.get_json(FILLS, {"coin": other, "limit": 1}).get("fills"):
         logger.warning(
             "sources.hypertracker.coins: %r returned no fills, but %r has fills: coin names "
-            "are case-sensitive; use coins=[%r]",
+            "are case-sensitive; use --coins %s on the command line, coins=[%r] in Python",
             fill_filter.coin,
+            other,
             other,
             other,
         )

@@ -3,7 +3,7 @@
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import dlt
@@ -137,6 +137,8 @@ def follow(
                 say(clock, load_line(loaded_version, stats, polls))
             failures = 0
             seconds = timing.until_update(status.get("nextUpdate"), clock.now())
+            next_check = clock.now() + timedelta(seconds=seconds)
+            say(clock, f"up to date; next check at {next_check:%Y-%m-%dT%H:%M:%S%z}")
         except Exception as error:
             if isinstance(root_cause(error), FINAL_ERRORS) or interrupting_signal(error):
                 raise

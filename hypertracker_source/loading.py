@@ -1,9 +1,11 @@
 """A load: the source through a pipeline chunk after chunk until caught up, and what it prints."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dlt
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.common.exceptions import DltException
 from dlt.common.pipeline import LoadInfo
 from dlt.sources import DltSource
 
@@ -49,17 +51,36 @@ def run_load(
         index_merge_keys_on_mysql(pipeline)
         progress.print_chunk(number, load)
 
+    fills_before = 0 if refresh or not summary else stored_rows(pipeline, FILLS_RESOURCE)
     load_until_caught_up(
         pipeline, make_source, after_chunk, refresh, lock_wait, on_left_behind=announce_left_behind
     )
     if summary:
-        print_summary(pipeline, stats, tables)
+        fills_after = stored_rows(pipeline, FILLS_RESOURCE)
+        new = (
+            {FILLS_RESOURCE: fills_after - fills_before} if fills_after >= fills_before >= 0 else {}
+        )
+        print_summary(pipeline, stats, tables, new)
     return stats
 
 
 def announce_left_behind() -> None:
     """Says that a run left a load behind, which is finished first."""
     print("Finishing the load an interrupted run left behind first.")
+
+
+def stored_rows(pipeline: dlt.Pipeline, table: str) -> int:
+    """How many rows a table of the pipeline's dataset holds: 0 before it exists, -1 when the
+    destination cannot count them."""
+    dataset = pipeline.dataset()
+    try:
+        if table not in dataset.tables:
+            return 0
+        return int(dataset.row_counts(table_names=[table]).fetchall()[0][1])
+    except DestinationUndefinedEntity:
+        return 0
+    except DltException:
+        return -1
 
 
 class ChunkProgress:
@@ -83,6 +104,13 @@ class ChunkProgress:
             return
         fills = row_counts.get(FILLS_RESOURCE, 0)
         print(f"chunk {number}: {fills:,} fills, {spent} requests; {left_to_read(self._pipeline)}")
+
+
+def new_rows(rows: int, table: str, new: Mapping[str, int] | None) -> str:
+    """How many of the rows a table got are new, when some were stored already; or nothing."""
+    if not new or table not in new or new[table] >= rows:
+        return ""
+    return f" ({new[table]:,} new, {rows - new[table]:,} already stored and read again)"
 
 
 def left_to_read(pipeline: dlt.Pipeline) -> str:
@@ -117,11 +145,19 @@ def source_tables(source: DltSource) -> list[str]:
     return [table for table in TABLE_NAMES if table in tables]
 
 
-def print_summary(pipeline: dlt.Pipeline, stats: RunStats, tables: Sequence[str]) -> None:
-    """Prints rows landed per table, 0 included, requests spent per endpoint, the data version."""
+def print_summary(
+    pipeline: dlt.Pipeline,
+    stats: RunStats,
+    tables: Sequence[str],
+    new: Mapping[str, int] | None = None,
+) -> None:
+    """Prints rows landed per table, 0 included (with how many are new, where `new` says),
+    requests spent per endpoint, the data version."""
     print(f"\nLoaded into {pipeline.destination.destination_name} dataset {pipeline.dataset_name}:")
     for table in tables:
-        print(f"  {table:<22} {stats.rows[table]:>10,} rows")
+        print(
+            f"  {table:<22} {stats.rows[table]:>10,} rows{new_rows(stats.rows[table], table, new)}"
+        )
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))
     print(f"API requests: {sum(stats.requests.values())} ({spent or 'none'})")
     if stats.status:

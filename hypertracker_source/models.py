@@ -9,7 +9,6 @@ from pathlib import Path
 from unittest import mock
 
 import dlt
-from dlt.common.exceptions import MissingDependencyException
 from dlt.common.runners import Venv
 from dlt.helpers.dbt import DBTPackageRunner
 from dlt.helpers.dbt.exceptions import DBTNodeResult
@@ -44,8 +43,9 @@ def check_ready(pipeline: dlt.Pipeline) -> None:
     try:
         importlib.import_module(adapter)
     except ModuleNotFoundError:
-        raise MissingDependencyException(
-            "hypertracker models", ["hypertracker-source[models]"], f"dbt and {adapter}"
+        raise HyperTrackerError(
+            f"hypertracker models needs dbt and {adapter}, which are not installed: install "
+            f'them with pip install -e ".[models]" in the project\'s clone'
         ) from None
     loaded = set(pipeline.dataset().tables)
     missing = [table for table in TABLE_NAMES if table not in loaded]

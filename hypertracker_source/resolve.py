@@ -178,6 +178,13 @@ def check_api_key(api_key: str | None) -> str:
 def check_base_url(base_url: str) -> str:
     """Returns the base URL without a trailing slash, refusing anything but http(s)."""
     parsed = urlparse(base_url if isinstance(base_url, str) else "")
+    if isinstance(base_url, str) and "://" not in base_url and base_url.strip():
+        raise HyperTrackerConfigError(
+            "base_url",
+            base_url,
+            "it has no scheme",
+            f"Write it with http:// or https:// in front, such as https://{base_url.strip()}",
+        )
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise HyperTrackerConfigError(
             "base_url",

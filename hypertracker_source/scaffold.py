@@ -1,7 +1,12 @@
 """`hypertracker init`: a project folder's dlt settings, secrets template and pipeline script."""
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
 
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.settings import (
@@ -16,6 +21,10 @@ SECRETS_PATH = Path(".dlt/secrets.toml")
 PIPELINE_PATH = Path("hypertracker_pipeline.py")
 GITIGNORE_PATH = Path(".gitignore")
 IGNORED_LINE = ".dlt/secrets.toml"
+SECRETS_MODE = 0o600
+"""The secrets file is readable and writable by its owner only."""
+SOURCE_SECTION = ("sources", "hypertracker")
+"""The section of the files whose settings `init --force` keeps."""
 
 CONFIG_TEMPLATE = f"""\
 # dlt settings for the HyperTracker source, written by `hypertracker init`. Every key can also be
@@ -72,20 +81,27 @@ api_key = ""
 """
 
 PIPELINE_TEMPLATE = '''\
-"""Loads HyperTracker's liquidation data into hypertracker_data.duckdb; run it on a schedule.
+"""Loads HyperTracker's liquidation data into hypertracker_data.duckdb beside this script; run it
+on a schedule.
 
 Settings come from .dlt/config.toml and .dlt/secrets.toml beside it (run it from this folder),
 or from SOURCES__HYPERTRACKER__* environment variables. Each run reads only what is new.
 """
 
+from pathlib import Path
+
 import dlt
 
 from hypertracker_source import hypertracker
 
+DATABASE = Path(__file__).resolve().with_name("hypertracker_data.duckdb")
+"""An absolute path: dlt resolves a relative one against the folder a pipeline of this name
+first ran in, which may be another project's."""
+
 if __name__ == "__main__":
     pipeline = dlt.pipeline(
         pipeline_name="hypertracker",
-        destination=dlt.destinations.duckdb("hypertracker_data.duckdb"),
+        destination=dlt.destinations.duckdb(str(DATABASE)),
         dataset_name="hypertracker",
     )
     print(pipeline.run(hypertracker()))
@@ -102,7 +118,8 @@ FILES = {
 def write_project(folder: Path, force: bool = False) -> list[Path]:
     """Writes the project files into a folder and git-ignores the secrets; returns what it wrote.
 
-    Refuses, writing nothing, when any of the files exists, unless `force`.
+    Refuses, writing nothing, when any of the files exists, unless `force`; with `force`, the
+    settings set under [sources.hypertracker] in the files it replaces (the key, base_url) are kept.
     """
     existing = [path for path in FILES if (folder / path).exists()]
     if existing and not force:
@@ -111,10 +128,11 @@ def write_project(folder: Path, force: bool = False) -> list[Path]:
             f"{names} already exist in {folder}: nothing written. Rerun with --force to "
             "overwrite them, or move them away first"
         )
-    for path, text in FILES.items():
+    for path, template in FILES.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)
-        (folder / path).write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
+        text, kept = with_kept_settings(folder / path, template)
+        write_file(folder / path, text, SECRETS_MODE if path == SECRETS_PATH else None)
+        print(f"wrote {path}" + (f", keeping its {', '.join(kept)}" if kept else ""))
     if ignore_secrets(folder / GITIGNORE_PATH):
         print(f"added {IGNORED_LINE} to {GITIGNORE_PATH}")
     print(
@@ -122,6 +140,42 @@ def write_project(folder: Path, force: bool = False) -> list[Path]:
         "(or `hypertracker load`, or `hypertracker follow`) in this folder."
     )
     return [folder / path for path in FILES]
+
+
+def with_kept_settings(path: Path, template: str) -> tuple[str, list[str]]:
+    """A TOML template with the [sources.hypertracker] values of the file it replaces, and their
+    names; the template alone when there is no such file, or it is not TOML."""
+    if path.suffix != ".toml" or not path.exists():
+        return template, []
+    try:
+        old = tomlkit.parse(path.read_text(encoding="utf-8"))
+    except (TOMLKitError, UnicodeDecodeError):
+        print(f"{path.name} was not valid TOML: nothing kept from it")
+        return template, []
+    sources = old.get(SOURCE_SECTION[0])
+    old_section = sources.get(SOURCE_SECTION[1]) if isinstance(sources, Mapping) else None
+    if not isinstance(old_section, Mapping):
+        return template, []
+    kept = {name: value for name, value in old_section.items() if value != ""}
+    if not kept:
+        return template, []
+    new = tomlkit.parse(template)
+    section = new[SOURCE_SECTION[0]][SOURCE_SECTION[1]]
+    for name, value in kept.items():
+        section[name] = value
+    return tomlkit.dumps(new), list(kept)
+
+
+def write_file(path: Path, text: str, mode: int | None) -> None:
+    """Writes a text file; with a mode, the file has that mode from its first byte on, and an
+    existing file gets it too."""
+    if mode is None:
+        path.write_text(text, encoding="utf-8")
+        return
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.chmod(path, mode)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def ignore_secrets(gitignore: Path) -> bool:

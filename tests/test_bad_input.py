@@ -208,7 +208,7 @@ def test_coin_in_the_wrong_case_warns_with_the_spelling_that_has_data(
         loaded.pipeline.run(hypertracker().with_resources("liquidation_fills"))
     assert [record.getMessage() for record in caplog.records] == [
         "sources.hypertracker.coins: 'btc' returned no fills, but 'BTC' has fills: coin names "
-        "are case-sensitive; use coins=['BTC']"
+        "are case-sensitive; use --coins BTC on the command line, coins=['BTC'] in Python"
     ]
     spellings = [
         r.params

@@ -58,7 +58,7 @@ def summary_rows(output: str) -> dict[str, int]:
     """The rows per table that the summary printed."""
     return {
         table: int(count.replace(",", ""))
-        for table, count in re.findall(r"^  (\w+) +([\d,]+) rows$", output, re.MULTILINE)
+        for table, count in re.findall(r"^  (\w+) +([\d,]+) rows(?: \(.+\))?$", output, re.M)
     }
 
 
@@ -105,6 +105,38 @@ def test_load_summary_is_what_the_api_served(
     }
 
 
+def test_a_rerun_says_how_many_fills_are_new_and_how_many_were_read_again(
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    load = ["load", "--resources", "liquidation_fills"]
+    assert main(load) == 0
+    first = capsys.readouterr().out
+    assert re.search(
+        rf"^  liquidation_fills +{len(simulator_settings.expected_fills()):,} rows$", first, re.M
+    )
+
+    assert main(load) == 0
+    again = re.search(
+        r"^  liquidation_fills +([\d,]+) rows \((.+)\)$", capsys.readouterr().out, re.M
+    )
+    assert again is not None
+    read = int(again.group(1).replace(",", ""))
+    assert read > 0, "the lag re-reads the newest fills"
+    assert again.group(2) == f"0 new, {read:,} already stored and read again"
+
+    simulator_settings.advance_state(new_fills=7)
+    assert main(load) == 0
+    more = re.search(
+        r"^  liquidation_fills +([\d,]+) rows \((.+)\)$", capsys.readouterr().out, re.M
+    )
+    assert more is not None
+    read = int(more.group(1).replace(",", ""))
+    assert more.group(2) == f"7 new, {read - 7:,} already stored and read again"
+    assert duckdb_counts(workdir / LOCAL_DATABASE)["liquidation_fills"] == len(
+        simulator_settings.expected_fills()
+    )
+
+
 def test_load_finishes_a_left_over_load_then_loads_new_data(
     workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
 ):
@@ -133,8 +165,7 @@ def test_load_finishes_a_left_over_load_then_loads_new_data(
     [
         (
             ["--segments", "9,99"],
-            "HyperTrackerConfigError: sources.hypertracker.segment_ids = '9,99': '99' is not a "
-            "segment id.",
+            "HyperTrackerConfigError: --segments 9,99: '99' is not a segment id.",
         ),
         (
             ["--destination", "liquidations.duckdb", "--dataset", "liquidations"],
@@ -175,6 +206,16 @@ def test_demo_command_loads_and_writes_the_report(workdir: Path):
     assert re.search(
         r"^Report: hypertracker_demo.html \([\d.]+ MB, works offline", done.stdout, re.M
     )
+    query = re.search(r"^Query it: (.+)$", done.stdout, re.M)
+    assert query is not None
+    answer = subprocess.run(
+        query.group(1), shell=True, capture_output=True, text=True, timeout=60, check=True
+    )
+    fills_by_coin = Counter(
+        fill["coin"] for fill in Simulator(seed=DEMO_SEED, fills=3000).expected_fills()
+    )
+    ((coin, fills),) = fills_by_coin.most_common(1)
+    assert re.search(rf"│ {re.escape(coin)} +│ +{fills} │", answer.stdout), answer.stdout
     assert {path.name for path in workdir.iterdir()} == {
         "hypertracker_demo.duckdb",
         "hypertracker_demo.html",

@@ -79,16 +79,23 @@ def example_dataset(prefix: str) -> str:
     return dataset
 
 
-def test_duckdb_example_loads_everything(simulator: Simulator, tmp_path: Path):
-    done = run(
-        [sys.executable, str(EXAMPLES / "duckdb_pipeline.py")],
-        example_env(simulator, tmp_path),
-        tmp_path,
-    )
+def test_duckdb_example_loads_everything_into_the_folder_it_runs_in(
+    simulator: Simulator, tmp_path: Path
+):
+    folders = [tmp_path / "first", tmp_path / "second"]
+    for folder in folders:
+        folder.mkdir()
+        done = run(
+            [sys.executable, str(EXAMPLES / "duckdb_pipeline.py")],
+            example_env(simulator, tmp_path),
+            folder,
+        )
 
-    database = dlt.destinations.duckdb(str(tmp_path / "hypertracker_data.duckdb"))
-    dataset = dlt.dataset(database, "hypertracker")
-    assert_full_load(dataset, simulator)
+    for folder in folders:
+        database = dlt.destinations.duckdb(str(folder / "hypertracker_data.duckdb"))
+        dataset = dlt.dataset(database, "hypertracker")
+        assert_full_load(dataset, simulator)
+        assert dataset["_dlt_loads"].arrow().num_rows == 1, f"{folder.name} holds its own load"
     top_coin = dataset("SELECT coin, SUM(px * sz) AS v FROM liquidation_fills GROUP BY coin")
     assert max(top_coin.fetchall(), key=lambda row: row[1])[0] in done.stdout
 

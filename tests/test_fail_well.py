@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import dlt
+import duckdb
 import pytest
+import requests
 from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import (
     API_KEY,
@@ -21,10 +23,13 @@ from helpers import (
     landed,
     source_for,
 )
+from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, LOCAL_DATABASE, main, root_cause
+from hypertracker_source.client import unreachable_cause
+from hypertracker_source.dlt_log import command_line_text
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.settings import SEGMENT_NAMES, TABLE_NAMES
 
@@ -362,9 +367,13 @@ def test_check_spends_one_request_and_prints_the_data_version(
 ):
     assert main(["check"]) == 0
 
-    assert capsys.readouterr().out.startswith(
-        f"HyperTracker at {simulator_settings.url} accepted the key (1 request). Data version: "
-        f"{simulator_settings.last_update.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[1]
+        .startswith(
+            f"HyperTracker at {simulator_settings.url} accepted the key (1 request). Data version: "
+            f"{simulator_settings.last_update.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
+        )
     )
     assert simulator_settings.request_counts() == {"status": 1}
 
@@ -540,3 +549,236 @@ def test_every_column_says_what_it_holds_and_in_what_unit():
     assert "percent, 0 to 100" in risk["percent_risk"]["description"]
     fills = schema.get_table("liquidation_fills")["columns"]
     assert "(USD)" in fills["liquidation_mark_px"]["description"]
+
+
+# the first hour's surprises, each in the line the user now reads
+
+
+def test_a_bare_command_and_an_unknown_option_get_their_commands_usage(capsys):
+    with pytest.raises(SystemExit) as bare:
+        main([])
+    err = capsys.readouterr().err
+    assert bare.value.code == 2
+    assert "load                load HyperTracker data with a dlt pipeline" in err
+    assert err.splitlines()[-1] == (
+        "hypertracker: error: name a command, such as `hypertracker demo`"
+    )
+
+    with pytest.raises(SystemExit) as unknown:
+        main(["load", "--refresh"])
+    first, *_, last = capsys.readouterr().err.splitlines()
+    assert unknown.value.code == 2
+    assert first.startswith("usage: hypertracker load [-h]")
+    assert last == (
+        "hypertracker load: error: unrecognized arguments: --refresh (did you mean --full-refresh?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "description"),
+    [
+        ("demo", "Serve the bundled simulator of the API on 127.0.0.1, load all of its data"),
+        ("report", "Write one self-contained HTML page of a loaded dataset"),
+        ("check", "Send one request to the API's status with the key and address"),
+        ("models", "Build and test the bundled dbt models"),
+        ("init", "Write .dlt/config.toml (every setting, commented), .dlt/secrets.toml"),
+    ],
+)
+def test_every_commands_help_says_what_it_does(command: str, description: str, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert description in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_simulators_help_explains_each_option():
+    done = subprocess.run(
+        [sys.executable, "-m", "hypertracker_simulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    text = " ".join(done.stdout.split())
+    assert "--fills FILLS Fills in the first data version (default: 5000)" in text
+    assert "--api-key API_KEY The bearer token the API host accepts" in text
+    assert "--port PORT The API host's port (0: any free one) (default: 0)" in text
+
+
+def test_demo_refuses_a_count_of_fills_below_one(workdir: Path, capsys):
+    with pytest.raises(SystemExit) as refused:
+        main(["demo", "--fills", "-5"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "hypertracker demo: error: argument --fills: '-5' is not a whole number above 0"
+    )
+    assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["--start-date", "yesterday"],
+            "HyperTrackerConfigError: --start-date yesterday: it is not an ISO 8601 date",
+        ),
+        (
+            ["--start-date", "2025-08-01", "--end-date", "soon"],
+            "HyperTrackerConfigError: --end-date soon: it is not an ISO 8601 date",
+        ),
+        (
+            ["--segments", "99"],
+            "HyperTrackerConfigError: --segments 99: '99' is not a segment id. Known: 1 ",
+        ),
+        (
+            ["--heatmap-coins", "BTC ETH"],
+            "HyperTrackerConfigError: --heatmap-coins BTC ETH: 'BTC ETH' is not a coin name. "
+            "Write coins like BTC or xyz:MSTR",
+        ),
+        (
+            ["--coins", "BTC,btc"],
+            "HyperTrackerConfigError: --coins BTC,btc: 'BTC' and 'btc' differ only in case.",
+        ),
+        (
+            ["--end-date", "2026-01-01"],
+            "HyperTrackerError: --end-date 2026-01-01 goes with --start-date: a back-fill reads "
+            "from a start date to an end date. Add --start-date, e.g. --start-date 2025-08-01 "
+            "--end-date 2026-01-01",
+        ),
+        (
+            ["--destination", "nowhere/fills.duckdb"],
+            "HyperTrackerError: --destination nowhere/fills.duckdb: the folder {workdir}/nowhere "
+            "does not exist. Create it first, or name a file in a folder that exists",
+        ),
+    ],
+    ids=["start", "end", "segments", "heatmap coins", "coins", "end alone", "no folder"],
+)
+def test_a_bad_option_is_named_as_typed_before_any_request(
+    args: list[str], line: str, workdir: Path, simulator_settings: Simulator, capsys
+):
+    assert main(["load", *args]) == 1
+
+    (first,) = capsys.readouterr().err.splitlines()
+    assert first.startswith(f"hypertracker: error: {line.format(workdir=workdir)}")
+    assert simulator_settings.requests == []
+
+
+def test_a_bad_setting_from_the_environment_is_named_as_set(
+    workdir: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__START_DATE", "yesterday")
+    assert main(["load"]) == 1
+    (first,) = capsys.readouterr().err.splitlines()
+    assert first.startswith(
+        "hypertracker: error: HyperTrackerConfigError: sources.hypertracker.start_date = "
+        "'yesterday': it is not an ISO 8601 date"
+    )
+    assert first.endswith("or as SOURCES__HYPERTRACKER__START_DATE)")
+
+
+def test_an_address_without_a_scheme_is_told_so(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", "127.0.0.1:8787")
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
+    assert main(["check"]) == 1
+    assert capsys.readouterr().err.startswith(
+        "hypertracker: error: HyperTrackerConfigError: sources.hypertracker.base_url = "
+        "'127.0.0.1:8787': it has no scheme. Write it with http:// or https:// in front, such "
+        "as https://127.0.0.1:8787 "
+    )
+
+
+def test_report_after_the_demo_says_how_to_report_on_the_demos_file(workdir: Path, capsys):
+    (workdir / DEMO_DATABASE).touch()
+    assert main(["report"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"hypertracker: error: HyperTrackerError: No DuckDB file at {LOCAL_DATABASE}: load one "
+        "with `hypertracker load` or `hypertracker demo` first, or name it (or another "
+        f"destination) with --destination; the demo's data is in {DEMO_DATABASE}: hypertracker "
+        f"report --destination {DEMO_DATABASE}"
+    ]
+
+
+def test_a_duckdb_file_another_process_holds_is_named_with_that_process(
+    simulator: Simulator, tmp_path: Path
+):
+    env = command_env(
+        SOURCES__HYPERTRACKER__BASE_URL=simulator.url,
+        SOURCES__HYPERTRACKER__API_KEY=API_KEY,
+        DLT_DATA_DIR=str(tmp_path / "dlt"),
+    )
+    with duckdb.connect(str(tmp_path / LOCAL_DATABASE)):
+        code, errors, _ = run_command("load", env=env, cwd=tmp_path)
+
+    assert code == 1
+    assert errors == [
+        "hypertracker: error: DestinationConnectionError: the DuckDB file "
+        f"{tmp_path / LOCAL_DATABASE} is open in another process (PID {os.getpid()}): wait "
+        "until it ends or stop it, then run again"
+    ]
+    assert [record for record in simulator.requests if record.host == "api"] == []
+
+
+def test_check_says_what_it_asks_and_what_a_failure_means_for_check(tmp_path: Path):
+    base_url = f"http://127.0.0.1:{free_port()}"
+    env = command_env(
+        SOURCES__HYPERTRACKER__BASE_URL=base_url,
+        SOURCES__HYPERTRACKER__API_KEY=API_KEY,
+        RUNTIME__REQUEST_MAX_ATTEMPTS="2",
+    )
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "check"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=DEFAULT_RUNTIME_BUDGET,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        f"Asking HyperTracker at {base_url} for its status (1 request, up to 2 attempts)..."
+    ]
+    (error,) = done.stderr.splitlines()
+    assert error.endswith("Nothing was loaded: check only asks the API's status")
+    assert "high-water" not in error
+    assert error.count("(") == error.count(")")
+
+
+def test_an_unknown_host_is_named_in_balanced_words():
+    unknown = NameResolutionError(
+        "nohost.invalid", "<HTTPConnection>", socket.gaierror(-2, "Name or service not known")
+    )
+    error = requests.ConnectionError(MaxRetryError(None, "/", reason=unknown))  # type: ignore[arg-type]
+    assert unreachable_cause(error) == (
+        "its host name is unknown (Failed to resolve 'nohost.invalid' ([Errno -2] Name or "
+        "service not known))"
+    )
+
+
+def test_dlt_warnings_reach_the_command_line_in_its_words(
+    workdir: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    assert main(["load", "--resources", "segments"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("DESTINATION__FILESYSTEM__BUCKET_URL", (workdir / "files").as_uri())
+    assert main(["load", "--resources", "segments", "--destination", "filesystem"]) == 0
+
+    first, *rest = capsys.readouterr().err.splitlines()
+    assert first == (
+        "hypertracker: warning: this pipeline last loaded into duckdb and now loads into "
+        "filesystem: give each destination its own --pipeline-name, so that their state never "
+        "meets"
+    )
+    assert all(line.startswith("hypertracker: warning: ") for line in rest), rest
+
+
+def test_dlts_schema_warning_of_two_runs_at_once_is_said_plainly():
+    message = (
+        "When normalizing package 1796249573.37 with schema hypertracker: the storage schema "
+        "hash abc is different from extract package schema hash def. Storage schema was used."
+    )
+    assert command_line_text(message) == (
+        "another run of this pipeline changed its schema while this one ran (package "
+        "1796249573.37 was normalized with the newer schema): run one load of a pipeline at a time"
+    )

@@ -290,3 +290,22 @@ def test_follow_command_stops_cleanly_on_a_signal(
 def test_follow_refuses_sleep_bounds_that_would_spin(bounds: dict[str, float]):
     with pytest.raises(HyperTrackerError, match="--"):
         FollowTiming(**bounds)
+
+
+def test_follow_says_when_it_checks_next(
+    simulator: Simulator, make_pipeline: PipelineFactory, capsys: pytest.CaptureFixture
+):
+    def late(seconds: float) -> bool:
+        return False
+
+    clock = SimulatedClock([late])
+    settings = {"api_key": API_KEY, "base_url": simulator.url, **SMALL}
+    follow(make_pipeline(), settings, run_load, clock, TIMING)
+
+    lines = capsys.readouterr().out.splitlines()
+    waits = [line for line in lines if "next check at" in line]
+    assert len(waits) == len(clock.sleeps) == 2
+    for line, seconds in zip(waits, clock.sleeps, strict=True):
+        said, announced = line.split(" up to date; next check at ")
+        wait = datetime.fromisoformat(announced) - datetime.fromisoformat(said)
+        assert abs(wait.total_seconds() - seconds) < 2

@@ -88,3 +88,66 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path):
     again = run([HYPERTRACKER, "init", "--force"], tmp_path, env)
     assert again.returncode == 0, again.stderr
     assert (tmp_path / ".gitignore").read_text() == "*.duckdb\n.dlt/secrets.toml\n"
+
+
+def test_init_force_keeps_the_key_and_address_the_user_set(tmp_path: Path):
+    env = user_env(tmp_path)
+    assert run([HYPERTRACKER, "init"], tmp_path, env).returncode == 0
+    secrets = tmp_path / ".dlt/secrets.toml"
+    secrets.write_text(secrets.read_text().replace('api_key = ""', 'api_key = "my-own-key"'))
+    config = tmp_path / ".dlt/config.toml"
+    config.write_text(
+        config.read_text().replace(
+            "[sources.hypertracker]\n",
+            '[sources.hypertracker]\nbase_url = "http://127.0.0.1:8787"\ncoins = ["BTC"]\n',
+        )
+    )
+
+    forced = run([HYPERTRACKER, "init", "--force"], tmp_path, env)
+
+    assert forced.returncode == 0, forced.stderr
+    assert "wrote .dlt/secrets.toml, keeping its api_key" in forced.stdout
+    assert "my-own-key" not in forced.stdout + forced.stderr
+    assert tomlkit.parse(secrets.read_text()).unwrap() == {
+        "sources": {"hypertracker": {"api_key": "my-own-key"}}
+    }
+    kept = tomlkit.parse(config.read_text()).unwrap()
+    assert kept["sources"]["hypertracker"] == {
+        "base_url": "http://127.0.0.1:8787",
+        "coins": ["BTC"],
+    }
+    assert kept["extract"]["workers"] == 16
+
+
+def test_the_secrets_file_is_readable_by_its_owner_only(tmp_path: Path):
+    env = user_env(tmp_path)
+    assert run([HYPERTRACKER, "init"], tmp_path, env).returncode == 0
+    secrets = tmp_path / ".dlt/secrets.toml"
+    assert secrets.stat().st_mode & 0o777 == 0o600
+
+    secrets.chmod(0o644)
+    assert run([HYPERTRACKER, "init", "--force"], tmp_path, env).returncode == 0
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / ".dlt/config.toml").stat().st_mode & 0o077 != 0, "config stays shareable"
+
+
+def test_two_initialised_folders_each_load_into_their_own_file(
+    simulator: Simulator, tmp_path: Path
+):
+    settings = {
+        "SOURCES__HYPERTRACKER__BASE_URL": simulator.url,
+        "SOURCES__HYPERTRACKER__API_KEY": API_KEY,
+    }
+    env = user_env(tmp_path, **settings)
+    projects = [tmp_path / "first", tmp_path / "second"]
+    for project in projects:
+        project.mkdir()
+        assert run([HYPERTRACKER, "init"], project, env).returncode == 0
+        done = run([sys.executable, "hypertracker_pipeline.py"], project, env)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    for project in projects:
+        destination = dlt.destinations.duckdb(str(project / "hypertracker_data.duckdb"))
+        dataset = dlt.dataset(destination, "hypertracker")
+        assert dataset["_dlt_loads"].arrow().num_rows == 1, f"{project.name} holds its own load"
+        assert_fills_equal(dataset, simulator.expected_fills())

@@ -131,9 +131,9 @@ def test_models_command_rebuilds_the_hours_new_fills_touch(
     done = main_without("dbt", command)
     assert done.returncode == 1
     assert done.stderr.splitlines()[0].startswith(
-        "hypertracker: error: MissingDependencyException: You must install additional "
-        "dependencies to run `hypertracker models`. If you use pip you may do the following: "
-        'pip install "hypertracker-source[models]"'
+        "hypertracker: error: HyperTrackerError: hypertracker models needs dbt and "
+        "dbt.adapters.duckdb, which are not installed: install them with "
+        'pip install -e ".[models]" in the project\'s clone'
     )
     assert main(command) == 0
     first = rows(pipeline, "SELECT COUNT(*) AS n FROM {d}.liquidations_hourly")[0]["n"]

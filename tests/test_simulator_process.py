@@ -9,6 +9,7 @@ from datetime import timedelta
 from graphlib import TopologicalSorter
 from pathlib import Path
 
+import orjson
 import requests
 from helpers import API_KEY, SEGMENTS, STATUS
 
@@ -94,3 +95,31 @@ def test_the_simulators_modules_import_each_other_without_a_cycle() -> None:
     order = list(TopologicalSorter(graph).static_order())
     assert order.index("view") < order.index("api") < order.index("server")
     assert order.index("server") < order.index("simulator")
+
+
+def test_the_command_line_tells_a_person_its_address_key_and_how_to_make_a_new_version() -> None:
+    command = [sys.executable, "-m", "hypertracker_simulator", "--api-key", "rehearsal-key"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        url = orjson.loads(process.stdout.readline())["url"]
+        told = [process.stderr.readline().rstrip("\n") for _ in range(3)]
+        assert (
+            told[0] == f"HyperTracker simulator at {url}, API key rehearsal-key (Ctrl-C stops it)"
+        )
+        assert told[1] == (
+            f"Load from it:     SOURCES__HYPERTRACKER__BASE_URL={url} "
+            "SOURCES__HYPERTRACKER__API_KEY=rehearsal-key hypertracker load"
+        )
+        new_version = told[2].removeprefix("New data version: ")
+        done = subprocess.run(
+            new_version, shell=True, capture_output=True, text=True, timeout=30, check=True
+        )
+        assert orjson.loads(done.stdout) == {"version": 2}
+        status = requests.get(
+            url + STATUS, headers={"Authorization": "Bearer rehearsal-key"}, timeout=10
+        )
+        assert status.ok
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -47,6 +47,7 @@ LAYERS = {
     "commands": (
         *("cli", "loading", "check", "follow", "failures", "scaffold", "models", "mysql", "docs"),
         "stopping",
+        "dlt_log",
         *("report", "report.settings", "report.queries", "report.charts", "report.page"),
         "report.text",
     ),
