@@ -34,6 +34,8 @@ WINDOW_MAX_DAYS = 90
 
 DEFAULT_LAG = timedelta(hours=1)
 """How far below the newest fill read each run reads again: twice the API's slowest refresh."""
+MAX_LAG = timedelta(days=3650)
+"""The longest lag taken: longer than the API's whole history, so any longer re-reads no more."""
 
 DEFAULT_HEATMAP_COINS = ("BTC", "ETH", "HYPE")
 
