@@ -94,6 +94,9 @@ class FillsSplit(NamedTuple):
 
 def split_fills(table: pa.Table) -> FillsSplit:
     """Splits a page of fills into those that keep the contract and the rejected rows."""
+    # Hand-written: dlt's schema contracts act on tables, columns and types, not values; a
+    # `nullable=False` key column is a DDL hint that dlt does not check in Arrow items, and
+    # `discard_row` drops a row without a record of it, where a rejected fill must be kept.
     rules = fill_rules(table.schema)
     masks = [rule.broken(table) for rule in rules]
     broken = reduce(pc.or_, masks)

@@ -232,11 +232,13 @@ def describe_read(query: FillQuery) -> str:
 def warn_rejected(query: FillQuery, rejected: Counter[str]) -> None:
     """Says how many fills of a read broke the data contract, why, and where they are."""
     reasons = ", ".join(f"{reason} {count:,}" for reason, count in rejected.most_common())
+    total = rejected.total()
     logger.warning(
-        "liquidation_fills: %s fills of %s break the data contract (%s): set apart in table %s, "
+        "liquidation_fills: %s of %s %s the data contract (%s): set apart in table %s, "
         "not loaded; see docs/data-contract.md",
-        f"{rejected.total():,}",
+        f"{total:,} fill{'s' if total != 1 else ''}",
         describe_read(query),
+        "breaks" if total == 1 else "break",
         reasons,
         REJECTED_FILLS_TABLE,
     )
