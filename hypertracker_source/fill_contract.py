@@ -52,33 +52,43 @@ REJECTED_FILL_COLUMNS = column_hints((*REJECTED_FIELDS, *READ_STAMPS))
 
 
 class FillRule(NamedTuple):
-    """One clause of the contract: a column, and what breaks it."""
+    """One clause of the contract: a column, and where its values break it (None: nowhere)."""
 
     column: str
     problem: str
-    breaks: Callable[[Any], pa.Array]
+    breaks: Callable[[Any], pa.Array | None]
 
-    def broken(self, table: pa.Table) -> pa.Array:
-        """Where the rows of a table break this rule (never null)."""
-        return pc.fill_null(self.breaks(table[self.column]), False)
+    def broken(self, table: pa.Table) -> pa.Array | None:
+        """Where the rows of a table break this rule, or None when none does."""
+        return self.breaks(table[self.column])
 
 
-def negative(column: Any) -> Any:
+def null_rows(column: Any) -> pa.Array | None:
+    """Where a column is null (its null count is known without a pass)."""
+    return pc.is_null(column) if column.null_count else None
+
+
+def negative_rows(column: Any) -> pa.Array | None:
     """Where a numeric column is below zero."""
-    return pc.less(column, 0)
+    lowest = pc.min(column).as_py()
+    if lowest is None or lowest >= 0:
+        return None
+    return pc.fill_null(pc.less(column, 0), False)
 
 
-def oversized(column: Any) -> Any:
-    """Where a text column holds more bytes than any real field."""
-    return pc.greater(pc.binary_length(column), FILL_FIELD_MAX_BYTES)
+def oversized_rows(column: Any) -> pa.Array | None:
+    """Where a text column holds more bytes than any real field (none when all of it is less)."""
+    if column.nbytes <= FILL_FIELD_MAX_BYTES:
+        return None
+    return pc.fill_null(pc.greater(pc.binary_length(column), FILL_FIELD_MAX_BYTES), False)
 
 
 def fill_rules(schema: pa.Schema) -> list[FillRule]:
     """The contract's rules for a page of this schema, in the order a row's reason is chosen."""
-    rules = [FillRule(column, "is null", pc.is_null) for column in REQUIRED_COLUMNS]
-    rules += [FillRule(column, "is negative", negative) for column in NON_NEGATIVE_COLUMNS]
+    rules = [FillRule(column, "is null", null_rows) for column in REQUIRED_COLUMNS]
+    rules += [FillRule(column, "is negative", negative_rows) for column in NON_NEGATIVE_COLUMNS]
     rules += [
-        FillRule(field.name, f"is longer than {FILL_FIELD_MAX_BYTES:,} bytes", oversized)
+        FillRule(field.name, f"is longer than {FILL_FIELD_MAX_BYTES:,} bytes", oversized_rows)
         for field in schema
         if field.type == pa.string()
     ]
@@ -97,15 +107,19 @@ def split_fills(table: pa.Table) -> FillsSplit:
     # Hand-written: dlt's schema contracts act on tables, columns and types, not values; a
     # `nullable=False` key column is a DDL hint that dlt does not check in Arrow items, and
     # `discard_row` drops a row without a record of it, where a rejected fill must be kept.
-    rules = fill_rules(table.schema)
-    masks = [rule.broken(table) for rule in rules]
-    broken = reduce(pc.or_, masks)
-    if not pc.any(broken).as_py():
+    broken_by = [
+        (rule, mask)
+        for rule in fill_rules(table.schema)
+        if (mask := rule.broken(table)) is not None
+    ]
+    broken = reduce(pc.or_, (mask for _, mask in broken_by)) if broken_by else None
+    indices = pa.array([], pa.uint64()) if broken is None else pc.indices_nonzero(broken)
+    if not len(indices):
         return FillsSplit(table, rejected_table([]))
-    positions = pc.indices_nonzero(broken).to_pylist()
-    rows = table.take(positions).to_pylist()
-    broken_by = list(zip(rules, masks, strict=True))
-    reasons = [next(rule for rule, mask in broken_by if mask[p].as_py()) for p in positions]
+    rows = table.take(indices).to_pylist()
+    reasons = [
+        next(rule for rule, mask in broken_by if mask[p].as_py()) for p in indices.to_pylist()
+    ]
     return FillsSplit(
         table.filter(pc.invert(broken)),
         rejected_table([rejected_row(row, rule) for row, rule in zip(rows, reasons, strict=True)]),
