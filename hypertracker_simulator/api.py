@@ -1,6 +1,7 @@
 """What the API host and the file host answer, request by request, without the transport.
 
-Of the faults, only those inside a payload apply here: a fills field retyped or added. Errors,
+Of the faults, only those inside a payload apply here: a fills field retyped or added, and
+hostile fills (hostile.py). Errors,
 resets, rate limits, cut answers and delays are the transport's (server.py).
 """
 
@@ -15,6 +16,7 @@ import orjson
 
 from .catalog import SEGMENT_IDS
 from .fills import iso_ms
+from .hostile import bad_fill_kind, break_fill
 from .links import FileKey, S3Error, file_key, refusal
 from .queries import (
     ApiError,
@@ -99,7 +101,7 @@ def fills(sim: SimulatorView, params: dict[str, str]) -> Response:
     window = (query.start_ms, query.end_ms)
     positions, more = table.select(match, window, query.after, ascending, query.limit)
     cursor = encode_cursor(*table.key(positions[-1])) if more else None
-    rows = [table.row(p) for p in positions]
+    rows = [served_fill(sim, p) for p in positions]
     retyped = sim.faults.string_field
     for row in rows:
         if retyped in row:
@@ -108,6 +110,16 @@ def fills(sim: SimulatorView, params: dict[str, str]) -> Response:
     for number, row in enumerate(rows if added else ()):
         row[added] = {"position": number} if number % 2 else number
     return json_response({"fills": rows, "nextCursor": cursor})
+
+
+def served_fill(sim: SimulatorView, position: int) -> dict[str, Any]:
+    """The fill at a position as the API serves it: broken if the hostile-data fault says so."""
+    table, faults = sim.state.table, sim.faults
+    row = table.row(position)
+    kind = bad_fill_kind(
+        sim.config.seed, table.ids[position], faults.bad_fill_rate, faults.bad_fill_kinds
+    )
+    return row if kind is None else break_fill(row, kind, faults.oversized_field_bytes)
 
 
 def export(sim: SimulatorView, params: dict[str, str], coin: str) -> Response:

@@ -12,7 +12,8 @@ from typing import Any
 
 from .catalog import MARKETS, SEGMENT_IDS, SEGMENTS
 from .config import SimulatorConfig
-from .fills import FillTable
+from .fills import FillMatch, FillTable
+from .hostile import bad_fill_kind
 from .links import FileKey, presigned_url
 from .queries import datetime_of_ms, epoch_ms, epoch_ms_of_iso, wall_clock_ms
 from .server import ApiHandler, FileHandler, HostServer, SlidingWindowLimit, serve_in_background
@@ -199,6 +200,14 @@ class Simulator:
             return []
         positions, _ = table.select(match, (None, None), None, True, len(table))
         return [table.row(position) for position in positions]
+
+    def bad_fill_kinds(self) -> list[str | None]:
+        """How each visible fill is broken under the hostile-data fault (None: sound), oldest
+        first, in the order of `expected_fills()`."""
+        table, faults = self.state.table, self.faults
+        positions, _ = table.select(FillMatch(), (None, None), None, True, len(table))
+        seed, rate, kinds = self.config.seed, faults.bad_fill_rate, faults.bad_fill_kinds
+        return [bad_fill_kind(seed, table.ids[p], rate, kinds) for p in positions]
 
     def expected_heatmap(self, coin: str) -> list[dict[str, Any]]:
         """The heatmap bins of a coin in the current version."""

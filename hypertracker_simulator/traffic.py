@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from .hostile import BAD_FILL_KINDS
+
 
 @dataclass
 class Faults:
@@ -21,6 +23,12 @@ class Faults:
     """A fills field sent as a string instead of its type, as if the API changed it ("": none)."""
     new_field: str = ""
     """A field the API added to fills: an integer in some rows, an object in others ("": none)."""
+    bad_fill_rate: float = 0.0
+    """Hostile data: the share of fills served broken, each the same way on every read."""
+    bad_fill_kinds: tuple[str, ...] = BAD_FILL_KINDS
+    """Hostile data: the ways a broken fill is broken (hostile.BAD_FILL_KINDS), one per fill."""
+    oversized_field_bytes: int = 1_000_000
+    """Hostile data: the size of an oversized field."""
 
     def pick(self, draw: float) -> str | None:
         """The fault a request suffers for a uniform draw in [0, 1), if any."""

@@ -6,13 +6,17 @@ from functools import partial
 from typing import Any
 
 import dlt
-import pyarrow as pa
 from dlt.common.schema.typing import TMergeDispositionDict
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
+from hypertracker_source.fill_contract import (
+    REJECTED_FILL_COLUMNS,
+    REJECTED_FILL_KEY,
+    RejectedFills,
+)
 from hypertracker_source.fill_state import plan_run
 from hypertracker_source.fills import FillQuery, batched, read_fills
 from hypertracker_source.heatmap import heatmap_tables
@@ -40,6 +44,7 @@ from hypertracker_source.settings import (
     FILLS_ROWS_PER_ITEM,
     HISTORY_START,
     MAX_FILLS_PER_RUN,
+    REJECTED_FILLS_TABLE,
 )
 from hypertracker_source.snapshots import DataVersion, SnapshotTable, snapshot_resource
 
@@ -123,7 +128,7 @@ def hypertracker(
     )
     data_version = DataVersion(client, known=client.stats.status)
     queries = fill_windows(settings.fills, data_version)
-    fills = queries | liquidation_fills(client)
+    fills = queries | liquidation_fills(client, data_version)
     heatmap = snapshot_resource(
         heatmap_table(client),
         settings.heatmap_coins,
@@ -146,7 +151,22 @@ def hypertracker(
     }
     for resource in tables:
         resource.apply_hints(write_disposition=merge)
+    declare_table_variant(
+        fills,
+        REJECTED_FILLS_TABLE,
+        primary_key=REJECTED_FILL_KEY,
+        columns=REJECTED_FILL_COLUMNS,
+        write_disposition=merge,
+    )
     return (queries, *tables)
+
+
+def declare_table_variant(resource: DltResource, table_name: str, **hints: Any) -> None:
+    """Declares another table a resource writes to, with these hints and no others."""
+    # Hand-written: dlt starts a table variant from a copy of the resource's hints, its columns
+    # included; declaring it first with no columns clears them.
+    resource.apply_hints(table_name=table_name, columns={}, create_table_variant=True)
+    resource.apply_hints(table_name=table_name, create_table_variant=True, **hints)
 
 
 @dlt.resource(name="fill_windows", selected=False)
@@ -166,9 +186,19 @@ def fill_windows(plan: FillsPlan, data_version: DataVersion) -> Iterator[FillQue
     columns=column_hints(FILL_FIELDS),
     parallelized=True,
 )
-def liquidation_fills(query: FillQuery, client: HyperTrackerClient) -> Iterator[pa.Table]:
-    """The liquidation fills of one read: dlt reads a run's reads and filters side by side."""
-    yield from batched(read_fills(client, query), FILLS_ROWS_PER_ITEM)
+def liquidation_fills(
+    query: FillQuery, client: HyperTrackerClient, data_version: DataVersion
+) -> Iterator[Any]:
+    """The liquidation fills of one read: dlt reads a run's reads and filters side by side.
+
+    Fills that break the data contract go to their own table, stamped with the data version.
+    """
+    for item in batched(read_fills(client, query), FILLS_ROWS_PER_ITEM):
+        if isinstance(item, RejectedFills):
+            stamped = item.stamped(data_version.last_update)
+            yield dlt.mark.with_table_name(stamped, REJECTED_FILLS_TABLE)
+        else:
+            yield item
 
 
 def heatmap_table(client: HyperTrackerClient) -> SnapshotTable:

@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import difflib
+import math
 import shlex
 import sys
 import textwrap
@@ -299,29 +300,40 @@ def add_lock_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def finite_seconds(text: str) -> float:
+    """Reads a number of seconds, refusing NaN and infinity (argparse names the flag)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+    return seconds
+
+
 def add_follow_options(parser: argparse.ArgumentParser) -> None:
     """The options of `follow`: how long it sleeps, in seconds."""
     parser.add_argument(
         "--poll-margin",
-        type=float,
+        type=finite_seconds,
         default=FOLLOW_POLL_MARGIN,
         help=f"seconds past the API's announced next update to ask again ({FOLLOW_POLL_MARGIN:g})",
     )
     parser.add_argument(
         "--min-sleep",
-        type=float,
+        type=finite_seconds,
         default=FOLLOW_MIN_SLEEP,
         help=f"shortest sleep, when the update is late; first backoff ({FOLLOW_MIN_SLEEP:g})",
     )
     parser.add_argument(
         "--max-sleep",
-        type=float,
+        type=finite_seconds,
         default=FOLLOW_MAX_SLEEP,
         help=f"longest sleep between two status requests ({FOLLOW_MAX_SLEEP:g})",
     )
     parser.add_argument(
         "--max-backoff",
-        type=float,
+        type=finite_seconds,
         default=FOLLOW_MAX_BACKOFF,
         help=f"longest sleep after failures in a row ({FOLLOW_MAX_BACKOFF:g})",
     )

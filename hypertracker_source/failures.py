@@ -7,6 +7,7 @@ from typing import Any
 
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
     LookupTrace,
     LookupTraces,
 )
@@ -59,7 +60,11 @@ def root_cause(error: BaseException) -> BaseException:
     is passed over for what was being handled when it came.
     """
     chain = list(error_chain(error))
-    for kind in (HyperTrackerError, ConfigFieldMissingException):
+    for kind in (
+        HyperTrackerError,
+        ConfigFieldMissingException,
+        ConfigValueCannotBeCoercedException,
+    ):
         found = [cause for cause in chain if isinstance(cause, kind)]
         if found:
             return found[0]

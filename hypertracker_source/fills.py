@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -17,9 +18,14 @@ from pendulum import DateTime
 from hypertracker_source.client import HyperTrackerClient
 from hypertracker_source.endpoints import FILLS
 from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.fill_contract import FillsSplit, RejectedFills, split_fills
 from hypertracker_source.resolve import FillFilter
 from hypertracker_source.schema import FILL_FIELDS, TIMESTAMP, read_page, rows_to_arrow
-from hypertracker_source.settings import WINDOW_MAX_DAYS, WINDOW_MAX_MONTHS
+from hypertracker_source.settings import (
+    REJECTED_FILLS_TABLE,
+    WINDOW_MAX_DAYS,
+    WINDOW_MAX_MONTHS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +78,14 @@ def backfill_windows(start: DateTime, end: DateTime) -> list[Window]:
 def kept_rows(
     table: pa.Table, kept_from: DateTime | None, kept_before: DateTime | None
 ) -> pa.Table:
-    """Drops the fills of a page that another read keeps."""
+    """Drops the fills of a page that another read keeps; a row without a time is kept."""
     keep = None
     if kept_from is not None:
         keep = pc.greater_equal(table["time"], pa.scalar(kept_from, TIMESTAMP))
     if kept_before is not None:
         before = pc.less(table["time"], pa.scalar(kept_before, TIMESTAMP))
         keep = before if keep is None else pc.and_(keep, before)
-    return table if keep is None else table.filter(keep)
+    return table if keep is None else table.filter(pc.fill_null(keep, True))
 
 
 PageRows: TypeAlias = "pa.Table | list[dict[str, Any]]"
@@ -168,26 +174,29 @@ class FillQuery(NamedTuple):
         return params
 
 
-def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Table]:
-    """Yields one read's fills page by page, as far as the run's budget allows.
+def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Table | RejectedFills]:
+    """Yields one read's fills page by page, as far as the run's budget allows, and apart from
+    them the rows that break the data contract (fill_contract.py), with a warning.
 
     The read's cursor and newest fill are written back after each page, so that a later run
     resumes it where this one stopped; a read that ends calls `done`. A walk stops at the first
     page that reaches below its `kept_from`. The next page is asked for as soon as it is known to
     be needed, so that the API's answer time overlaps the converting and storing of this page.
+    Only the fills that keep the contract order a walk, stop it or move its newest fill.
     """
     # Hand-written: dlt's parallelized resources overlap whole items, not the pages of one cursor,
     # and dlt's paginators neither stop a walk at a mark nor resume from a stored cursor.
     read, walk = query.read, not query.read.get("start")
     kept_from, kept_before = instant(read.get("kept_from")), instant(read.get("kept_before"))
     guard = CursorGuard(query.params())
+    rejected: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hypertracker-fills") as prefetch:
         pending = None
         if query.budget.take_page():
             pending = prefetch.submit(get_page, client, query, read.get("cursor"))
         previous: pa.Table | None = None
         while pending is not None:
-            table, cursor = pending.result()
+            (table, set_apart), cursor = pending.result()
             guard.check(cursor)
             if walk:
                 check_newest_first(table, previous, query.fill_filter)
@@ -196,6 +205,10 @@ def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Tabl
             if more and query.budget.take_page():
                 pending = prefetch.submit(get_page, client, query, cursor)
             yield kept_rows(table, kept_from, kept_before)
+            set_apart = kept_rows(set_apart, kept_from, kept_before)
+            if set_apart.num_rows:
+                rejected.update(set_apart["reason"].to_pylist())
+                yield RejectedFills(set_apart, describe_read(query))
             with query.budget.lock:
                 record_page(read, table, cursor if more else None)
             if not more:
@@ -204,15 +217,41 @@ def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Tabl
                     since = read.get("kept_from") or read.get("start") or ""
                     warn_if_misspelled(client, query.fill_filter, since)
             previous = table
+    if rejected:
+        warn_rejected(query, rejected)
+
+
+def describe_read(query: FillQuery) -> str:
+    """A read in words: its filter, and its window or the walk's stop."""
+    read = query.read
+    if read.get("start"):
+        return f"{query.fill_filter.state_key} from {read['start']} to {read['end']}"
+    return f"{query.fill_filter.state_key} newest fills down to {read.get('kept_from')}"
+
+
+def warn_rejected(query: FillQuery, rejected: Counter[str]) -> None:
+    """Says how many fills of a read broke the data contract, why, and where they are."""
+    reasons = ", ".join(f"{reason} {count:,}" for reason, count in rejected.most_common())
+    total = rejected.total()
+    logger.warning(
+        "liquidation_fills: %s of %s %s the data contract (%s): set apart in table %s, "
+        "not loaded; see docs/data-contract.md",
+        f"{total:,} fill{'s' if total != 1 else ''}",
+        describe_read(query),
+        "breaks" if total == 1 else "break",
+        reasons,
+        REJECTED_FILLS_TABLE,
+    )
 
 
 def get_page(
     client: HyperTrackerClient, query: FillQuery, cursor: str | None
-) -> tuple[pa.Table, str | None]:
-    """Gets one page of a read: its fills in Arrow, and the cursor of the next page."""
+) -> tuple[FillsSplit, str | None]:
+    """Gets one page of a read: its fills in Arrow, split by the data contract, and the cursor of
+    the next page."""
     params = query.params() if cursor is None else {**query.params(), "nextCursor": cursor}
     page = client.get_json(FILLS, params, decode=fills_page)
-    return fills_table(page.get("fills") or []), page.get("nextCursor") or None
+    return split_fills(fills_table(page.get("fills") or [])), page.get("nextCursor") or None
 
 
 def fills_page(content: bytes) -> dict[str, Any]:
@@ -290,8 +329,9 @@ def fills_table(rows: PageRows) -> pa.Table:
     return table
 
 
-def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Table]:
-    """Joins consecutive tables, without copying, into batches of at least `rows_per_batch` rows.
+def batched(tables: Iterator[pa.Table | Any], rows_per_batch: int) -> Iterator[pa.Table | Any]:
+    """Joins consecutive tables, without copying, into batches of at least `rows_per_batch` rows;
+    any other item passes as it comes.
 
     dlt does a fixed amount of work for each item it gets (its schema, checks, a write), so a few
     batches of fills cost less than many pages; a batch of a few MB keeps the memory flat.
@@ -299,6 +339,9 @@ def batched(tables: Iterator[pa.Table], rows_per_batch: int) -> Iterator[pa.Tabl
     batch: list[pa.Table] = []
     rows = 0
     for table in tables:
+        if not isinstance(table, pa.Table):
+            yield table
+            continue
         batch.append(table)
         rows += table.num_rows
         if rows >= rows_per_batch:

@@ -13,7 +13,7 @@ from hypertracker_source import RunStats, hypertracker, load_until_caught_up, pe
 from hypertracker_source.chunks import pending_span
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.mysql import index_merge_keys_on_mysql
-from hypertracker_source.settings import FILLS_RESOURCE, TABLE_NAMES
+from hypertracker_source.settings import FILLS_RESOURCE, REJECTED_FILLS_TABLE, TABLE_NAMES
 
 
 def run_load(
@@ -96,7 +96,8 @@ class ChunkProgress:
         trace = self._pipeline.last_trace
         normalize_info = trace.last_normalize_info if trace else None
         row_counts = normalize_info.row_counts if normalize_info else {}
-        self._stats.rows.update({table: row_counts.get(table, 0) for table in TABLE_NAMES})
+        tables = (*TABLE_NAMES, REJECTED_FILLS_TABLE)
+        self._stats.rows.update({table: row_counts.get(table, 0) for table in tables})
         requests = sum(self._stats.requests.values())
         spent, self._requests_before = requests - self._requests_before, requests
         left = pending_fill_reads(self._pipeline)
@@ -157,6 +158,11 @@ def print_summary(
     for table in tables:
         print(
             f"  {table:<22} {stats.rows[table]:>10,} rows{new_rows(stats.rows[table], table, new)}"
+        )
+    if stats.rows[REJECTED_FILLS_TABLE]:
+        print(
+            f"  {REJECTED_FILLS_TABLE} {stats.rows[REJECTED_FILLS_TABLE]:,} rows: fills that break "
+            "the data contract, set apart and not loaded (see docs/data-contract.md)"
         )
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))
     print(f"API requests: {sum(stats.requests.values())} ({spent or 'none'})")

@@ -1,5 +1,6 @@
 """Checks and normalises the source's settings before any request is made."""
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from hypertracker_source.settings import (
     FILL_SIDES,
     FILLS_MAX_PAGE_SIZE,
     HISTORY_START,
+    MAX_LAG,
     MERGE_STRATEGIES,
     REQUESTS_PER_MINUTE_PLANS,
     SEGMENT_NAMES,
@@ -152,6 +154,8 @@ def as_number(setting: str, value: object, fix: str) -> float:
             number = None
     if isinstance(number, bool) or not isinstance(number, int | float):
         raise HyperTrackerConfigError(setting, value, "it is not a number", fix)
+    if not math.isfinite(number):
+        raise HyperTrackerConfigError(setting, value, "it is not a finite number", fix)
     return number
 
 
@@ -311,8 +315,10 @@ def check_lag(lag: float | str | timedelta) -> timedelta:
     """Returns how far behind its high-water mark a run re-reads fills."""
     fix = "Use for example lag=3600"
     seconds = lag.total_seconds() if isinstance(lag, timedelta) else as_number("lag", lag, fix)
-    if seconds < 0:
-        raise HyperTrackerConfigError("lag", lag, "it must be a number of seconds, 0 or more", fix)
+    if not 0 <= seconds <= MAX_LAG.total_seconds():
+        raise HyperTrackerConfigError(
+            "lag", lag, f"it must be a number of seconds, 0 to {MAX_LAG.total_seconds():.0f}", fix
+        )
     return timedelta(seconds=seconds)
 
 

@@ -235,14 +235,34 @@ def wire_type(fields: Sequence[ApiField]) -> pa.StructType:
 
 
 def as_declared(column: pa.Array, field: ApiField) -> pa.Array:
-    """Casts a wire column to its declared type, an empty string to null.
+    """Casts a wire column to its declared type, an empty string to null, or names a value that
+    does not cast (a `time` that is not a date).
 
     Empty strings become null because dlt's PostgreSQL loader cannot tell them apart, and every
     destination must hold the same rows (the API sends `builder: ""` for "no builder").
     """
     if field.arrow_type == pa.string():
         return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
-    return column.cast(field.arrow_type) if column.type != field.arrow_type else column
+    if column.type == field.arrow_type:
+        return column
+    try:
+        return column.cast(field.arrow_type)
+    except pa.ArrowInvalid:
+        value = next(v for v in column.to_pylist() if not casts(v, field.arrow_type))
+        raise HyperTrackerApiError(
+            f"The API sent {field.api_name} = {value!r}, which is not a {field.arrow_type}. "
+            "Nothing of this run was loaded and the stored cursor has not moved; rerun later, "
+            "and report it to HyperTracker if it stays (see docs/data-contract.md)"
+        ) from None
+
+
+def casts(value: Any, arrow_type: pa.DataType) -> bool:
+    """Whether one wire value casts to a declared type."""
+    try:
+        pa.array([value]).cast(arrow_type)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def undeclared_fields(rows: list[dict[str, Any]], fields: Sequence[ApiField]) -> list[str]:

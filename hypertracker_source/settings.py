@@ -14,6 +14,13 @@ FILLS_RESOURCE = "liquidation_fills"
 
 TABLE_NAMES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 """The tables the source loads."""
+REJECTED_FILLS_TABLE = "liquidation_fills_rejected"
+"""Where fills that break the data contract are set apart (docs/data-contract.md); made the first
+time a fill is set apart."""
+FILL_FIELD_MAX_BYTES = 65_536
+"""The longest text a fill's field may hold: a thousand times the longest real one (`hash`, 66)."""
+REJECTED_FIELD_SHOWN_BYTES = 1_000
+"""How much of a field over FILL_FIELD_MAX_BYTES a rejected row keeps."""
 
 HISTORY_START = "2025-07-27T00:00:00Z"
 """The first day of liquidation fill history the API holds."""
@@ -34,6 +41,8 @@ WINDOW_MAX_DAYS = 90
 
 DEFAULT_LAG = timedelta(hours=1)
 """How far below the newest fill read each run reads again: twice the API's slowest refresh."""
+MAX_LAG = timedelta(days=3650)
+"""The longest lag taken: longer than the API's whole history, so any longer re-reads no more."""
 
 DEFAULT_HEATMAP_COINS = ("BTC", "ETH", "HYPE")
 

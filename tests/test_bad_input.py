@@ -80,6 +80,24 @@ SETTING_ERRORS = {
         "8 Money Printer, 9 Smart Money, 10 Consistent Grinder, 11 Humble Earner, "
         "12 Exit Liquidity, 13 Semi-Rekt, 14 Full Rekt, 15 Giga-Rekt, 16 Shrimp",
     ),
+    "infinite lag": (
+        {"lag": "inf"},
+        "sources.hypertracker.lag = inf: it is not a finite number. Use for example lag=3600",
+    ),
+    "lag not a number": (
+        {"lag": "nan"},
+        "sources.hypertracker.lag = nan: it is not a finite number. Use for example lag=3600",
+    ),
+    "lag beyond any history": (
+        {"lag": "1e20"},
+        "sources.hypertracker.lag = 1e+20: it must be a number of seconds, 0 to 315360000. Use "
+        "for example lag=3600",
+    ),
+    "infinite request rate": (
+        {"requests_per_minute": "inf"},
+        "sources.hypertracker.requests_per_minute = 'inf': it is neither a positive number nor "
+        "a plan name. Use a number or one of pulse (60), surge (100), flow (200), stream (500)",
+    ),
 }
 """Settings given the way a scheduled run gets them (SOURCES__HYPERTRACKER__*), and the error."""
 
@@ -152,6 +170,22 @@ def test_bad_setting_fails_before_any_request(
     )
     assert simulator.request_counts() == {}
     loaded.assert_kept()
+
+
+@pytest.mark.parametrize(
+    "setting", ["page_size", "max_fills_per_run", "lag", "requests_per_minute"]
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_numeric_setting_that_is_not_finite_is_named_before_any_request(
+    setting: str, value: float, simulator: Simulator
+):
+    with pytest.raises(HyperTrackerConfigError) as error:
+        source_for(simulator, **{setting: value})
+
+    assert str(error.value).startswith(f"sources.hypertracker.{setting} = {value!r}: it ")
+    assert f"SOURCES__HYPERTRACKER__{setting.upper()}" in str(error.value)
+    assert "\n" not in str(error.value)
+    assert simulator.request_counts() == {}
 
 
 def failed_run_error(pipeline: dlt.Pipeline) -> BaseException:

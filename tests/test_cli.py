@@ -190,6 +190,19 @@ def test_bad_setting_exits_with_its_reason_first_and_no_request(
     assert not list(workdir.glob("*.duckdb"))
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--max-sleep", "inf"), ("--min-sleep", "nan")])
+def test_follow_refuses_a_sleep_that_is_not_a_finite_number(
+    flag: str, value: str, workdir: Path, capsys: pytest.CaptureFixture
+):
+    with pytest.raises(SystemExit) as exit_:
+        main(["follow", flag, value])
+
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"hypertracker follow: error: argument {flag}: {value!r} is not a finite number of seconds"
+    )
+
+
 def test_demo_command_loads_and_writes_the_report(workdir: Path):
     done = subprocess.run(
         [str(CONSOLE_SCRIPT), "demo", "--fills", "3000"],

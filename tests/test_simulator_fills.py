@@ -21,6 +21,7 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator
+from hypertracker_simulator.hostile import BAD_FILL_KINDS, OVERSIZED_FIELD, break_fill
 
 OPTIONAL_FIELDS = ("tid", "oid", "crossed", "builder", "builderFee", "feeToken")
 ISO_MS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -222,3 +223,27 @@ def test_a_million_fills(client: requests.Session) -> None:
         f"\n1M fills: built in {built:.2f} s, process resident memory then {resident:.0f} MB;"
         f" a 1000-row page over HTTP (client in the same process) took {page_ms:.1f} ms"
     )
+
+
+def test_hostile_fills_are_opt_in_and_broken_the_same_way_on_every_read(
+    fresh: Simulator, client: requests.Session
+):
+    sound, _ = all_pages(client, fresh, limit=1000)
+    fresh.faults.bad_fill_rate = 0.1
+
+    first, _ = all_pages(client, fresh, limit=1000)
+    again, _ = all_pages(client, fresh, limit=100)
+
+    assert first == again
+    kinds = fresh.bad_fill_kinds()[::-1]
+    broken = [
+        break_fill(fill, kind, fresh.faults.oversized_field_bytes) if kind else fill
+        for fill, kind in zip(sound, kinds, strict=True)
+    ]
+    assert first == broken
+    assert set(kinds) == {None, *BAD_FILL_KINDS}
+    assert 0.05 < sum(kind is not None for kind in kinds) / len(kinds) < 0.15
+    oversized = [fill for fill, kind in zip(first, kinds, strict=True) if kind == "oversized_field"]
+    assert {len(fill[OVERSIZED_FIELD]) for fill in oversized} == {
+        2 + fresh.faults.oversized_field_bytes
+    }

@@ -42,7 +42,7 @@ def import_graph() -> dict[str, set[str]]:
 LAYERS = {
     "configuration": ("settings", "resolve", "pipeline_checks", "exceptions"),
     "transport": ("endpoints", "request_flow", "client"),
-    "entities": ("schema", "fills", "fill_state", "snapshots", "heatmap", "risk"),
+    "entities": ("schema", "fill_contract", "fills", "fill_state", "snapshots", "heatmap", "risk"),
     "source": ("", "chunks", "run_lock", "recovery"),
     "commands": (
         *("cli", "loading", "check", "follow", "failures", "scaffold", "models", "mysql", "docs"),

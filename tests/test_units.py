@@ -6,14 +6,15 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import orjson
 import pendulum
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hypertracker_source import hypertracker
-from hypertracker_source.exceptions import HyperTrackerConfigError
-from hypertracker_source.fills import fills_table, split_windows, window_end
+from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
+from hypertracker_source.fills import fills_page, fills_table, split_windows, window_end
 from hypertracker_source.resolve import as_list, check_start_date, resolve_settings
 from hypertracker_source.schema import FILL_PRIMARY_KEY
 from hypertracker_source.settings import (
@@ -97,6 +98,21 @@ def test_types_hold_whatever_a_page_holds():
 def test_new_api_field_is_kept_as_text():
     table = fills_table([{**PIECE, "newField": {"a": 1}}, {**PIECE, "newField": 2}])
     assert table["new_field"].to_pylist() == ['{"a":1}', "2"]
+
+
+@pytest.mark.parametrize("read", ["arrow", "orjson"])
+def test_a_time_that_is_not_a_date_is_named_in_one_line(read: str):
+    extra = {"newField": 1} if read == "orjson" else {}
+    page = orjson.dumps({"fills": [PIECE, {**PIECE, "time": "yesterday", **extra}]})
+
+    with pytest.raises(HyperTrackerApiError) as error:
+        fills_table(fills_page(page)["fills"])
+
+    assert str(error.value) == (
+        "The API sent time = 'yesterday', which is not a timestamp[us, tz=UTC]. Nothing of this "
+        "run was loaded and the stored cursor has not moved; rerun later, and report it to "
+        "HyperTracker if it stays (see docs/data-contract.md)"
+    )
 
 
 def test_window_never_exceeds_three_months_under_either_reading():
