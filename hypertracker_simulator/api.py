@@ -182,11 +182,11 @@ def answer_file(
 ) -> Response:
     """The file host's answer to a request for a pre-signed object."""
     now = datetime.now(timezone.utc)
-    error = refusal(sim.link_secret, path, params, authorization is not None, now)
-    key = file_key(path)
-    if error is None and sim.faults.file_redirect:
+    if sim.faults.file_redirect:
         redirect = sim.faults.file_redirect
         return Response(302, b"Found", "text/plain", (("Location", redirect),))
+    error = refusal(sim.link_secret, path, params, authorization is not None, now)
+    key = file_key(path)
     if error is None and key is not None:
         return file_response(sim, key)
     error = error or NO_SUCH_KEY

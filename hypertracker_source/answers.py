@@ -187,6 +187,8 @@ class BoundedAdapter(HTTPAdapter):
         try:
             response = super().send(request, *args, **kwargs)
             response._content = read_body(response, bounds.body, watch)
+            if watch.expired:
+                raise watch.error()
             return response
         except RequestException:
             if watch.expired:

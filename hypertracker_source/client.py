@@ -310,7 +310,8 @@ def file_link_error(url: str, problem: str) -> HyperTrackerApiError:
     """The error for a heatmap file link that is not followed."""
     parts = urlsplit(url)
     return HyperTrackerApiError(
-        f"{HEATMAP_FILE} was not downloaded from {parts.scheme}://{parts.netloc}: {problem}; a "
+        f"HyperTracker's heatmap file link was not followed to {parts.scheme}://{parts.netloc}: "
+        f"{problem}; a "
         "pre-signed link is only followed over http(s), on its own host. Report it to "
         "HyperTracker if it persists"
     )
