@@ -87,7 +87,7 @@ DEFAULT_RESPONSE_DEADLINE = 120.0
 BYTES_PER_MB = 1_000_000
 
 MAX_BODY_MB = {
-    "fills": 32.0,
+    "fills": 8.0,
     "risk": 8.0,
     "segments": 1.0,
     "status": 1.0,
