@@ -5,9 +5,9 @@
 Each case is one run of the source (3,000 fills, BTC's heatmap, one cohort) into DuckDB, in a
 process of its own whose peak resident memory the kernel reports (wait4); the simulator serves
 from another process, so that none of its memory is counted (a child forked from a large parent
-would count the parent's pages). The cases: a 3 MB gzip heatmap file that inflates to 3 GiB, a fills page with
-a 300 MB field, and the largest of each that the default limits still let through. Prints a
-markdown report and writes it to benchmarks/results/hostile.md.
+would count the parent's pages). The cases: a 3 MB gzip heatmap file that inflates to 3 GiB, a
+fills page with a 300 MB field, and the largest of each that the default limits still let
+through. Prints a markdown report and writes it to benchmarks/results/hostile.md.
 """
 
 import sys
