@@ -188,6 +188,7 @@ class BoundedAdapter(HTTPAdapter):
             response = super().send(request, *args, **kwargs)
             response._content = read_body(response, bounds.body, watch)
             if watch.expired:
+                response.close()
                 raise watch.error()
             return response
         except RequestException:
