@@ -16,7 +16,7 @@ import orjson
 
 from .catalog import SEGMENT_IDS
 from .fills import iso_ms
-from .hostile import bad_fill_kind, break_fill
+from .hostile import bad_fill_kind, break_fill, gzip_bomb, huge_value
 from .links import FileKey, S3Error, file_key, refusal
 from .queries import (
     ApiError,
@@ -92,16 +92,22 @@ def answer_api(
 
 def fills(sim: SimulatorView, params: dict[str, str]) -> Response:
     """A page of liquidation fills."""
-    query = parse_fill_query(params, sim.now_ms())
+    faults = sim.faults
+    query = parse_fill_query(params, sim.now_ms(), faults.cursor_generation)
     table = sim.state.table
     match = table.match_for(query.coin, query.address, query.side)
     if match is None:
         return json_response({"fills": [], "nextCursor": None})
     ascending = sim.config.fill_order == "notes" and query.start_ms is not None
     window = (query.start_ms, query.end_ms)
-    positions, more = table.select(match, window, query.after, ascending, query.limit)
-    cursor = encode_cursor(*table.key(positions[-1])) if more else None
+    after = None if faults.loop_cursors else query.after
+    positions, more = table.select(match, window, after, ascending, query.limit)
+    nonce = sim.draw_nonce() if faults.loop_cursors else 0
+    last_key = table.key(positions[-1]) if more else None
+    cursor = encode_cursor(*last_key, faults.cursor_generation, nonce) if last_key else None
     rows = [served_fill(sim, p) for p in positions]
+    if faults.huge_field_mb and rows:
+        rows[0]["hash"] = huge_value(faults.huge_field_mb)
     retyped = sim.faults.string_field
     for row in rows:
         if retyped in row:
@@ -175,6 +181,8 @@ ENDPOINTS: dict[str, Callable[..., Response]] = {
 def file_response(sim: SimulatorView, key: FileKey) -> Response:
     """A heatmap file as the file host serves it: JSON, or gzip bytes without Content-Encoding."""
     content_type = "application/gzip" if key.gzipped else "application/json"
+    if sim.faults.gzip_bomb_mb:
+        return Response(200, gzip_bomb(sim.faults.gzip_bomb_mb), "application/gzip")
     return Response(
         200, heatmap_file(sim.config.seed, key.coin, key.version, key.gzipped), content_type
     )
@@ -185,6 +193,9 @@ def answer_file(
 ) -> Response:
     """The file host's answer to a request for a pre-signed object."""
     now = datetime.now(timezone.utc)
+    if sim.faults.file_redirect:
+        redirect = sim.faults.file_redirect
+        return Response(302, b"Found", "text/plain", (("Location", redirect),))
     error = refusal(sim.link_secret, path, params, authorization is not None, now)
     key = file_key(path)
     if error is None and key is not None:

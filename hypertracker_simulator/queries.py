@@ -136,13 +136,16 @@ def iso_parameter(params: dict[str, str], name: str) -> int | None:
     return value
 
 
-def encode_cursor(time_ms: int, fill_id: int) -> str:
-    """The opaque nextCursor for the row with this (time, id) key."""
-    return base64.urlsafe_b64encode(orjson.dumps({"id": str(fill_id), "time": time_ms})).decode()
+def encode_cursor(time_ms: int, fill_id: int, generation: int = 0, nonce: int = 0) -> str:
+    """The opaque nextCursor for the row with this (time, id) key, in a cursor generation; a
+    nonce makes it new even for the same row."""
+    payload: dict[str, object] = {"id": str(fill_id), "time": time_ms}
+    payload.update({name: value for name, value in (("g", generation), ("n", nonce)) if value})
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode()
 
 
-def decode_cursor(text: str) -> tuple[int, int]:
-    """The (time, id) key a nextCursor stands for."""
+def decode_cursor(text: str, generation: int = 0) -> tuple[int, int]:
+    """The (time, id) key a nextCursor of this generation stands for."""
     try:
         payload = orjson.loads(base64.urlsafe_b64decode(text.encode()))
     except (binascii.Error, ValueError) as error:
@@ -152,10 +155,12 @@ def decode_cursor(text: str) -> tuple[int, int]:
     fill_id, time_ms = payload.get("id"), payload.get("time")
     if not (isinstance(fill_id, str) and fill_id.isdigit() and type(time_ms) is int):
         raise ApiError(400, "nextCursor is invalid")
+    if payload.get("g", 0) != generation:
+        raise ApiError(400, "nextCursor is invalid")
     return time_ms, int(fill_id)
 
 
-def parse_fill_query(params: dict[str, str], now_ms: int) -> FillQuery:
+def parse_fill_query(params: dict[str, str], now_ms: int, cursor_generation: int = 0) -> FillQuery:
     """A fills request's parameters, validated; `cursor` and unknown names are ignored.
 
     `end` defaults to 3 months after `start`, capped at now: a `start` in the API's future
@@ -183,7 +188,7 @@ def parse_fill_query(params: dict[str, str], now_ms: int) -> FillQuery:
         side=side,
         start_ms=start_ms,
         end_ms=end_ms,
-        after=None if cursor is None else decode_cursor(cursor),
+        after=None if cursor is None else decode_cursor(cursor, cursor_generation),
     )
 
 

@@ -15,6 +15,7 @@ import orjson
 
 from .admin import ADMIN_PREFIX, answer_admin
 from .api import Response, answer_api, answer_file, route
+from .hostile import drip
 from .traffic import RequestRecord
 from .view import SimulatorView
 
@@ -155,6 +156,15 @@ class HostHandler(BaseHTTPRequestHandler):
         if truncated:
             self.close_connection = True
 
+    def send_dripped(self, response: Response, seconds_per_byte: float) -> None:
+        """Sends a whole answer, status line first, one byte at a time; closes the connection."""
+        head = [f"HTTP/1.1 {response.status} {self.responses[response.status][0]}"]
+        head += [f"Content-Type: {response.content_type}", f"Content-Length: {len(response.body)}"]
+        head += [f"{name}: {value}" for name, value in response.headers]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + response.body
+        self.close_connection = True
+        drip(self.wfile, raw, seconds_per_byte)
+
     def reset_connection(self) -> None:
         """Drops the connection with a TCP RST and no answer."""
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -205,6 +215,8 @@ class ApiHandler(HostHandler):
         time.sleep(faults.latency + (faults.slow_seconds if fault == "slow" else 0.0))
         if fault == "reset":
             self.reset_connection()
+        elif faults.drip_seconds:
+            self.send_dripped(response, faults.drip_seconds)
         else:
             self.send(response, truncated=fault == "truncate")
 

@@ -62,6 +62,7 @@ class Simulator:
             else None
         )
         self._fault_dice = random.Random(config.seed)
+        self._nonces = 0
         self._lock = threading.Lock()
         self._advance_lock = threading.Lock()
         self._servers: list[HostServer] = []
@@ -229,6 +230,8 @@ class Simulator:
 
     def issue_link(self, key: FileKey) -> str:
         """A pre-signed link to a heatmap file; already expired while expire_next_links lasts."""
+        if self.faults.export_link:
+            return self.faults.export_link
         with self._lock:
             expired = self.faults.expire_next_links > 0
             if expired:
@@ -247,6 +250,12 @@ class Simulator:
         """The next uniform draw of the seeded fault dice."""
         with self._lock:
             return self._fault_dice.random()
+
+    def draw_nonce(self) -> int:
+        """A number no earlier draw gave, to make a cursor new."""
+        with self._lock:
+            self._nonces += 1
+            return self._nonces
 
     def record(self, request: RequestRecord) -> None:
         """Adds a request to the log."""

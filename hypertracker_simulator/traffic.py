@@ -29,6 +29,21 @@ class Faults:
     """Hostile data: the ways a broken fill is broken (hostile.BAD_FILL_KINDS), one per fill."""
     oversized_field_bytes: int = 1_000_000
     """Hostile data: the size of an oversized field."""
+    drip_seconds: float = 0.0
+    """Hostile: seconds between the bytes of every API answer, status line first (0: none)."""
+    gzip_bomb_mb: int = 0
+    """Hostile: every heatmap file is a ~1000:1 gzip that inflates to this many MB (0: none)."""
+    huge_field_mb: float = 0.0
+    """Hostile: the first fill of every page carries a `hash` of this many MB (0: none)."""
+    cursor_generation: int = 0
+    """Raise it to make the API refuse every cursor it handed out before (HTTP 400 "nextCursor is
+    invalid"), as after an API release that changed their format."""
+    loop_cursors: bool = False
+    """Hostile: every fills page is the query's first page again, with a new cursor each time."""
+    file_redirect: str = ""
+    """Hostile: the file host answers every download with a 302 to this URL ("": none)."""
+    export_link: str = ""
+    """Hostile: the export endpoint hands out this link instead of a pre-signed one ("": none)."""
 
     def pick(self, draw: float) -> str | None:
         """The fault a request suffers for a uniform draw in [0, 1), if any."""

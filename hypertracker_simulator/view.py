@@ -51,6 +51,9 @@ class SimulatorView(Protocol):
     def draw(self) -> float:
         """The next draw of the fault dice."""
 
+    def draw_nonce(self) -> int:
+        """A number no earlier draw gave."""
+
     def record(self, request: RequestRecord) -> None:
         """Adds a request to the log."""
 

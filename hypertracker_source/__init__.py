@@ -39,6 +39,7 @@ from hypertracker_source.settings import (
     API_BASE_URL,
     DEFAULT_HEATMAP_COINS,
     DEFAULT_LAG,
+    DEFAULT_RESPONSE_DEADLINE,
     FILLS_MAX_PAGE_SIZE,
     FILLS_RESOURCE,
     FILLS_ROWS_PER_ITEM,
@@ -68,6 +69,8 @@ def hypertracker(
     requests_per_minute: str | int | None = None,
     refresh_snapshots: bool = False,
     merge_strategy: str = "delete-insert",
+    response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
+    max_body_mb: dict[str, float] | None = None,
     run_stats: RunStats | None = None,
 ) -> Sequence[DltResource]:
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
@@ -99,6 +102,10 @@ def hypertracker(
         refresh_snapshots: Fetch heatmaps and risk even when the API's data version is loaded.
         merge_strategy: How every table merges on its key: delete-insert (SQL databases) or
             upsert (delta or iceberg tables on the filesystem destination).
+        response_deadline: Seconds one answer may take, connection to last byte; retried
+            like a read timeout when it takes longer.
+        max_body_mb: Megabytes an answer's body may hold, by kind (fills, risk, segments,
+            status, export, heatmap_file, heatmap_inflated); unset kinds keep their defaults.
         run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
             export, risk, segments, status), retries included, and the API's state status.
     """
@@ -118,6 +125,8 @@ def hypertracker(
         requests_per_minute=requests_per_minute,
         refresh_snapshots=refresh_snapshots,
         merge_strategy=merge_strategy,
+        response_deadline=response_deadline,
+        max_body_mb=max_body_mb,
     )
     client = HyperTrackerClient(
         settings.base_url,
@@ -125,6 +134,8 @@ def hypertracker(
         settings.requests_per_minute,
         run_stats,
         before_first_request=check_duckdb_dataset,
+        response_deadline=settings.response_deadline,
+        max_body_bytes=settings.max_body_bytes,
     )
     data_version = DataVersion(client, known=client.stats.status)
     queries = fill_windows(settings.fills, data_version)

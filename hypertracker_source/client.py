@@ -3,9 +3,10 @@
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import urljoin, urlsplit
 
 import dlt
 import orjson
@@ -15,9 +16,10 @@ from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.requests.retry import DEFAULT_RETRY_EXCEPTIONS
 from requests import PreparedRequest, RequestException, Response
 from requests.auth import AuthBase
-from requests.exceptions import SSLError
+from requests.exceptions import SSLError, TooManyRedirects
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from hypertracker_source.answers import AnswerBounds, BodyLimit, BoundedAdapter, bounded
 from hypertracker_source.endpoints import API_PREFIX, Endpoint
 from hypertracker_source.exceptions import (
     HyperTrackerApiError,
@@ -25,6 +27,12 @@ from hypertracker_source.exceptions import (
     HyperTrackerUnreachableError,
 )
 from hypertracker_source.request_flow import GatedAdapter, RequestGate, RequestPacer
+from hypertracker_source.settings import (
+    BYTES_PER_MB,
+    DEFAULT_RESPONSE_DEADLINE,
+    MAX_BODY_MB,
+    MAX_FILE_REDIRECTS,
+)
 
 HEATMAP_FILE = "the pre-signed heatmap file"
 RERUN_ADVICE = (
@@ -52,6 +60,7 @@ class RetryingClient(Client):
 
     def __init__(self, gated_url: str | None, adapter: GatedAdapter | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._adapter = BoundedAdapter(pool_maxsize=50)
         self._gated_url = gated_url
         self._gated_adapter = adapter
 
@@ -155,6 +164,8 @@ class HyperTrackerClient:
         requests_per_minute: int | None = None,
         stats: RunStats | None = None,
         before_first_request: Callable[[], None] | None = None,
+        response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
+        max_body_bytes: Mapping[str, int] | None = None,
     ) -> None:
         self.base_url = base_url
         self.api_url = base_url + API_PREFIX
@@ -169,11 +180,25 @@ class HyperTrackerClient:
             raise_for_status=False,
             exceptions=(*DEFAULT_RETRY_EXCEPTIONS, BrokenAnswer),
         )
-        self._files = RetryingClient(None, None, raise_for_status=False)
+        self._files = RetryingClient(
+            None, None, raise_for_status=False, session_attrs={"max_redirects": MAX_FILE_REDIRECTS}
+        )
+        self.response_deadline = response_deadline
+        self.max_body_bytes = max_body_bytes or {
+            kind: int(megabytes * BYTES_PER_MB) for kind, megabytes in MAX_BODY_MB.items()
+        }
         runtime = runtime_settings()
         self.attempts = runtime.request_max_attempts
         self._api.update_from_config(runtime)
         self._files.update_from_config(runtime)
+
+    def body_limit(self, kind: str) -> BodyLimit:
+        """The size limit of one kind of answer body (an endpoint's name, or a heatmap file's)."""
+        return BodyLimit(kind, self.max_body_bytes[kind])
+
+    def bounds(self, kind: str) -> AnswerBounds:
+        """What an answer of this kind may take: the deadline, and its body's size limit."""
+        return AnswerBounds(self.response_deadline, self.body_limit(kind))
 
     def count_request(self, endpoint: Endpoint) -> Callable[..., Response]:
         """A response hook that counts an answered request, retries included: each costs a token."""
@@ -219,7 +244,7 @@ class HyperTrackerClient:
         hooks: dict[str, list[Callable[..., Response]]] = {
             "response": [self.count_request(endpoint), copy_retry_after, decoder]
         }
-        with self.gate.turn():
+        with self.gate.turn(), bounded(self.bounds(endpoint.name)):
             try:
                 response = self._api.get(
                     self.api_url + path,
@@ -240,10 +265,18 @@ class HyperTrackerClient:
             return ApiAnswer(response, decoder.body, path)
 
     def download(self, url: str) -> Response:
-        """GETs a pre-signed file URL, without the key, retried on server errors."""
+        """GETs a pre-signed file URL, without the key, retried on server errors; it may redirect
+        only to its own host, a few times."""
         self.gate.raise_if_stopped()
+        check_file_link(url)
+        hooks = {"response": [refuse_redirect_elsewhere]}
         try:
-            return self._files.get(url, allow_redirects=True)
+            with bounded(self.bounds("heatmap_file")):
+                return self._files.get(url, allow_redirects=True, hooks=hooks)
+        except TooManyRedirects:
+            raise file_link_error(
+                url, f"it redirected more than {MAX_FILE_REDIRECTS} times"
+            ) from None
         except RequestException as error:
             raise unanswered_error(HEATMAP_FILE, self.attempts, error) from None
 
@@ -255,6 +288,33 @@ class HyperTrackerClient:
             "(SOURCES__HYPERTRACKER__BASE_URL; unset, it is https://ht-api.coinmarketman.com) "
             f"and this machine's network. {RERUN_ADVICE}"
         )
+
+
+def check_file_link(url: str) -> None:
+    """Refuses a file link that is not http(s): the API's link must never open a local file."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise file_link_error(url, "it is not an http(s) URL")
+
+
+def refuse_redirect_elsewhere(response: Response, *args: Any, **kwargs: Any) -> Response:
+    """Refuses a file host's redirect to another host or scheme, before it is followed."""
+    if response.is_redirect:
+        target = urljoin(response.url, response.headers["Location"])
+        if urlsplit(target)[:2] != urlsplit(response.url)[:2]:
+            response.close()
+            raise file_link_error(target, "the file host redirected to another host or scheme")
+    return response
+
+
+def file_link_error(url: str, problem: str) -> HyperTrackerApiError:
+    """The error for a heatmap file link that is not followed."""
+    parts = urlsplit(url)
+    return HyperTrackerApiError(
+        f"HyperTracker's heatmap file link was not followed to {parts.scheme}://{parts.netloc}: "
+        f"{problem}; a "
+        "pre-signed link is only followed over http(s), on its own host. Report it to "
+        "HyperTracker if it persists"
+    )
 
 
 AUTH_STATUSES = (401, 403)

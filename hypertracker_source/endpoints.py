@@ -1,6 +1,7 @@
 """Every endpoint of the HyperTracker API the source calls: its path, and its name in counts."""
 
 from typing import NamedTuple
+from urllib.parse import quote
 
 API_PREFIX = "/api/external"
 """Where every endpoint's path starts, under the API's base URL."""
@@ -13,8 +14,12 @@ class Endpoint(NamedTuple):
     path_template: str
 
     def path(self, **path_args: object) -> str:
-        """The endpoint's path under API_PREFIX, with its arguments filled in."""
-        return self.path_template.format(**path_args)
+        """The endpoint's path under API_PREFIX, with its arguments filled in and URL-encoded.
+
+        The colon of `xyz:MSTR` and the at sign of `@142` stay as they are: the API takes them.
+        """
+        encoded = {name: quote(str(value), safe=":@") for name, value in path_args.items()}
+        return self.path_template.format(**encoded)
 
 
 FILLS = Endpoint("fills", "/fills/liquidation")

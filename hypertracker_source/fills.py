@@ -1,5 +1,6 @@
 """Liquidation fills: filters, 3-month windows, newest-first walks, and their cursor pages."""
 
+import hashlib
 import logging
 import threading
 from collections import Counter
@@ -20,8 +21,15 @@ from hypertracker_source.endpoints import FILLS
 from hypertracker_source.exceptions import HyperTrackerApiError
 from hypertracker_source.fill_contract import FillsSplit, RejectedFills, split_fills
 from hypertracker_source.resolve import FillFilter
-from hypertracker_source.schema import FILL_FIELDS, TIMESTAMP, read_page, rows_to_arrow
+from hypertracker_source.schema import (
+    FILL_FIELDS,
+    FILL_PRIMARY_KEY,
+    TIMESTAMP,
+    read_page,
+    rows_to_arrow,
+)
 from hypertracker_source.settings import (
+    MAX_STALLED_PAGES,
     REJECTED_FILLS_TABLE,
     WINDOW_MAX_DAYS,
     WINDOW_MAX_MONTHS,
@@ -106,7 +114,9 @@ class Read(TypedDict, total=False):
     """One read of a filter's fills, as kept in resource state until it is done.
 
     A window (`start` and `end`), or without them a walk from the newest fill down to
-    `kept_from`; `cursor` is where the next page starts, `newest` the newest fill time read.
+    `kept_from`; `cursor` is where the next page starts, `newest` the newest fill time read,
+    `page` what the last page held (its fingerprint) and `stalled` how many pages in a row
+    brought nothing new.
     """
 
     start: str | None
@@ -116,6 +126,8 @@ class Read(TypedDict, total=False):
     cursor: str | None
     newest: str | None
     probe: bool
+    page: str
+    stalled: int
 
 
 def window_read(window: Window) -> Read:
@@ -193,11 +205,12 @@ def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Tabl
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hypertracker-fills") as prefetch:
         pending = None
         if query.budget.take_page():
-            pending = prefetch.submit(get_page, client, query, read.get("cursor"))
+            pending = prefetch.submit(first_page, client, query)
         previous: pa.Table | None = None
         while pending is not None:
             (table, set_apart), cursor = pending.result()
             guard.check(cursor)
+            fingerprint = check_progress(read, table, cursor, query.fill_filter)
             if walk:
                 check_newest_first(table, previous, query.fill_filter)
             more = cursor is not None and not (walk and reaches_below(table, kept_from))
@@ -210,7 +223,7 @@ def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Tabl
                 rejected.update(set_apart["reason"].to_pylist())
                 yield RejectedFills(set_apart, describe_read(query))
             with query.budget.lock:
-                record_page(read, table, cursor if more else None)
+                record_page(read, table, cursor if more else None, fingerprint)
             if not more:
                 query.done(query)
                 if read.get("probe") and read.get("newest") is None:
@@ -242,6 +255,25 @@ def warn_rejected(query: FillQuery, rejected: Counter[str]) -> None:
         reasons,
         REJECTED_FILLS_TABLE,
     )
+
+
+def first_page(client: HyperTrackerClient, query: FillQuery) -> tuple[pa.Table, str | None]:
+    """Gets a read's first page of this run: from its stored cursor, or from the read's start
+    when the API refuses that cursor (HTTP 400), as it may after a release of the API."""
+    stored = query.read.get("cursor")
+    try:
+        return get_page(client, query, stored)
+    except HyperTrackerApiError as error:
+        if stored is None or error.status_code != 400:
+            raise
+        logger.warning(
+            "HyperTracker refused the stored nextCursor of the fills read %s (%s): reading it "
+            "again from its %s; what loaded stays, and no fill is stored twice",
+            describe_read(query),
+            error,
+            "start" if query.read.get("start") else "newest fill",
+        )
+    return get_page(client, query, None)
 
 
 def get_page(
@@ -280,6 +312,35 @@ class CursorGuard:
         self._seen.add(cursor)
 
 
+def page_fingerprint(table: pa.Table) -> str:
+    """What a page holds, in short: its row count and the keys of its first and last fills."""
+    ends = (
+        table.select(list(FILL_PRIMARY_KEY)).take([0, table.num_rows - 1])
+        if table.num_rows
+        else None
+    )
+    text = f"{table.num_rows}|{ends.to_pylist() if ends is not None else ''}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def check_progress(read: Read, table: pa.Table, cursor: str | None, fill_filter: FillFilter) -> str:
+    """Returns a page's fingerprint; refuses the page that makes MAX_STALLED_PAGES in a row
+    that brought nothing new (the page before again) while the API still hands out a cursor.
+
+    The count is kept in the read, so that runs cut short after each page stop as well.
+    """
+    fingerprint = page_fingerprint(table)
+    stalled = cursor is not None and fingerprint == read.get("page")
+    if stalled and read.get("stalled", 0) + 1 >= MAX_STALLED_PAGES:
+        raise HyperTrackerApiError(
+            f"HyperTracker's fills cursor for {fill_filter.state_key} makes no progress: "
+            f"{MAX_STALLED_PAGES} pages in a row came with a new nextCursor but the same fills "
+            "as the page before: stopping rather than looping. What loaded stays, and no mark "
+            "moved; rerun later, and report it to HyperTracker if it persists"
+        )
+    return fingerprint
+
+
 def reaches_below(table: pa.Table, stop: DateTime | None) -> bool:
     """Whether a page holds a fill older than `stop`."""
     if stop is None or not table.num_rows:
@@ -305,8 +366,11 @@ def check_newest_first(table: pa.Table, previous: pa.Table | None, fill_filter: 
         )
 
 
-def record_page(read: Read, table: pa.Table, cursor: str | None) -> None:
-    """Writes a page's progress into its read: the next cursor and the newest fill time."""
+def record_page(read: Read, table: pa.Table, cursor: str | None, fingerprint: str) -> None:
+    """Writes a page's progress into its read: the next cursor, the newest fill time, and what
+    the page held."""
+    read["stalled"] = read.get("stalled", 0) + 1 if fingerprint == read.get("page") else 0
+    read["page"] = fingerprint
     read["cursor"] = cursor
     if table.num_rows:
         newest = iso(pendulum.instance(pc.max(table["time"]).as_py()))

@@ -1,6 +1,5 @@
 """Liquidation heatmaps: the export endpoint's pre-signed link, followed at once to its file."""
 
-import gzip
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin
@@ -10,6 +9,7 @@ import pendulum
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hypertracker_source.answers import gunzip_bounded
 from hypertracker_source.client import HEATMAP_FILE, ApiAnswer, HyperTrackerClient, check_status
 from hypertracker_source.endpoints import HEATMAP_EXPORT
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
@@ -33,11 +33,13 @@ def heatmap_file(client: HyperTrackerClient, coin: str) -> dict[str, Any]:
         check_status(answer.response, answer.path, client.attempts)
         link = download_link(answer)
         if link is None:
-            return answer.body if answer.body is not None else decode_file(answer.response.content)
+            if answer.body is not None:
+                return answer.body
+            return decode_file(client, answer.response.content)
         download = client.download(link)
         if download.status_code != 403:
             check_status(download, HEATMAP_FILE, client.attempts)
-            return decode_file(download.content)
+            return decode_file(client, download.content)
     raise HyperTrackerApiError(
         f"The heatmap link of {coin} had expired each of {EXPORT_LINK_ATTEMPTS} times it was "
         "followed; check this machine's clock and its latency to the file host, then rerun",
@@ -54,10 +56,15 @@ def download_link(answer: ApiAnswer) -> str | None:
     return None
 
 
-def decode_file(content: bytes) -> dict[str, Any]:
-    """Returns a heatmap file's JSON, gunzipping it when served gzip without Content-Encoding."""
+def decode_file(client: HyperTrackerClient, content: bytes) -> dict[str, Any]:
+    """Returns a heatmap file's JSON, gunzipping it, never past its limit, when served gzip
+    without Content-Encoding."""
     if content[:2] == GZIP_MAGIC:
-        content = gzip.decompress(content)
+        content = gunzip_bounded(
+            content,
+            client.body_limit("heatmap_inflated"),
+            "HyperTracker's heatmap file, once inflated,",
+        )
     return orjson.loads(content)
 
 

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from requests import PreparedRequest, Response
-from requests.adapters import HTTPAdapter
 
+from hypertracker_source.answers import BoundedAdapter
 from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerInterruptedError
 
 
@@ -107,7 +107,7 @@ def interrupt_requests(signal_name: str) -> None:
         gate.stop(HyperTrackerInterruptedError(f"The run was interrupted ({signal_name})"))
 
 
-class GatedAdapter(HTTPAdapter):
+class GatedAdapter(BoundedAdapter):
     """A connection pool for the API's host that checks the gate, then waits for the pacer, before
     each send, retries included."""
 

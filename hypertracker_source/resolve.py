@@ -1,7 +1,7 @@
 """Checks and normalises the source's settings before any request is made."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -14,9 +14,12 @@ from dlt.common.time import ensure_pendulum_datetime
 
 from hypertracker_source.exceptions import HyperTrackerConfigError
 from hypertracker_source.settings import (
+    BYTES_PER_MB,
+    DEFAULT_RESPONSE_DEADLINE,
     FILL_SIDES,
     FILLS_MAX_PAGE_SIZE,
     HISTORY_START,
+    MAX_BODY_MB,
     MAX_LAG,
     MERGE_STRATEGIES,
     REQUESTS_PER_MINUTE_PLANS,
@@ -73,6 +76,8 @@ class SourceSettings:
     refresh_snapshots: bool
     segment_ids: tuple[int, ...]
     merge_strategy: TLoaderMergeStrategy
+    response_deadline: float = DEFAULT_RESPONSE_DEADLINE
+    max_body_bytes: Mapping[str, int] = field(default_factory=dict)
 
 
 def resolve_settings(
@@ -91,12 +96,15 @@ def resolve_settings(
     requests_per_minute: str | int | None,
     refresh_snapshots: bool | str,
     merge_strategy: str,
+    response_deadline: float | str = DEFAULT_RESPONSE_DEADLINE,
+    max_body_mb: Mapping[str, float] | str | None = None,
 ) -> SourceSettings:
     """Returns the source's settings checked and normalised, or names the first bad one.
 
     The order is fixed, so that of several bad settings the same one is named: base_url, api_key,
     requests_per_minute, start_date, coins, address, side, end_date, lag, page_size,
-    max_fills_per_run, heatmap_coins, refresh_snapshots, segment_ids, merge_strategy.
+    max_fills_per_run, heatmap_coins, refresh_snapshots, segment_ids, merge_strategy,
+    response_deadline, max_body_mb.
     """
     checked_base_url = check_base_url(base_url)
     checked_api_key = check_api_key(api_key)
@@ -119,6 +127,8 @@ def resolve_settings(
         refresh_snapshots=check_flag("refresh_snapshots", refresh_snapshots),
         segment_ids=tuple(check_segment_ids(segment_ids)),
         merge_strategy=check_merge_strategy(merge_strategy),
+        response_deadline=check_response_deadline(response_deadline),
+        max_body_bytes=check_max_body_mb(max_body_mb),
     )
 
 
@@ -392,3 +402,36 @@ def check_merge_strategy(merge_strategy: str) -> TLoaderMergeStrategy:
         f"it is not one of {', '.join(MERGE_STRATEGIES)}",
         "Use delete-insert for SQL databases, upsert for delta or iceberg tables on a bucket",
     )
+
+
+def check_response_deadline(response_deadline: float | str) -> float:
+    """Returns the seconds one answer may take, whole, refusing none, negative or infinite."""
+    fix = "Use for example response_deadline=120 (seconds)"
+    seconds = as_number("response_deadline", response_deadline, fix)
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise HyperTrackerConfigError(
+            "response_deadline", response_deadline, "it must be a number of seconds above 0", fix
+        )
+    return seconds
+
+
+def check_max_body_mb(max_body_mb: Mapping[str, float] | str | None) -> dict[str, int]:
+    """Returns each kind of answer's size limit in bytes: the defaults, with those given."""
+    fix = f'Give megabytes by kind, such as {{"fills": 64}}; the kinds: {", ".join(MAX_BODY_MB)}'
+    given: object = max_body_mb or {}
+    if isinstance(given, str):
+        try:
+            given = orjson.loads(given)
+        except orjson.JSONDecodeError:
+            given = None
+    if not isinstance(given, Mapping):
+        raise HyperTrackerConfigError("max_body_mb", max_body_mb, "it is not a table", fix)
+    limits = {**MAX_BODY_MB}
+    for kind, megabytes in given.items():
+        number = as_number("max_body_mb", megabytes, fix)
+        if kind not in MAX_BODY_MB or not math.isfinite(number) or number <= 0:
+            raise HyperTrackerConfigError(
+                "max_body_mb", max_body_mb, f"{kind} = {megabytes!r} is not a kind and a size", fix
+            )
+        limits[kind] = number
+    return {kind: int(megabytes * BYTES_PER_MB) for kind, megabytes in limits.items()}

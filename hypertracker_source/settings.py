@@ -96,3 +96,30 @@ STOP_GRACE = 8.0
 RUN_LOCK_WAIT = 0.0
 """Seconds a run waits for another run of its pipeline to end, by default: none, as `flock -n`
 does under cron, since the run under way catches up anyway."""
+
+DEFAULT_RESPONSE_DEADLINE = 120.0
+"""Seconds one answer may take, from its connection to its body's last byte: a full fills page
+(0.56 MB) arrives in 2 s on a fast link, in under a minute at 10 KB/s."""
+
+BYTES_PER_MB = 1_000_000
+
+MAX_BODY_MB = {
+    "fills": 8.0,
+    "risk": 8.0,
+    "segments": 1.0,
+    "status": 1.0,
+    "export": 8.0,
+    "heatmap_file": 8.0,
+    "heatmap_inflated": 32.0,
+}
+"""The most megabytes each kind of answer's body may hold (a heatmap's also once inflated): far
+above the real ones (a 1000-fill page 0.56 MB, 500 risk items 24 KB, the cohorts 2 KB, the status
+130 bytes, an export link 0.3 KB, a 375-bin heatmap 59 KB or 8 KB gzipped), and low enough that a
+run's peak memory stays well under 1 GB whatever an answer holds."""
+
+MAX_FILE_REDIRECTS = 3
+"""How many redirects a pre-signed file download follows, all on the link's own host."""
+
+MAX_STALLED_PAGES = 3
+"""Fills pages in a row that bring nothing new (the page before again, or none) before a read
+stops: a loop of cursors costs at most this many requests more."""

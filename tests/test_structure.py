@@ -41,7 +41,7 @@ def import_graph() -> dict[str, set[str]]:
 
 LAYERS = {
     "configuration": ("settings", "resolve", "pipeline_checks", "exceptions"),
-    "transport": ("endpoints", "request_flow", "client"),
+    "transport": ("endpoints", "answers", "request_flow", "client"),
     "entities": ("schema", "fill_contract", "fills", "fill_state", "snapshots", "heatmap", "risk"),
     "source": ("", "chunks", "run_lock", "recovery"),
     "commands": (
@@ -81,7 +81,9 @@ def test_the_sources_modules_import_only_their_own_layer_or_lower_without_a_cycl
 def test_the_client_is_transport_only() -> None:
     imported = import_graph()["hypertracker_source.client"]
     assert imported == {
+        "hypertracker_source.answers",
         "hypertracker_source.endpoints",
         "hypertracker_source.exceptions",
         "hypertracker_source.request_flow",
+        "hypertracker_source.settings",
     }

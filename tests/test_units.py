@@ -217,6 +217,8 @@ BAD_SETTINGS = {
     "refresh_snapshots": "maybe",
     "segment_ids": [99],
     "merge_strategy": "replace",
+    "response_deadline": float("inf"),
+    "max_body_mb": {"fills": -1},
 }
 """One bad value of each setting, in the order resolve_settings checks them."""
 

@@ -1,0 +1,226 @@
+"""Bounds on one answer: a deadline for the whole of it, and a size its body may not pass.
+
+The client names the bounds of each request (`bounded`); the adapter of its connection pools holds
+every answer to them, from the connection to the last byte of the body, which it reads itself.
+"""
+
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+from requests.exceptions import ReadTimeout, RequestException
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+
+from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.settings import BYTES_PER_MB
+
+READ_CHUNK_BYTES = 64 * 1024
+GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS
+"""zlib's window bits for a gzip stream, header and trailer included."""
+WATCH_RETRY_SECONDS = 0.5
+"""How soon a deadline that passed before the connection existed looks for it again."""
+
+
+class BodyLimit(NamedTuple):
+    """The most bytes one kind of body may hold, and its key in the `max_body_mb` setting."""
+
+    key: str
+    max_bytes: int
+
+    def error(self, what: str) -> "AnswerTooLargeError":
+        """The error for a body of this kind that passed its limit."""
+        setting = f"sources.hypertracker.max_body_mb.{self.key}"
+        return AnswerTooLargeError(
+            f"{what} passed {self.max_bytes / BYTES_PER_MB:g} MB, the limit "
+            f"{setting}: stopped reading it, and nothing of this run was loaded. If real answers "
+            f"have grown that large, raise it ([sources.hypertracker.max_body_mb] {self.key} = "
+            f'... in .dlt/config.toml, or SOURCES__HYPERTRACKER__MAX_BODY_MB=\'{{"{self.key}": '
+            "...}')"
+        )
+
+
+class AnswerBounds(NamedTuple):
+    """What one request's answer may take: seconds from its start, and bytes of body."""
+
+    deadline_seconds: float
+    body: BodyLimit
+
+
+class AnswerTooLargeError(HyperTrackerApiError):
+    """An answer's body passed its limit: not retried, as the next answer would be as large."""
+
+
+class AnswerDeadlineError(ReadTimeout):
+    """An answer was not whole by its deadline: retried like a read timeout."""
+
+
+class Watch:
+    """One answer's deadline: when it passes, its connection is shut, whatever it awaits."""
+
+    # Hand-written: requests' timeout bounds each wait for a byte, never the whole answer, and an
+    # answer that drips a byte at a time would hold the run for ever.
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.connection: HTTPConnection | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._arm(seconds)
+
+    def _arm(self, seconds: float) -> None:
+        """Starts the timer that shuts the connection when the deadline passes."""
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        """Shuts the answer's connection, so that the read waiting on it ends at once."""
+        with self._lock:
+            if self._timer is None:
+                return
+            sock = getattr(self.connection, "sock", None)
+            if sock is None:
+                self._arm(WATCH_RETRY_SECONDS)
+                return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return time.monotonic() >= self.deadline
+
+    def disarm(self) -> None:
+        """Stops watching: the answer is whole, or failed."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
+
+    def error(self) -> AnswerDeadlineError:
+        """The error for an answer that was not whole by the deadline."""
+        return AnswerDeadlineError(
+            f"the answer was not whole within {self.seconds:g} s, the limit "
+            "sources.hypertracker.response_deadline (SOURCES__HYPERTRACKER__RESPONSE_DEADLINE)"
+        )
+
+
+class CurrentRequest(threading.local):
+    """The bounds the client set for this thread's request, and the watch of its answer."""
+
+    bounds: AnswerBounds | None = None
+    watch: Watch | None = None
+
+
+CURRENT = CurrentRequest()
+
+
+@contextmanager
+def bounded(bounds: AnswerBounds) -> Iterator[None]:
+    """Holds every answer this thread receives meanwhile, redirects and retries included, to
+    these bounds."""
+    CURRENT.bounds = bounds
+    try:
+        yield
+    finally:
+        CURRENT.bounds = None
+
+
+class WatchedHTTPConnection(HTTPConnection):
+    """An HTTP connection that tells its thread's watch which socket to shut."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        """Sends a request, watched."""
+        if CURRENT.watch is not None:
+            CURRENT.watch.connection = self
+        super().request(*args, **kwargs)
+
+
+class WatchedHTTPSConnection(HTTPSConnection):
+    """An HTTPS connection that tells its thread's watch which socket to shut."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        """Sends a request, watched."""
+        if CURRENT.watch is not None:
+            CURRENT.watch.connection = self
+        super().request(*args, **kwargs)
+
+
+class WatchedHTTPPool(HTTPConnectionPool):
+    """A pool of watched HTTP connections."""
+
+    ConnectionCls = WatchedHTTPConnection
+
+
+class WatchedHTTPSPool(HTTPSConnectionPool):
+    """A pool of watched HTTPS connections."""
+
+    ConnectionCls = WatchedHTTPSConnection
+
+
+class BoundedAdapter(HTTPAdapter):
+    """A connection pool that reads each answer whole, by its deadline and within its size."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Makes the pool manager, with watched connections."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": WatchedHTTPPool,
+            "https": WatchedHTTPSPool,
+        }
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        """Sends the request and reads its answer whole, within the thread's bounds if set."""
+        bounds = CURRENT.bounds
+        if bounds is None:
+            return super().send(request, *args, **kwargs)
+        watch = CURRENT.watch = Watch(bounds.deadline_seconds)
+        try:
+            response = super().send(request, *args, **kwargs)
+            response._content = read_body(response, bounds.body, watch)
+            if watch.expired:
+                response.close()
+                raise watch.error()
+            return response
+        except RequestException:
+            if watch.expired:
+                raise watch.error() from None
+            raise
+        finally:
+            watch.disarm()
+            CURRENT.watch = None
+
+
+def read_body(response: Response, limit: BodyLimit, watch: Watch) -> bytes:
+    """Reads an answer's body, stopping at its size limit or its deadline."""
+    chunks = []
+    size = 0
+    for chunk in response.iter_content(READ_CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit.max_bytes:
+            response.close()
+            path = (response.request.path_url or "").split("?")[0]
+            raise limit.error(f"HyperTracker's answer to GET {path}")
+        if watch.expired:
+            response.close()
+            raise watch.error()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def gunzip_bounded(content: bytes, limit: BodyLimit, what: str) -> bytes:
+    """Inflates a gzip body, never past its limit: a small file may inflate to gigabytes."""
+    inflater = zlib.decompressobj(GZIP_WINDOW_BITS)
+    inflated = inflater.decompress(content, limit.max_bytes + 1)
+    if len(inflated) > limit.max_bytes or inflater.unconsumed_tail:
+        raise limit.error(what)
+    return inflated
