@@ -479,7 +479,7 @@ def command_demo(args: argparse.Namespace) -> None:
 
 def query_command(database: str, query: str) -> str:
     """A shell command that runs a query on a DuckDB file with this Python's duckdb module."""
-    script = f"import duckdb; duckdb.connect({database!r}, read_only=True).sql({query!r}).show()"
+    script = f'import duckdb; duckdb.connect("{database}", read_only=True).sql("{query}").show()'
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"
 
 

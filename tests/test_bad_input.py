@@ -60,8 +60,13 @@ SETTING_ERRORS = {
     ),
     "url without scheme": (
         {"base_url": "ht-api.coinmarketman.com"},
-        "sources.hypertracker.base_url = 'ht-api.coinmarketman.com': it is not an http(s) URL. "
-        "Use https://ht-api.coinmarketman.com, or leave it unset",
+        "sources.hypertracker.base_url = 'ht-api.coinmarketman.com': it has no scheme. Write "
+        "it with http:// or https:// in front, such as https://ht-api.coinmarketman.com",
+    ),
+    "url of another scheme": (
+        {"base_url": "ftp://ht-api.coinmarketman.com"},
+        "sources.hypertracker.base_url = 'ftp://ht-api.coinmarketman.com': it is not an http(s) "
+        "URL. Use https://ht-api.coinmarketman.com, or leave it unset",
     ),
     "one coin in two cases": (
         {"coins": "BTC,ETH,btc"},
