@@ -19,5 +19,5 @@ def test_signals_and_runs_together_leave_nothing_stuck_lost_or_doubled():
         assert (trial.lost, trial.doubled) == (0, 0), trial
         assert all(seconds < STOP_LIMIT for seconds in trial.stop_seconds), trial
     signalled, together = trials
-    assert len(signalled.signals) == 2
+    assert len(signalled.signals) == 3
     assert sorted(together.exit_codes) == [0, HyperTrackerPipelineBusyError.EXIT_CODE]

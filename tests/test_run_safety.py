@@ -146,11 +146,12 @@ def stop_and_time(
 def test_two_loads_started_together_one_loads_the_other_exits_with_the_locks_line(
     tmp_path: Path, simulator: Simulator
 ):
-    simulator.faults.latency = 0.05
+    simulator.faults.latency = 2.0  # the first run is still reading while the second starts
     first = command(tmp_path, simulator, "load", *SMALL)
     wait_until(lambda: lock_holder(cli_pipeline(tmp_path)) is not None, "the first run locked")
     second = command(tmp_path, simulator, "load", *SMALL)
     _, second_err = second.communicate(timeout=COMMAND_TIMEOUT)
+    simulator.faults.latency = 0.0
     _, first_err = first.communicate(timeout=COMMAND_TIMEOUT)
 
     assert first.returncode == 0, first_err
