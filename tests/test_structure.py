@@ -47,7 +47,7 @@ LAYERS = {
     "commands": (
         *("cli", "loading", "check", "follow", "failures", "scaffold", "models", "mysql", "docs"),
         *("report", "report.settings", "report.queries", "report.charts", "report.page"),
-        "report.text",
+        *("report.text", "report.markup"),
     ),
 }
 """Every module of the source by layer, lowest first, as docs/architecture.md draws them."""
