@@ -50,6 +50,7 @@ class Section:
     controls: str = ""
 
 
+PAGE_TITLE = "HyperTracker liquidation report"
 REPORT_MARKER = '<meta name="generator" content="hypertracker report">'
 """Marks a page as a report of ours: `report --output` replaces only such a file without --force."""
 MARKER_SEARCH_BYTES = 4096
@@ -378,11 +379,11 @@ def render_page(data: ReportData, sections: list[Section], plotly_js: str) -> st
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         REPORT_MARKER,
-        "<title>HyperTracker liquidation report</title>",
+        f"<title>{PAGE_TITLE}</title>",
         f"<style>{PAGE_STYLE}</style>",
         f'<script type="text/javascript">{plotly_js}</script>',
         "</head><body><main>",
-        "<h1>HyperTracker liquidation report</h1>",
+        f"<h1>{PAGE_TITLE}</h1>",
         *(f'<p class="meta">{escape(line)}</p>' for line in header_lines(data)),
         "<nav>"
         + "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)
