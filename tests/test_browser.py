@@ -295,7 +295,7 @@ HOSTILE_RISK_COINS = (
     "</script><!--<script>window.pwned = 'comment'</script>",
 )
 """Coin names as an attacker could make the API return them, each setting window.pwned if run."""
-HOSTILE_HEATMAP_COIN = 'x")||(window.pwned="id")||("'
+HOSTILE_HEATMAP_COIN = 'x")&&(window.pwned="id")&&("'
 """A heatmap coin (no space nor slash: the coins setting refuses them) that runs if an element id
 is written unescaped into plotly's script."""
 
