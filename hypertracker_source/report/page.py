@@ -1,6 +1,6 @@
 """The report page: one self-contained HTML file of tables and interactive charts."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -188,6 +188,7 @@ COHORT_GROUPS = (("size", "size cohorts"), ("pnl", "PnL cohorts"))
 
 def risk_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
     """The liquidation risk of every cohort on the coins with the most value at risk."""
+    counts = Counter(data.cohorts.categories.values())
     section = Section(
         "risk",
         "Liquidation risk by cohort",
@@ -195,8 +196,8 @@ def risk_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
         "liquidation threshold (bubble area and label) and its share of the cohort's open value "
         "on the coin (colour). Every wallet is in one size cohort and one PnL cohort at once, so "
         "the two groupings are shown apart and never summed together: the table's totals sum "
-        "the 8 size cohorts in one set of columns and the 8 PnL cohorts in the other, and the "
-        "buttons switch the chart between them. The coins are the "
+        f"the {counts['size']} size cohorts in one set of columns and the {counts['pnl']} PnL "
+        "cohorts in the other, and the buttons switch the chart between them. The coins are the "
         f"{REPORT_RISK_COINS} with the most value at risk summed over the size cohorts. From the "
         "latest snapshot of each cohort.",
     )
