@@ -148,7 +148,13 @@ def risk(sim: SimulatorView, params: dict[str, str], segment: str) -> Response:
     if not (segment.isdigit() and int(segment) in SEGMENT_IDS):
         raise ApiError(404, f"Segment {segment} not found")
     offset, limit = parse_risk_page(params)
-    items = risk_items(sim.config.seed, int(segment), sim.version, sim.config.risk_coins)
+    items = risk_items(
+        sim.config.seed,
+        int(segment),
+        sim.version,
+        sim.config.risk_coins,
+        sim.config.extra_coins or (),
+    )
     return json_response({"totalCount": len(items), "items": items[offset : offset + limit]})
 
 

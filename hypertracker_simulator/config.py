@@ -45,6 +45,9 @@ class SimulatorConfig:
     """The coins with a heatmap (None: every market of the catalog)."""
     risk_coins: int = 294
     """Coins in each cohort's liquidation risk."""
+    extra_coins: tuple[str, ...] | None = None
+    """Opt-in coin names beyond the catalog (hostile ones, for escaping tests): first in each
+    cohort's liquidation risk, at least half their open value at risk (None: none)."""
     rate_limit_per_minute: int | None = None
     """Requests the API host accepts per window (None: no limit)."""
     rate_limit_window: float = 60.0

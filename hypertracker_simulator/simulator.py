@@ -221,7 +221,13 @@ class Simulator:
         """A cohort's liquidation-risk items in the current version, in API order."""
         if segment_id not in SEGMENT_IDS:
             raise KeyError(segment_id)
-        items = risk_items(self.config.seed, segment_id, self.version, self.config.risk_coins)
+        items = risk_items(
+            self.config.seed,
+            segment_id,
+            self.version,
+            self.config.risk_coins,
+            self.config.extra_coins or (),
+        )
         return [dict(item) for item in items]
 
     def heatmap_coin(self, coin: str) -> str | None:

@@ -60,9 +60,10 @@ def heatmap_file(seed: int, coin: str, version: int, gzipped: bool) -> bytes:
 
 
 @lru_cache(maxsize=8)
-def risk_coins(seed: int, count: int) -> tuple[str, ...]:
-    """The coins a liquidation-risk list covers: the perp list, then made-up unique names."""
-    names = [market.coin for market in MARKETS][:count]
+def risk_coins(seed: int, count: int, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The coins a liquidation-risk list covers: any extra names, the perp list, then made-up
+    unique names."""
+    names = [*extra, *(market.coin for market in MARKETS)][:count]
     taken = set(names)
     key = stream_key(seed, "risk-coin")
     attempt = 0
@@ -89,15 +90,21 @@ def open_value(index: int, cohort_scale: float, draw: float) -> float:
 
 
 @lru_cache(maxsize=128)
-def risk_items(seed: int, segment_id: int, version: int, count: int) -> tuple[dict[str, Any], ...]:
-    """A cohort's liquidation risk by coin in a data version, highest percentRisk first."""
+def risk_items(
+    seed: int, segment_id: int, version: int, count: int, extra: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], ...]:
+    """A cohort's liquidation risk by coin in a data version, highest percentRisk first; extra
+    coins weigh as the largest market and have at least half their open value at risk."""
     key = mix(mix(stream_key(seed, "risk"), segment_id), version)
     cohort_scale = 0.2 + 1.8 * unit(mix(stream_key(seed, "risk-cohort"), segment_id))
     items: list[dict[str, Any]] = []
-    for index, coin in enumerate(risk_coins(seed, count)):
+    for index, coin in enumerate(risk_coins(seed, count, extra)):
         bits = mix(key, index)
-        total = round(open_value(index, cohort_scale, unit(bits)), 6)
+        market_index = max(0, index - len(extra))
+        total = round(open_value(market_index, cohort_scale, unit(bits)), 6)
         percent = round(0.01 + 99.99 * unit(bits >> 20) ** 3, 2) if bits >> 63 else 0
+        if index < len(extra):
+            percent = round(50 + 50 * unit(bits >> 20), 2)
         risk = round(total * percent / 100, 6) if percent else 0
         items.append({"coin": coin, "totalValue": total, "riskValue": risk, "percentRisk": percent})
     items.sort(key=lambda item: (-item["percentRisk"], item["coin"].casefold(), item["coin"]))

@@ -172,6 +172,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     report.add_argument(
         "--output", default=REPORT_PAGE, help=f"the page to write (default: {REPORT_PAGE})"
     )
+    report.add_argument(
+        "--force",
+        action="store_true",
+        help="let --output replace a file that is not a report of ours, or the database read",
+    )
 
     commands.add_parser(
         "check",
@@ -485,7 +490,7 @@ def query_command(database: str, query: str) -> str:
 
 def command_report(args: argparse.Namespace) -> None:
     """Runs `hypertracker report`: the page of a loaded dataset."""
-    from hypertracker_source.report import stored_dataset, write_report
+    from hypertracker_source.report import check_output, stored_dataset, write_report
 
     if args.destination.endswith(".duckdb") and not Path(args.destination).is_file():
         demo_hint = (
@@ -499,6 +504,8 @@ def command_report(args: argparse.Namespace) -> None:
             "`hypertracker demo` first, or name it (or another destination) with --destination"
             + demo_hint
         )
+    database = Path(args.destination) if args.destination.endswith(".duckdb") else None
+    check_output(Path(args.output), database, args.force)
     dataset = stored_dataset(destination_arg(args.destination, args.dataset), args.dataset)
     print_written(write_report(dataset, Path(args.output)))
 

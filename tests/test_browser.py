@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -14,11 +15,13 @@ from typing import Any
 import dlt
 import pytest
 import requests
-from helpers import PipelineFactory, source_for
+from helpers import API_KEY, PipelineFactory, source_for
 from oracles import expected_cascades
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.report import write_report
+from hypertracker_source.report.page import PAGE_TITLE
+from hypertracker_source.report.text import NUMBER_RULE
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS
 
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
@@ -160,7 +163,9 @@ def debugging_port(port_file: Path, process: subprocess.Popen) -> int:
     raise TimeoutError(f"chromium wrote no {port_file.name} within {STARTUP_SECONDS} s")
 
 
-def open_page(session: DevTools, page: Path, width: int) -> None:
+def open_page(
+    session: DevTools, page: Path, width: int, charts: int = len(DEFAULT_HEATMAP_COINS) + 2
+) -> None:
     """Loads the page at a window width and waits until every chart is drawn."""
     session.call(
         "Emulation.setDeviceMetricsOverride",
@@ -169,11 +174,13 @@ def open_page(session: DevTools, page: Path, width: int) -> None:
         deviceScaleFactor=1,
         mobile=False,
     )
+    session.events = [
+        event for event in session.events if event.get("method") != "Page.loadEventFired"
+    ]
     session.call("Page.navigate", url=page.as_uri())
     session.wait_for("Page.loadEventFired")
     deadline = time.monotonic() + REPLY_SECONDS
-    expected = len(DEFAULT_HEATMAP_COINS) + 2
-    while session.evaluate("document.querySelectorAll('.main-svg').length") < expected:
+    while session.evaluate("document.querySelectorAll('.main-svg').length") < charts:
         if time.monotonic() > deadline:
             raise TimeoutError("the charts were not drawn")
         time.sleep(0.1)
@@ -280,3 +287,163 @@ def test_report_renders_in_chromium_and_shows_the_database(
         assert browser.evaluate("document.documentElement.scrollWidth") <= width
         assert screenshot(browser, tmp_path / f"report-{width}.png", width) == width
     assert browser.errors() == []
+
+
+HOSTILE_RISK_COINS = (
+    "<script>window.pwned = 'script'</script>",
+    '"><img src=x onerror="window.pwned = \'img\'">',
+    "</script><!--<script>window.pwned = 'comment'</script>",
+)
+"""Coin names as an attacker could make the API return them, each setting window.pwned if run."""
+HOSTILE_HEATMAP_COIN = 'x")&&(window.pwned="id")&&("'
+"""A heatmap coin (no space nor slash: the coins setting refuses them) that runs if an element id
+is written unescaped into plotly's script."""
+
+USD_TEXT = re.compile(r"\$\u2212?\d+(\.\d+)?[kMBT]?")
+"""A dollar figure as the page writes it everywhere: $0, $912, $3.44M, $102.45k, $\u22125M."""
+
+LABELS_SCRIPT = """
+(() => {
+  const plot = document.getElementById('risk-chart');
+  const area = plot.querySelector('.main-svg').getBoundingClientRect();
+  const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis;
+  const labels = [...plot.querySelectorAll('.scatterlayer .textpoint text')]
+    .filter((node) => node.textContent)
+    .map((node) => { const r = node.getBoundingClientRect();
+                     return [node.textContent, r.left, r.top, r.right, r.bottom]; });
+  return {labels, plot: [area.left + xa._offset, area.top + ya._offset,
+                         area.left + xa._offset + xa._length, area.top + ya._offset + ya._length]};
+})()
+"""
+"""The risk chart's bubble labels as boxes [text, left, top, right, bottom], and its plot area."""
+
+CASCADES_SCRIPT = """
+(() => {
+  const plot = document.getElementById('liquidations-chart');
+  const area = plot.querySelector('.main-svg').getBoundingClientRect();
+  const ya = plot._fullLayout.yaxis2;
+  const boxes = [...plot.querySelectorAll('.cartesianlayer .xy2 .scatterlayer .points path')]
+    .map((node) => node.getBoundingClientRect()).filter((r) => r.width > 0);
+  return {count: boxes.length, top: Math.min(...boxes.map((r) => r.top)),
+          bottom: Math.max(...boxes.map((r) => r.bottom)),
+          area: [area.top + ya._offset, area.top + ya._offset + ya._length]};
+})()
+"""
+"""The cascade markers' extent on screen, and the cascade panel's."""
+
+
+def overlapping(boxes: list[list[Any]]) -> list[tuple[str, str]]:
+    """The pairs of label boxes that overlap."""
+    return [
+        (a[0], b[0])
+        for index, a in enumerate(boxes)
+        for b in boxes[index + 1 :]
+        if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]
+    ]
+
+
+def outside(boxes: list[list[Any]], area: list[float]) -> list[str]:
+    """The label boxes that reach outside an area [left, top, right, bottom]."""
+    left, top, right, bottom = area
+    return [
+        box[0]
+        for box in boxes
+        if box[1] < left or box[3] > right or box[2] < top or box[4] > bottom
+    ]
+
+
+def test_report_fits_800_px_in_one_number_format_with_risk_groups_apart(
+    browser: DevTools, simulator: Simulator, make_pipeline: PipelineFactory, tmp_path: Path
+):
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator))
+    page = write_report(pipeline.dataset(), tmp_path / "report.html")
+
+    for width in WIDTHS:
+        open_page(browser, page, width)
+        for group in (0, 1):
+            browser.evaluate(
+                f"Plotly.restyle('risk-chart', {{visible: {json.dumps([group == 0, group == 1])}}})"
+                ".then(() => null)"
+            )
+            risk = browser.evaluate(LABELS_SCRIPT)
+            assert len(risk["labels"]) >= 5
+            assert overlapping(risk["labels"]) == []
+            assert outside(risk["labels"], risk["plot"]) == []
+        cascades = browser.evaluate(CASCADES_SCRIPT)
+        assert cascades["count"] > 0
+        assert cascades["area"][0] < cascades["top"] and cascades["bottom"] < cascades["area"][1]
+        for coin in DEFAULT_HEATMAP_COINS:
+            tallest, top = browser.evaluate(
+                f"(() => {{ const plot = document.getElementById('heatmap-{coin}');"
+                " return [Math.max(...plot.data[0].y), plot._fullLayout.yaxis.range[1]]; })()"
+            )
+            assert top >= 1.1 * tallest
+    assert browser.errors() == []
+
+    figures = browser.evaluate(
+        "[...document.querySelectorAll('td, .ytick text, .xtick text, .textpoint text')]"
+        ".map((node) => node.textContent).filter((text) => text.includes('$'))"
+    )
+    assert len(figures) > 100
+    for text in figures:
+        assert all(USD_TEXT.fullmatch(part) for part in text.split(" to ")), text
+    assert NUMBER_RULE in browser.evaluate("document.body.textContent")
+    headers = browser.evaluate(
+        "[...document.querySelectorAll('#risk-table th')].map((node) => node.textContent)"
+    )
+    assert headers == [
+        "coin",
+        *(
+            f"{column}, {group}"
+            for group in ("size cohorts", "PnL cohorts")
+            for column in ("value at risk", "open value", "share at risk")
+        ),
+    ]
+    intro = browser.evaluate("document.querySelector('#risk p').textContent")
+    assert "shown apart and never summed together" in intro
+
+
+def test_report_shows_hostile_coin_names_as_text_and_runs_none_of_them(
+    browser: DevTools, make_pipeline: PipelineFactory, tmp_path: Path
+):
+    heatmap_coins = ("BTC", HOSTILE_HEATMAP_COIN)
+    with Simulator(
+        seed=7,
+        fills=400,
+        api_key=API_KEY,
+        heatmap_coins=heatmap_coins,
+        extra_coins=HOSTILE_RISK_COINS,
+    ) as simulator:
+        pipeline = make_pipeline()
+        pipeline.run(source_for(simulator, heatmap_coins=list(heatmap_coins)))
+    page = write_report(pipeline.dataset(), tmp_path / "hostile.html")
+
+    open_page(browser, page, WIDTHS[0], charts=len(heatmap_coins) + 2)
+
+    assert browser.evaluate("typeof window.pwned") == "undefined"
+    assert browser.evaluate("document.title") == PAGE_TITLE
+    assert browser.evaluate("document.querySelectorAll('img').length") == 0
+    assert browser.errors() == []
+    texts = browser.evaluate(
+        "(() => { const texts = (selector) => [...document.querySelectorAll(selector)]"
+        ".map((node) => node.textContent);"
+        " return {heatmaps: texts('#heatmaps-table td:first-child'),"
+        " options: texts('#heatmap-coin option'), risk: texts('#risk-table td:first-child'),"
+        " ticks: texts('#risk-chart .xtick text'), titles: texts('.gtitle'),"
+        " plots: [...document.querySelectorAll('.js-plotly-plot')].map((node) => node.id)}; })()"
+    )
+    assert texts["heatmaps"] == texts["options"] == sorted(heatmap_coins)
+    assert set(HOSTILE_RISK_COINS) <= set(texts["risk"])
+    assert set(HOSTILE_RISK_COINS) <= set(texts["ticks"])
+    assert f"{HOSTILE_HEATMAP_COIN}: USD liquidated at each price" in texts["titles"]
+    assert len(texts["plots"]) == len(heatmap_coins) + 2
+    assert all(re.fullmatch(r"[A-Za-z0-9:._-]+", plot_id) for plot_id in texts["plots"])
+    shown = browser.evaluate(
+        "(() => { const picker = document.getElementById('heatmap-coin');"
+        f" picker.value = {json.dumps(HOSTILE_HEATMAP_COIN)};"
+        " picker.dispatchEvent(new Event('change'));"
+        " return [...document.querySelectorAll('[data-group=heatmap-coin]')]"
+        ".filter((box) => !box.classList.contains('hidden')).map((box) => box.dataset.value); })()"
+    )
+    assert shown == [HOSTILE_HEATMAP_COIN]

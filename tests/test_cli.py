@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from hypertracker_source.report.settings import (
     REPORT_FILL_COINS,
     REPORT_RISK_COINS,
 )
-from hypertracker_source.report.text import percent, price
+from hypertracker_source.report.text import duration, percent, price
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
@@ -343,7 +343,7 @@ def expected_cascade_rows(sim: Simulator) -> list[list[str]]:
         [
             coin,
             datetime.fromtimestamp(start_ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M"),
-            f"{(cascade['ended_ms'] - start_ms) / 1000:,.0f} s",
+            duration(timedelta(milliseconds=cascade["ended_ms"] - start_ms)),
             f"{cascade['fills']:,}",
             f"{cascade['wallets']:,}",
             money(cascade["notional"]),
@@ -356,23 +356,30 @@ def expected_cascade_rows(sim: Simulator) -> list[list[str]]:
 
 
 def expected_risk_rows(sim: Simulator) -> list[list[str]]:
-    """The risk table of a report: the coins most at risk summed over the size cohorts."""
-    at_risk: dict[str, float] = defaultdict(float)
-    open_value: dict[str, float] = defaultdict(float)
+    """The risk table of a report: the coins most at risk over the size cohorts, then each
+    coin's totals over the size cohorts and, apart, over the PnL cohorts."""
+    at_risk: dict[tuple[str, str], float] = defaultdict(float)
+    open_value: dict[tuple[str, str], float] = defaultdict(float)
     for segment in sim.segments:
-        if segment["category"] == "size":
-            for item in sim.expected_risk(segment["id"]):
-                at_risk[item["coin"]] += item["riskValue"]
-                open_value[item["coin"]] += item["totalValue"]
-    coins = sorted(at_risk, key=lambda coin: (-at_risk[coin], coin))[:REPORT_RISK_COINS]
+        for item in sim.expected_risk(segment["id"]):
+            at_risk[segment["category"], item["coin"]] += item["riskValue"]
+            open_value[segment["category"], item["coin"]] += item["totalValue"]
+    size_coins = {coin for category, coin in at_risk if category == "size"}
+    ranked = sorted(size_coins, key=lambda coin: (-at_risk["size", coin], coin))
     return [
         [
             coin,
-            money(at_risk[coin]),
-            money(open_value[coin]),
-            f"{at_risk[coin] / open_value[coin]:.1%}",
+            *(
+                cell
+                for key in (("size", coin), ("pnl", coin))
+                for cell in (
+                    money(at_risk[key]),
+                    money(open_value[key]),
+                    f"{at_risk[key] / open_value[key]:.1%}",
+                )
+            ),
         ]
-        for coin in coins
+        for coin in ranked[:REPORT_RISK_COINS]
     ]
 
 
@@ -479,6 +486,54 @@ def test_report_of_a_dataset_that_is_not_there_names_the_ones_that_are(
         "--dataset, or load it with `hypertracker load`"
     )
     assert not (workdir / "hypertracker_report.html").exists()
+
+
+def test_report_output_never_replaces_the_database_it_reads(
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    workdir: Path,
+    capsys: pytest.CaptureFixture,
+):
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "read.duckdb")))
+    pipeline.run(source_for(simulator).with_resources("segments"))
+    database = (workdir / "read.duckdb").read_bytes()
+    args = ["report", "--destination", "read.duckdb", "--dataset", pipeline.dataset_name]
+
+    assert main([*args, "--output", "./read.duckdb"]) == 1
+
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "hypertracker: error: HyperTrackerError: --output read.duckdb is the DuckDB file the "
+        "report reads: name another file with --output (or replace the database with --force)"
+    )
+    assert (workdir / "read.duckdb").read_bytes() == database
+
+
+def test_report_output_replaces_only_its_own_reports_unless_forced(
+    simulator: Simulator,
+    make_pipeline: PipelineFactory,
+    workdir: Path,
+    capsys: pytest.CaptureFixture,
+):
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "read.duckdb")))
+    pipeline.run(source_for(simulator).with_resources("segments"))
+    args = ["report", "--destination", "read.duckdb", "--dataset", pipeline.dataset_name]
+    notes = workdir / "notes.html"
+    notes.write_text("<p>my notes</p>")
+
+    assert main([*args, "--output", "notes.html"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "hypertracker: error: HyperTrackerError: --output notes.html exists and is not a "
+        "hypertracker report: name another file with --output, or overwrite it with --force"
+    )
+    assert notes.read_text() == "<p>my notes</p>"
+
+    assert main([*args, "--output", "page.html"]) == 0
+    (workdir / "page.html").write_text((workdir / "page.html").read_text() + "<!-- old -->")
+    assert main([*args, "--output", "page.html"]) == 0
+    assert not (workdir / "page.html").read_text().endswith("<!-- old -->")
+
+    assert main([*args, "--output", "notes.html", "--force"]) == 0
+    assert "HyperTracker liquidation report" in notes.read_text()
 
 
 def test_documented_columns_are_the_generated_ones():

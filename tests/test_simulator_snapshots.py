@@ -185,7 +185,7 @@ def test_status_and_advance_state(fresh: Simulator, client: requests.Session) ->
     new = fetch(client, fresh, FILLS, start=iso(epoch_ms(newest) + 1)).json()["fills"]
     assert len(new) == 5
     assert all(advanced - 60_000 <= epoch_ms(fill["time"]) <= advanced for fill in new)
-    late_window = {"start": iso(advanced - 11 * 60_000), "end": iso(epoch_ms(newest) - 1)}
+    late_window = {"start": iso(advanced - 11 * 60_000), "end": iso(advanced - 10 * 60_000)}
     late = fetch(client, fresh, FILLS, **late_window).json()["fills"]
     assert [epoch_ms(fill["time"]) for fill in late] == [
         advanced - 10 * 60_000 - n for n in range(3)

@@ -49,7 +49,7 @@ LAYERS = {
         "stopping",
         "dlt_log",
         *("report", "report.settings", "report.queries", "report.charts", "report.page"),
-        "report.text",
+        *("report.text", "report.markup"),
     ),
 }
 """Every module of the source by layer, lowest first, as docs/architecture.md draws them."""

@@ -5,8 +5,8 @@ settings holds the report's constants.
 Importing this package needs no plotly; writing a page does.
 """
 
-from hypertracker_source.report.page import write_report
+from hypertracker_source.report.page import check_output, write_report
 from hypertracker_source.report.queries import stored_dataset
 from hypertracker_source.report.text import money, price_range
 
-__all__ = ["money", "price_range", "stored_dataset", "write_report"]
+__all__ = ["check_output", "money", "price_range", "stored_dataset", "write_report"]

@@ -17,9 +17,17 @@ try:
 except ModuleNotFoundError:
     raise MissingDependencyException("hypertracker report", ["plotly"]) from None
 
+from hypertracker_source.report.markup import chart_text
 from hypertracker_source.report.queries import Buckets, Cohorts, Snapshot
 from hypertracker_source.report.settings import REPORT_HEATMAP_VALUE_SHARE
-from hypertracker_source.report.text import money, percent, price, price_range, timestamp
+from hypertracker_source.report.text import (
+    AXIS_FORMAT,
+    money,
+    percent,
+    price,
+    price_range,
+    timestamp,
+)
 
 LONGS_SIDE = "A"
 """A liquidation that sells (ask side) closes a long position."""
@@ -32,6 +40,14 @@ MARK_COLOUR = "#1b1b1b"
 CASCADE_COLOUR = "#e67e22"
 RISK_COLOURS = make_colorscale(sequential.YlOrRd)
 """Pale yellow at 0% at risk to dark red at 100% (plotly.js reads the name "YlOrRd" reversed)."""
+HEADROOM = 1.15
+"""A value axis reaches this far past its largest value, so that no bar or marker touches the
+edge and the mark price's label has room above the bars."""
+RISK_BUBBLE_PIXELS = 26
+"""The diameter of the largest risk bubble: its label above it clears the row above."""
+LABEL_PLACES = ("top center", "bottom center")
+"""Risk labels go above the bubble in one column and below it in the next, so that neighbours'
+labels never meet at 800 px."""
 RISK_LABEL_SHARE = 0.03
 """Risk bubbles of at least this share of the largest carry their USD label; hover shows all."""
 
@@ -140,7 +156,7 @@ def heatmap_trace(snapshot: Snapshot, cohorts: Cohorts) -> dict[str, Any]:
                 price_range(row["price_bin_start"], row["price_bin_end"]),
                 money(row["liquidation_value"] or 0.0),
                 f"{row['positions_count'] or 0:,}",
-                cohorts.name(row["most_impacted_segment"]),
+                chart_text(cohorts.name(row["most_impacted_segment"])),
                 distance,
             ]
             for row, distance in zip(rows, distances, strict=True)
@@ -216,18 +232,29 @@ def heatmap_figure(coin: str, snapshots: list[Snapshot], cohorts: Cohorts) -> Fi
     layout = dict(
         BASE_LAYOUT,
         **mark_decorations(latest),
-        title=title(f"{coin}: USD liquidated at each price"),
-        xaxis={"title": {"text": f"{coin} price (USD)"}, "range": [low, high], "tickprefix": "$"},
+        title=title(f"{chart_text(coin)}: USD liquidated at each price"),
+        xaxis={
+            "title": {"text": f"{chart_text(coin)} price (USD)"},
+            "range": [low, high],
+            **AXIS_FORMAT,
+        },
         yaxis={
             "title": {"text": "liquidation value (USD)"},
-            "tickprefix": "$",
+            "range": [0, HEADROOM * tallest_bin(snapshots)],
             "fixedrange": False,
+            **AXIS_FORMAT,
         },
         bargap=0,
         height=480,
         sliders=[snapshot_slider(names)] if len(snapshots) > 1 else [],
     )
     return {"data": [heatmap_trace(latest, cohorts), *keys], "layout": layout, "frames": frames}
+
+
+def tallest_bin(snapshots: list[Snapshot]) -> float:
+    """The largest bin of any snapshot a heatmap steps through (1 when all are empty)."""
+    values = [row["liquidation_value"] or 0.0 for snapshot in snapshots for row in snapshot.bins]
+    return max(values, default=0.0) or 1.0
 
 
 def snapshot_slider(names: list[str]) -> dict[str, Any]:
@@ -269,8 +296,8 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
         traces.append(
             dict(
                 type="scatter",
-                x=[coin for _, coin, _ in points],
-                y=[cohorts.name(segment_id) for segment_id, _, _ in points],
+                x=[chart_text(coin) for _, coin, _ in points],
+                y=[chart_text(cohorts.name(segment_id)) for segment_id, _, _ in points],
                 mode="markers+text",
                 text=[
                     money(row["risk_value"])
@@ -278,12 +305,14 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
                     else ""
                     for _, _, row in points
                 ],
-                textposition="middle right",
+                textposition=[
+                    LABEL_PLACES[coins.index(coin) % len(LABEL_PLACES)] for _, coin, _ in points
+                ],
                 textfont={"size": 10},
                 marker={
                     "size": [row["risk_value"] or 0.0 for _, _, row in points],
                     "sizemode": "area",
-                    "sizeref": 2.0 * (largest or 1) / 34**2,
+                    "sizeref": 2.0 * (largest or 1) / RISK_BUBBLE_PIXELS**2,
                     "sizemin": 2,
                     "color": [row["percent_risk"] or 0.0 for _, _, row in points],
                     "colorscale": RISK_COLOURS,
@@ -297,7 +326,7 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
                 },
                 customdata=[
                     [
-                        cohorts.name(segment_id),
+                        chart_text(cohorts.name(segment_id)),
                         money(row["risk_value"] or 0.0),
                         money(row["total_value"] or 0.0),
                         f"{row['percent_risk'] or 0.0:.1f}%",
@@ -316,12 +345,12 @@ def risk_figure(rows: list[dict[str, Any]], coins: list[str], cohorts: Cohorts) 
         BASE_LAYOUT,
         title=title("Value within 75% of liquidation, by cohort and coin"),
         xaxis={
-            "title": {"text": "coin (most value at risk on the left)"},
+            "title": {"text": "coin (most value at risk over the size cohorts on the left)"},
             "categoryorder": "array",
-            "categoryarray": coins,
+            "categoryarray": [chart_text(coin) for coin in coins],
         },
         yaxis={"title": {"text": ""}, "autorange": "reversed"},
-        height=520,
+        height=600,
         showlegend=False,
         updatemenus=[
             {
@@ -384,8 +413,7 @@ def liquidations_figure(
                     visible=index == 0,
                 )
             )
-        chosen = [row for row in cascades if coin is None or row["coin"] == coin]
-        traces.append(cascade_trace(chosen, visible=index == 0))
+        traces.append(cascade_trace(panel_cascades(cascades, coin), visible=index == 0))
     per_panel = 3
     layout = dict(
         BASE_LAYOUT,
@@ -396,14 +424,14 @@ def liquidations_figure(
         xaxis={"rangeslider": {"visible": True, "thickness": 0.06}, "type": "date", "anchor": "y2"},
         yaxis={
             "title": {"text": f"USD per {buckets.unit}<br>longs up, shorts down"},
-            "tickprefix": "$",
             "domain": [0.38, 1],
+            **AXIS_FORMAT,
         },
         yaxis2={
             "title": {"text": "cascade value"},
-            "tickprefix": "$",
             "domain": [0, 0.28],
-            "rangemode": "tozero",
+            "range": cascade_range(cascades),
+            **AXIS_FORMAT,
         },
         margin={**BASE_LAYOUT["margin"], "l": 90},
         updatemenus=[
@@ -413,7 +441,7 @@ def liquidations_figure(
                 "active": 0,
                 "buttons": [
                     {
-                        "label": label,
+                        "label": chart_text(label),
                         "method": "update",
                         "args": [
                             {
@@ -422,15 +450,28 @@ def liquidations_figure(
                                     for panel in range(len(panels))
                                     for _ in range(per_panel)
                                 ]
-                            }
+                            },
+                            {"yaxis2.range": cascade_range(panel_cascades(cascades, coin))},
                         ],
                     }
-                    for index, (label, _) in enumerate(panels)
+                    for index, (label, coin) in enumerate(panels)
                 ],
             }
         ],
     )
     return {"data": traces, "layout": layout}
+
+
+def panel_cascades(cascades: list[dict[str, Any]], coin: str | None) -> list[dict[str, Any]]:
+    """The cascades of a panel: one coin's, or all of them (coin None)."""
+    return [row for row in cascades if coin is None or row["coin"] == coin]
+
+
+def cascade_range(cascades: list[dict[str, Any]]) -> list[float]:
+    """The cascade panel's value range: from a little below $0, so that a marker at $0 shows
+    whole, to a little above the largest."""
+    largest = max((row["notional"] for row in cascades), default=0.0) or 1.0
+    return [-(HEADROOM - 1) * largest, HEADROOM * largest]
 
 
 def cascade_trace(cascades: list[dict[str, Any]], visible: bool) -> dict[str, Any]:
@@ -449,7 +490,7 @@ def cascade_trace(cascades: list[dict[str, Any]], visible: bool) -> dict[str, An
         },
         customdata=[
             [
-                row["coin"],
+                chart_text(row["coin"]),
                 timestamp(row["started_at"]),
                 f"{row['fills']:,}",
                 f"{row['wallets']:,}",

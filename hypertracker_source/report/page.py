@@ -1,7 +1,6 @@
 """The report page: one self-contained HTML file of tables and interactive charts."""
 
-import html
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any
 
 import dlt
 
+from hypertracker_source.exceptions import HyperTrackerError
+from hypertracker_source.report.markup import element_id, html_text
 from hypertracker_source.report.queries import (
     REPORT_TABLES,
     ReportData,
@@ -22,7 +23,18 @@ from hypertracker_source.report.settings import (
     REPORT_HEATMAP_VALUE_SHARE,
     REPORT_RISK_COINS,
 )
-from hypertracker_source.report.text import money, percent, price, price_range, timestamp
+from hypertracker_source.report.text import (
+    NUMBER_RULE,
+    duration,
+    money,
+    percent,
+    price,
+    price_range,
+    timestamp,
+)
+
+HEATMAP_ID_PREFIX = "heatmap-"
+"""A heatmap chart's element id: this prefix, then its coin (see markup.element_id)."""
 
 
 @dataclass
@@ -36,6 +48,31 @@ class Section:
     charts: list[str] = field(default_factory=list)
     note: str | None = None
     controls: str = ""
+
+
+PAGE_TITLE = "HyperTracker liquidation report"
+REPORT_MARKER = '<meta name="generator" content="hypertracker report">'
+"""Marks a page as a report of ours: `report --output` replaces only such a file without --force."""
+MARKER_SEARCH_BYTES = 4096
+"""The marker is in a report's head, within its first bytes."""
+
+
+def check_output(page: Path, database: Path | None, force: bool) -> None:
+    """Refuses to write a page over the database it reads, or over a file that is not a report."""
+    if force or not page.exists():
+        return
+    if database is not None and page.resolve() == database.resolve():
+        raise HyperTrackerError(
+            f"--output {page} is the DuckDB file the report reads: name another file with "
+            "--output (or replace the database with --force)"
+        )
+    with page.open("rb") as existing:
+        head = existing.read(MARKER_SEARCH_BYTES)
+    if REPORT_MARKER.encode() not in head:
+        raise HyperTrackerError(
+            f"--output {page} exists and is not a hypertracker report: name another file with "
+            "--output, or overwrite it with --force"
+        )
 
 
 def write_report(dataset: dlt.Dataset, page: Path) -> Path:
@@ -85,13 +122,12 @@ def heatmap_section(data: ReportData, charts: ModuleType, prefix: str) -> Sectio
     for coin, snapshots in sorted(data.heatmaps.items()):
         latest = snapshots[-1]
         rows.append(heatmap_row(coin, latest, len(snapshots), data))
-        section.charts.append(
-            charts.figure_html(
-                charts.heatmap_figure(coin, snapshots, data.cohorts),
-                f"heatmap-{coin}",
-                f"{prefix}-heatmap-{file_slug(coin)}",
-            )
+        chart = charts.figure_html(
+            charts.heatmap_figure(coin, snapshots, data.cohorts),
+            element_id(HEATMAP_ID_PREFIX, coin),
+            f"{prefix}-heatmap-{file_slug(coin)}",
         )
+        section.charts.append(chart_box(chart, coin))
     section.tables.append(
         (
             "heatmaps-table",
@@ -139,24 +175,30 @@ def heatmap_row(coin: str, latest: Snapshot, snapshots: int, data: ReportData) -
 
 def coin_picker(coins: list[str]) -> str:
     """A drop-down that shows one coin's heatmap at a time."""
-    options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in coins)
+    options = "".join(f'<option value="{html_text(c)}">{html_text(c)}</option>' for c in coins)
     return (
         '<label class="picker">Coin <select id="heatmap-coin" data-prefix="heatmap-">'
         f"{options}</select></label>"
     )
 
 
+COHORT_GROUPS = (("size", "size cohorts"), ("pnl", "PnL cohorts"))
+"""The two ways the API groups wallets: every wallet is in one cohort of each, at once."""
+
+
 def risk_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
     """The liquidation risk of every cohort on the coins with the most value at risk."""
-    ranking = "size cohorts" if data.cohorts.categories else "cohorts"
+    counts = Counter(data.cohorts.categories.values())
     section = Section(
         "risk",
         "Liquidation risk by cohort",
         "For each cohort and coin, the USD value of open positions within 75% of their "
         "liquidation threshold (bubble area and label) and its share of the cohort's open value "
-        f"on the coin (colour). The {REPORT_RISK_COINS} coins with the most value at risk summed "
-        f"over the {ranking} (every wallet is in one size cohort and one PnL cohort, so only "
-        "one of the two is summed). The buttons switch between size and PnL cohorts. From the "
+        "on the coin (colour). Every wallet is in one size cohort and one PnL cohort at once, so "
+        "the two groupings are shown apart and never summed together: the table's totals sum "
+        f"the {counts['size']} size cohorts in one set of columns and the {counts['pnl']} PnL "
+        "cohorts in the other, and the buttons switch the chart between them. The coins are the "
+        f"{REPORT_RISK_COINS} with the most value at risk summed over the size cohorts. From the "
         "latest snapshot of each cohort.",
     )
     if "liquidation_risk" not in data.tables:
@@ -169,27 +211,56 @@ def risk_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
     if not data.risk:
         section.note = "The liquidation_risk table is empty."
         return section
-    size_ids = {s for s, category in data.cohorts.categories.items() if category == "size"}
-    summed = [row for row in data.risk if not size_ids or row["segment_id"] in size_ids]
+    totals = {category: risk_totals(data, category) for category, _ in COHORT_GROUPS}
+    size_risk = totals["size"][0]
+    coins = sorted(size_risk, key=lambda coin: (-size_risk[coin], coin))[:REPORT_RISK_COINS]
+    if not data.cohorts.categories:
+        section.note = (
+            "This dataset has no segments table, so which cohort is a size or a PnL cohort is "
+            "unknown and nothing is summed: load it with `hypertracker load --resources segments`."
+        )
+        coins = sorted({row["coin"] for row in data.risk})[:REPORT_RISK_COINS]
+    else:
+        headers = ["coin"] + [
+            f"{column}, {label}"
+            for _, label in COHORT_GROUPS
+            for column in ("value at risk", "open value", "share at risk")
+        ]
+        rows = [
+            [
+                coin,
+                *(
+                    cell
+                    for category, _ in COHORT_GROUPS
+                    for cell in risk_cells(totals[category], coin)
+                ),
+            ]
+            for coin in coins
+        ]
+        section.tables.append(("risk-table", headers, rows))
+    chart = charts.figure_html(
+        charts.risk_figure(data.risk, coins, data.cohorts), "risk-chart", f"{prefix}-risk"
+    )
+    section.charts.append(chart_box(chart))
+    return section
+
+
+def risk_totals(data: ReportData, category: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Value at risk and open value by coin, summed over the cohorts of one category."""
     at_risk: dict[str, float] = defaultdict(float)
     open_value: dict[str, float] = defaultdict(float)
-    for row in summed:
-        at_risk[row["coin"]] += row["risk_value"] or 0.0
-        open_value[row["coin"]] += row["total_value"] or 0.0
-    coins = sorted(at_risk, key=lambda coin: (-at_risk[coin], coin))[:REPORT_RISK_COINS]
-    rows = []
-    for coin in coins:
-        share = at_risk[coin] / open_value[coin] if open_value[coin] else 0.0
-        rows.append([coin, money(at_risk[coin]), money(open_value[coin]), f"{share:.1%}"])
-    section.tables.append(
-        ("risk-table", ["coin", "value at risk", "open value", "share at risk"], rows)
-    )
-    section.charts.append(
-        charts.figure_html(
-            charts.risk_figure(data.risk, coins, data.cohorts), "risk-chart", f"{prefix}-risk"
-        )
-    )
-    return section
+    for row in data.risk:
+        if data.cohorts.categories.get(row["segment_id"]) == category:
+            at_risk[row["coin"]] += row["risk_value"] or 0.0
+            open_value[row["coin"]] += row["total_value"] or 0.0
+    return at_risk, open_value
+
+
+def risk_cells(totals: tuple[dict[str, float], dict[str, float]], coin: str) -> list[str]:
+    """A coin's value at risk, open value and share at risk in one category, as table cells."""
+    at_risk, open_value = totals
+    share = at_risk[coin] / open_value[coin] if open_value[coin] else 0.0
+    return [money(at_risk[coin]), money(open_value[coin]), f"{share:.1%}"]
 
 
 def liquidations_section(data: ReportData, charts: ModuleType, prefix: str) -> Section:
@@ -225,13 +296,12 @@ def liquidations_section(data: ReportData, charts: ModuleType, prefix: str) -> S
     headers = ["coin", "longs liquidated", "long value", "shorts liquidated", "short value"]
     section.tables.append(("liquidations-table", headers, table))
     section.tables.append(cascades_table(data.cascades))
-    section.charts.append(
-        charts.figure_html(
-            charts.liquidations_figure(data.buckets, panels, data.cascades),
-            "liquidations-chart",
-            f"{prefix}-liquidations",
-        )
+    chart = charts.figure_html(
+        charts.liquidations_figure(data.buckets, panels, data.cascades),
+        "liquidations-chart",
+        f"{prefix}-liquidations",
     )
+    section.charts.append(chart_box(chart))
     return section
 
 
@@ -251,7 +321,7 @@ def cascades_table(cascades: list[dict[str, Any]]) -> tuple[str, list[str], list
         [
             row["coin"],
             timestamp(row["started_at"]),
-            f"{(row['ended_at'] - row['started_at']).total_seconds():,.0f} s",
+            duration(row["ended_at"] - row["started_at"]),
             f"{row['fills']:,}",
             f"{row['wallets']:,}",
             money(row["notional"]),
@@ -304,16 +374,17 @@ document.querySelectorAll("select[data-prefix]").forEach(function (picker) {
 
 def render_page(data: ReportData, sections: list[Section], plotly_js: str) -> str:
     """The HTML page: a header, then each section with its tables and its charts."""
-    escape = html.escape
+    escape = html_text
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>HyperTracker liquidation report</title>",
+        REPORT_MARKER,
+        f"<title>{PAGE_TITLE}</title>",
         f"<style>{PAGE_STYLE}</style>",
         f'<script type="text/javascript">{plotly_js}</script>',
         "</head><body><main>",
-        "<h1>HyperTracker liquidation report</h1>",
+        f"<h1>{PAGE_TITLE}</h1>",
         *(f'<p class="meta">{escape(line)}</p>' for line in header_lines(data)),
         "<nav>"
         + "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in sections)
@@ -328,21 +399,18 @@ def render_page(data: ReportData, sections: list[Section], plotly_js: str) -> st
             if rows:
                 parts.append(html_table(table_id, headers, rows))
         parts.append(section.controls)
-        for chart in section.charts:
-            parts.append(chart_box(section, chart))
+        parts.extend(section.charts)
         parts.append("</section>")
     parts.append(f"</main><script>{PAGE_SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
-def chart_box(section: Section, chart: str) -> str:
+def chart_box(chart: str, coin: str | None = None) -> str:
     """A chart's frame; a heatmap's is tagged with its coin for the coin picker."""
-    if section.anchor != "heatmaps":
+    if coin is None:
         return f'<div class="chart">{chart}</div>'
-    coin = chart.split('id="heatmap-', 1)[1].split('"', 1)[0]
     return (
-        f'<div class="chart" data-group="heatmap-coin" data-value="{html.escape(coin)}">'
-        f"{chart}</div>"
+        f'<div class="chart" data-group="heatmap-coin" data-value="{html_text(coin)}">{chart}</div>'
     )
 
 
@@ -365,6 +433,7 @@ def header_lines(data: ReportData) -> list[str]:
             f"Heatmap and risk snapshots: {count:,} data version{'s' if count != 1 else ''}, "
             f"{span_text(first, last)} UTC."
         )
+    lines.append(NUMBER_RULE)
     return lines
 
 
@@ -375,7 +444,7 @@ def span_text(first: datetime, last: datetime) -> str:
 
 def html_table(table_id: str, headers: list[str], rows: list[list[str]]) -> str:
     """An HTML table of text cells, scrolling sideways on a narrow screen."""
-    head = "".join(f"<th>{html.escape(header)}</th>" for header in headers)
+    head = "".join(f"<th>{html_text(header)}</th>" for header in headers)
     body = "".join("<tr>" + "".join(table_cell(cell) for cell in row) + "</tr>" for row in rows)
     return (
         f'<div class="scroll"><table id="{table_id}"><thead><tr>{head}</tr></thead>'
@@ -385,10 +454,6 @@ def html_table(table_id: str, headers: list[str], rows: list[list[str]]) -> str:
 
 def table_cell(text: str) -> str:
     """A table cell, right-aligned when it holds an amount, a count or a change."""
-    bare = text.lstrip("+-$").replace(",", "").replace(".", "").rstrip("%s ").rstrip("KMBT")
+    bare = text.lstrip("+-$\u2212").replace(",", "").replace(".", "").rstrip("%s ").rstrip("kMBT")
     number = bare.isdigit()
-    return (
-        f'<td class="number">{html.escape(text)}</td>'
-        if number
-        else f"<td>{html.escape(text)}</td>"
-    )
+    return f'<td class="number">{html_text(text)}</td>' if number else f"<td>{html_text(text)}</td>"
