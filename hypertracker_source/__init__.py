@@ -14,7 +14,7 @@ from dlt.sources import DltResource
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.fill_state import plan_run
-from hypertracker_source.fills import FillQuery, batched, read_fills
+from hypertracker_source.fills import FillQuery, batched, read_fills, use_returning_memory_pool
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.pipeline_checks import check_duckdb_dataset
 from hypertracker_source.resolve import FillsPlan, ListSetting, resolve_settings
@@ -114,6 +114,7 @@ def hypertracker(
         refresh_snapshots=refresh_snapshots,
         merge_strategy=merge_strategy,
     )
+    use_returning_memory_pool()
     client = HyperTrackerClient(
         settings.base_url,
         settings.api_key,
