@@ -51,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_fills")
     parser.add_argument(
-        "--fills", type=int, nargs="+", default=[200_000, 1_000_000], help="fill counts"
+        "--fills", type=int, nargs="*", default=[200_000, 1_000_000], help="fill counts"
     )
     parser.add_argument(
         "--first-load-fills",
