@@ -28,9 +28,20 @@ from hypertracker_source.settings import HISTORY_START
 API_KEY = "bench-key"
 SEED = 7
 FLOORS = ("floor", "keyed_floor")
+BEFORE = "ours, before"
+BEFORE_ENVIRONMENT = {
+    "ARROW_DEFAULT_MEMORY_POOL": "mimalloc",
+    "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"threads": 1}',
+}
+"""Ours with the memory settings it had before issue 22: pyarrow's default pool, and DuckDB
+without a memory_limit; `--before` runs it beside ours, for a comparison within one run."""
 TARGET_REST_API_SPEEDUP = 10.0
 TARGET_FIRST_LOAD_MEMORY_RATIO = 1.25
 """A first load of 5x the history (1.5M against 300k fills) peaks at most this much higher."""
+TARGET_PEAK_VS_KEYED_FLOOR = 1.5
+"""Ours' peak RSS at most this much the keyed floor's, at the same count in the same run."""
+TARGET_FIRST_LOAD_PEAK_MB = 450
+"""A first load of any history, at default settings, peaks below this for the whole process."""
 TARGET_REQUESTS_PER_1000 = 1.02
 REQUEST_TARGET_FROM = 1_000_000
 """The request target is for long histories: below, the 6 windows' last pages weigh more."""
@@ -40,7 +51,7 @@ def parse_args() -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_fills")
     parser.add_argument(
-        "--fills", type=int, nargs="+", default=[200_000, 1_000_000], help="fill counts"
+        "--fills", type=int, nargs="*", default=[200_000, 1_000_000], help="fill counts"
     )
     parser.add_argument(
         "--first-load-fills",
@@ -50,6 +61,16 @@ def parse_args() -> argparse.Namespace:
         help="fill counts of the first loads whose peak memory ours is measured at (none: skip)",
     )
     parser.add_argument("--repeat", type=int, default=2, help="runs of floor and ours per count")
+    parser.add_argument(
+        "--first-load-repeat",
+        type=int,
+        help="runs of each first load (default: --repeat); a 3M first load takes minutes",
+    )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help=f"also run {BEFORE!r}: ours with the memory settings before issue 22",
+    )
     parser.add_argument("--name", default="fills", help="the results file: results/<name>.md")
     parser.add_argument(
         "--rest-api-fills",
@@ -70,9 +91,10 @@ def windows_now() -> list[tuple[str, str | None]]:
 def measure(sim: SimulatorProcess, pipeline: str, fills: int) -> dict[str, Any]:
     """Runs one pipeline in a fresh process against the simulator; returns its figures."""
     sim.reset_requests()
-    with tempfile.TemporaryDirectory(prefix=f"bench_{pipeline}_") as workdir:
-        args = [pipeline, sim.url, API_KEY, workdir, json.dumps(windows_now())]
-        report = run_child("benchmarks.fills_pipelines", args)
+    child, env = ("ours", BEFORE_ENVIRONMENT) if pipeline.startswith(BEFORE) else (pipeline, {})
+    with tempfile.TemporaryDirectory(prefix="bench_fills_") as workdir:
+        args = [child, sim.url, API_KEY, workdir, json.dumps(windows_now())]
+        report = run_child("benchmarks.fills_pipelines", args, env)
     report.update(pipeline=pipeline, fills=fills, requests=sum(sim.request_counts().values()))
     print(
         f"  {pipeline:8} {fills:>9,} fills: {report['wall_s']:6.2f} s wall, "
@@ -102,7 +124,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     for fills in args.fills:
         print(f"{fills:,} fills: starting the simulator", flush=True)
         with start_simulator_process(fills=fills, api_key=API_KEY, seed=SEED) as sim:
-            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in (*FLOORS, "ours")}
+            names = (*FLOORS, "ours", *([BEFORE] if args.before else []))
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
             for repeat in range(args.repeat):
                 order = list(runs)[repeat % len(runs) :] + list(runs)[: repeat % len(runs)]
                 for pipeline in order:
@@ -113,8 +136,12 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     for fills in args.first_load_fills:
         print(f"{fills:,} fills, first load: starting the simulator", flush=True)
         with start_simulator_process(fills=fills, api_key=API_KEY, seed=SEED) as sim:
-            first_loads = [measure(sim, "ours", fills) for _ in range(args.repeat)]
+            repeat = args.first_load_repeat or args.repeat
+            first_loads = [measure(sim, "ours", fills) for _ in range(repeat)]
             results.append({**best(first_loads), "pipeline": "ours, first load"})
+            if args.before:
+                before = [measure(sim, BEFORE, fills) for _ in range(repeat)]
+                results.append({**best(before), "pipeline": f"{BEFORE}, first load"})
     return results
 
 
@@ -165,9 +192,19 @@ def verdicts(results: list[dict[str, Any]]) -> list[str]:
             speedup = ratio(rest["wall_s"], ours["wall_s"])
             text = f"faster than rest_api at {fills:,} (wall)"
             lines.append(verdict(speedup >= TARGET_REST_API_SPEEDUP, text, speedup, "x"))
+    for fills in sorted({r["fills"] for r in results}):
+        ours, keyed = figures(results, "ours", fills), figures(results, "keyed_floor", fills)
+        if ours and keyed:
+            value = ratio(ours["peak_rss_mb"], keyed["peak_rss_mb"])
+            text = f"peak RSS against the keyed floor at {fills:,}"
+            lines.append(verdict(value <= TARGET_PEAK_VS_KEYED_FLOOR, text, value, "x"))
     first_loads = sorted(
         (r for r in results if r["pipeline"] == "ours, first load"), key=lambda r: r["fills"]
     )
+    for first_load in first_loads:
+        value = first_load["peak_rss_mb"]
+        text = f"first-load peak RSS at {first_load['fills']:,}, MB"
+        lines.append(verdict(value <= TARGET_FIRST_LOAD_PEAK_MB, text, value, ""))
     smaller = first_loads[0] if first_loads else None
     for larger in first_loads[1:]:
         value = ratio(larger["peak_rss_mb"], smaller["peak_rss_mb"])
@@ -198,6 +235,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"Command: `.venv/bin/python -m benchmarks.bench_fills --fills "
             f"{' '.join(map(str, args.fills))} --first-load-fills "
             f"{' '.join(map(str, args.first_load_fills))} --repeat {args.repeat} "
+            f"--first-load-repeat {args.first_load_repeat or args.repeat} "
+            f"{'--before ' if args.before else ''}"
             f"--rest-api-fills {' '.join(map(str, args.rest_api_fills))} --name {args.name}`.",
             "",
             table(results),

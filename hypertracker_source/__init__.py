@@ -18,7 +18,7 @@ from hypertracker_source.fill_contract import (
     RejectedFills,
 )
 from hypertracker_source.fill_state import plan_run
-from hypertracker_source.fills import FillQuery, batched, read_fills
+from hypertracker_source.fills import FillQuery, batched, read_fills, use_returning_memory_pool
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.pipeline_checks import check_duckdb_dataset
 from hypertracker_source.resolve import FillsPlan, ListSetting, resolve_settings
@@ -128,6 +128,7 @@ def hypertracker(
         response_deadline=response_deadline,
         max_body_mb=max_body_mb,
     )
+    use_returning_memory_pool()
     client = HyperTrackerClient(
         settings.base_url,
         settings.api_key,

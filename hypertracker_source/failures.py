@@ -32,6 +32,13 @@ DUCKDB_LOCKED = re.compile(
     r"Conflicting lock is held in .*?\(PID (?P<pid>\d+)\)"
 )
 """DuckDB's answer when another process has the file open."""
+DUCKDB_OUT_OF_MEMORY = "Out of Memory Error"
+"""How DuckDB's error begins when a query does not fit its memory_limit."""
+DUCKDB_MEMORY_HEADLINE = (
+    "hypertracker: error: DuckDB ran out of its memory_limit while merging: raise memory_limit "
+    "under [destination.duckdb.credentials.global_config] in .dlt/config.toml (256MB more per "
+    "250,000 fills of max_fills_per_run) and run the same command again: nothing loaded is lost"
+)
 
 
 class CommandInterrupted(KeyboardInterrupt):
@@ -113,6 +120,8 @@ def headline(error: BaseException) -> str:
     cause = root_cause(error)
     if isinstance(cause, ConfigFieldMissingException):
         reason = missing_config(cause)
+    elif any(DUCKDB_OUT_OF_MEMORY in str(step) for step in error_chain(error)):
+        return DUCKDB_MEMORY_HEADLINE
     elif isinstance(cause, DestinationConnectionError):
         reason = connection_failure(cause)
     else:

@@ -67,8 +67,11 @@ workers = 16
 [destination.duckdb.credentials.global_config]
 # DuckDB runs in the pipeline's process and otherwise takes every core for a merge: one thread
 # merged 1,000,000 fills for less CPU and memory than two, in a little more wall time. Raise it on
-# a machine with cores to spare. Set no memory_limit: the merge's de-duplicating pass needs room.
+# a machine with cores to spare. memory_limit bounds DuckDB's share of a load's peak, which
+# otherwise grows with the table it merges into: it fits a chunk of max_fills_per_run = 250000
+# fills; raise it to 256MB per 250,000 more, or remove it, if you raise max_fills_per_run.
 threads = 1
+memory_limit = "192MB"
 """
 
 SECRETS_TEMPLATE = """\

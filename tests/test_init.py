@@ -41,7 +41,8 @@ def test_init_writes_a_project_that_loads(simulator: Simulator, tmp_path: Path):
     assert (project / ".gitignore").read_text() == ".dlt/secrets.toml\n"
     config = tomlkit.parse((project / ".dlt/config.toml").read_text())
     assert config["extract"]["workers"] == 16
-    assert config["destination"]["duckdb"]["credentials"]["global_config"]["threads"] == 1
+    duckdb_settings = config["destination"]["duckdb"]["credentials"]["global_config"]
+    assert duckdb_settings.unwrap() == {"threads": 1, "memory_limit": "192MB"}
     secrets = tomlkit.parse((project / ".dlt/secrets.toml").read_text()).unwrap()
     assert secrets == {"sources": {"hypertracker": {"api_key": ""}}}
 

@@ -22,8 +22,8 @@ from helpers import (
 from oracles import expected_cascades
 
 from hypertracker_simulator import Simulator
-from hypertracker_simulator.hostile import BAD_FILL_KINDS, OVERSIZED_FIELD, break_fill
 from hypertracker_simulator.fills import FillTable
+from hypertracker_simulator.hostile import BAD_FILL_KINDS, OVERSIZED_FIELD, break_fill
 from hypertracker_source.report.settings import CASCADE_MAX_GAP_SECONDS
 
 OPTIONAL_FIELDS = ("tid", "oid", "crossed", "builder", "builderFee", "feeToken")

@@ -1,0 +1,67 @@
+"""The memory settings of a load: Arrow's allocator, and DuckDB's memory_limit when it binds."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dlt
+import pyarrow as pa
+import pytest
+from helpers import API_KEY, assert_fills_equal
+
+from hypertracker_simulator import Simulator
+from hypertracker_source import hypertracker
+from hypertracker_source.cli import LOCAL_DATABASE, main
+from hypertracker_source.failures import DUCKDB_MEMORY_HEADLINE
+from hypertracker_source.fills import ARROW_POOL_VARIABLE
+
+DUCKDB_SETTINGS = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
+
+
+@pytest.fixture
+def arrow_pool() -> Iterator[None]:
+    """Restores pyarrow's pool of the test process after the test."""
+    pool = pa.default_memory_pool()
+    yield
+    pa.set_memory_pool(pool)
+
+
+def test_the_source_allocates_arrow_memory_from_the_system_allocator(
+    arrow_pool: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv(ARROW_POOL_VARIABLE, raising=False)
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+
+    hypertracker(api_key=API_KEY, base_url="http://127.0.0.1:9")
+
+    assert pa.default_memory_pool().backend_name == "system"
+
+
+def test_the_users_arrow_pool_setting_is_left_alone(
+    arrow_pool: None, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv(ARROW_POOL_VARIABLE, "mimalloc")
+    pa.set_memory_pool(pa.mimalloc_memory_pool())
+
+    hypertracker(api_key=API_KEY, base_url="http://127.0.0.1:9")
+
+    assert pa.default_memory_pool().backend_name == "mimalloc"
+
+
+def test_a_merge_beyond_duckdbs_memory_limit_names_the_setting_and_a_rerun_above_it_lands_all(
+    tmp_path: Path,
+    simulator_settings: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt"))
+    monkeypatch.setenv(DUCKDB_SETTINGS, json.dumps({"threads": 1, "memory_limit": "1MB"}))
+
+    assert main(["load"]) == 1
+    assert capfd.readouterr().err.splitlines() == [DUCKDB_MEMORY_HEADLINE]
+
+    monkeypatch.setenv(DUCKDB_SETTINGS, json.dumps({"threads": 1, "memory_limit": "192MB"}))
+    assert main(["load"]) == 0
+    dataset = dlt.dataset(dlt.destinations.duckdb(str(tmp_path / LOCAL_DATABASE)), "hypertracker")
+    assert_fills_equal(dataset, simulator_settings.expected_fills())
