@@ -1,6 +1,6 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -11,13 +11,15 @@ from dlt.common.schema.typing import TMergeDispositionDict
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from hypertracker_source.budget import SpendLedger, active_pipeline_ledger
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.fill_state import plan_run
+from hypertracker_source.endpoints import FILLS
+from hypertracker_source.fill_state import pending_reads, plan_run
 from hypertracker_source.fills import FillQuery, batched, read_fills
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.pipeline_checks import check_duckdb_dataset
-from hypertracker_source.resolve import FillsPlan, ListSetting, resolve_settings
+from hypertracker_source.resolve import FillsPlan, ListSetting, SourceSettings, resolve_settings
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
     FILL_FIELDS,
@@ -63,6 +65,9 @@ def hypertracker(
     requests_per_minute: str | int | None = None,
     refresh_snapshots: bool = False,
     merge_strategy: str = "delete-insert",
+    plan: str | None = None,
+    daily_request_budget: int | None = None,
+    monthly_request_budget: int | None = None,
     run_stats: RunStats | None = None,
 ) -> Sequence[DltResource]:
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
@@ -94,6 +99,12 @@ def hypertracker(
         refresh_snapshots: Fetch heatmaps and risk even when the API's data version is loaded.
         merge_strategy: How every table merges on its key: delete-insert (SQL databases) or
             upsert (delta or iceberg tables on the filesystem destination).
+        plan: The API plan (free, pulse, surge, flow, stream): sets the two budgets and
+            requests_per_minute, each unless set on its own.
+        daily_request_budget: At most this many API requests (usage tokens) per UTC day, retries
+            included, counted across runs in the pipeline's state; a run that reaches it stops
+            with HyperTrackerBudgetError, keeping what it loaded.
+        monthly_request_budget: The same per UTC month.
         run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
             export, risk, segments, status), retries included, and the API's state status.
     """
@@ -113,16 +124,23 @@ def hypertracker(
         requests_per_minute=requests_per_minute,
         refresh_snapshots=refresh_snapshots,
         merge_strategy=merge_strategy,
+        plan=plan,
+        daily_request_budget=daily_request_budget,
+        monthly_request_budget=monthly_request_budget,
     )
+    ledger = active_pipeline_ledger(settings.budget)
     client = HyperTrackerClient(
         settings.base_url,
         settings.api_key,
         settings.requests_per_minute,
         run_stats,
         before_first_request=check_duckdb_dataset,
+        ledger=ledger,
     )
     data_version = DataVersion(client, known=client.stats.status)
-    queries = fill_windows(settings.fills, data_version)
+    queries = fill_windows(
+        settings.fills, data_version, ledger, partial(requests_ahead, settings, client.stats)
+    )
     fills = queries | liquidation_fills(client)
     heatmap = snapshot_resource(
         heatmap_table(client),
@@ -146,18 +164,38 @@ def hypertracker(
     }
     for resource in tables:
         resource.apply_hints(write_disposition=merge)
+        resource.add_map(ledger.keep_in_state)
     return (queries, *tables)
 
 
+def requests_ahead(settings: SourceSettings, stats: RunStats) -> int:
+    """The requests of a run other than fills pages (status, heatmaps, risk, segments) that it
+    has not made yet: its chunks after the first make none."""
+    made = sum(count for endpoint, count in stats.requests.items() if endpoint != FILLS.name)
+    return max(0, 2 + len(settings.heatmap_coins) + len(settings.segment_ids) - made)
+
+
 @dlt.resource(name="fill_windows", selected=False)
-def fill_windows(plan: FillsPlan, data_version: DataVersion) -> Iterator[FillQuery]:
+def fill_windows(
+    plan: FillsPlan,
+    data_version: DataVersion,
+    ledger: SpendLedger,
+    reserved: Callable[[], int],
+) -> Iterator[FillQuery]:
     """The fills reads of this run, windows and walks of each filter, for the fills transformer.
 
     The state it plans in is the fills transformer's, the one owner of every filter's marks: the
     reads it yields are that state's own records, which the transformer updates page by page.
+    The pages fit what the request budget leaves after the run's other requests ahead; with
+    none left and reads pending, the run stops here, before any request.
     """
+    ledger.keep_in_state(None)
     state = dlt.current.resource_state(FILLS_RESOURCE)
-    yield from plan_run(plan, state, lambda: data_version.last_update)
+    left = ledger.left()
+    pages = None if left is None else left - reserved()
+    if pages is not None and pages <= 0 and pending_reads(state):
+        raise ledger.spent_error()
+    yield from plan_run(plan, state, lambda: data_version.last_update, pages)
 
 
 @dlt.transformer(

@@ -21,7 +21,7 @@ from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.check import api_status, configured_client
-from hypertracker_source.exceptions import HyperTrackerError
+from hypertracker_source.exceptions import HyperTrackerBudgetError, HyperTrackerError
 from hypertracker_source.failures import (
     CommandInterrupted,
     headline,
@@ -34,6 +34,7 @@ from hypertracker_source.loading import run_load
 from hypertracker_source.request_flow import interrupt_requests
 from hypertracker_source.risk import risk_resource_name
 from hypertracker_source.settings import (
+    EXIT_BUDGET_SPENT,
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
@@ -491,7 +492,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(headline(error), file=sys.stderr)
         if getattr(args, "debug", False):
             traceback.print_exc(file=sys.stderr)
-        return 128 + signal_number if signal_number is not None else 1
+        if signal_number is not None:
+            return 128 + signal_number
+        return EXIT_BUDGET_SPENT if isinstance(root_cause(error), HyperTrackerBudgetError) else 1
     return 0
 
 

@@ -36,3 +36,11 @@ class HyperTrackerUnreachableError(HyperTrackerApiError):
 
 class HyperTrackerInterruptedError(HyperTrackerError):
     """The run was interrupted (Ctrl-C or SIGTERM): no request follows."""
+
+
+class HyperTrackerBudgetError(HyperTrackerError):
+    """The request budget is spent: no request goes until it renews."""
+
+    def __init__(self, message: str, renews_at: str) -> None:
+        self.renews_at = renews_at
+        super().__init__(message)

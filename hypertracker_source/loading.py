@@ -119,6 +119,8 @@ def print_summary(pipeline: dlt.Pipeline, stats: RunStats, tables: Sequence[str]
         print(f"  {table:<22} {stats.rows[table]:>10,} rows")
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))
     print(f"API requests: {sum(stats.requests.values())} ({spent or 'none'})")
+    if stats.ledger:
+        print(f"Budget: {stats.ledger.spend_text()}")
     if stats.status:
         print(
             f"Data version: {stats.status.get('lastUpdate')}; "

@@ -41,7 +41,7 @@ def import_graph() -> dict[str, set[str]]:
 
 LAYERS = {
     "configuration": ("settings", "resolve", "pipeline_checks", "exceptions"),
-    "transport": ("endpoints", "request_flow", "client"),
+    "transport": ("endpoints", "budget", "request_flow", "client"),
     "entities": ("schema", "fills", "fill_state", "snapshots", "heatmap", "risk"),
     "source": ("", "chunks"),
     "commands": (
@@ -79,6 +79,7 @@ def test_the_sources_modules_import_only_their_own_layer_or_lower_without_a_cycl
 def test_the_client_is_transport_only() -> None:
     imported = import_graph()["hypertracker_source.client"]
     assert imported == {
+        "hypertracker_source.budget",
         "hypertracker_source.endpoints",
         "hypertracker_source.exceptions",
         "hypertracker_source.request_flow",
