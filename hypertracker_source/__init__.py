@@ -1,5 +1,6 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from functools import partial
@@ -14,7 +15,7 @@ from dlt.sources import DltResource
 from hypertracker_source.budget import SpendLedger, active_pipeline_ledger
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.endpoints import FILLS
+from hypertracker_source.endpoints import HEATMAP_EXPORT, RISK, SEGMENTS
 from hypertracker_source.fill_state import pending_reads, plan_run
 from hypertracker_source.fills import FillQuery, batched, read_fills
 from hypertracker_source.heatmap import heatmap_tables
@@ -35,6 +36,7 @@ from hypertracker_source.schema import (
 )
 from hypertracker_source.settings import (
     API_BASE_URL,
+    DATA_VERSION_KEY,
     DEFAULT_HEATMAP_COINS,
     DEFAULT_LAG,
     FILLS_MAX_PAGE_SIZE,
@@ -46,6 +48,10 @@ from hypertracker_source.settings import (
 from hypertracker_source.snapshots import DataVersion, SnapshotTable, snapshot_resource
 
 __all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
+
+
+HEATMAP_RESOURCE = "liquidation_heatmap"
+"""The heatmaps' resource, whose state records the data version each coin last loaded."""
 
 
 @dlt.source(name="hypertracker")
@@ -139,7 +145,10 @@ def hypertracker(
     )
     data_version = DataVersion(client, known=client.stats.status)
     queries = fill_windows(
-        settings.fills, data_version, ledger, partial(requests_ahead, settings, client.stats)
+        settings.fills,
+        data_version,
+        ledger,
+        partial(requests_ahead, settings, client.stats, data_version),
     )
     fills = queries | liquidation_fills(client)
     heatmap = snapshot_resource(
@@ -168,11 +177,32 @@ def hypertracker(
     return (queries, *tables)
 
 
-def requests_ahead(settings: SourceSettings, stats: RunStats) -> int:
-    """The requests of a run other than fills pages (status, heatmaps, risk, segments) that it
-    has not made yet: its chunks after the first make none."""
-    made = sum(count for endpoint, count in stats.requests.items() if endpoint != FILLS.name)
-    return max(0, 2 + len(settings.heatmap_coins) + len(settings.segment_ids) - made)
+def snapshot_requests_due(
+    settings: SourceSettings, resources: dict[str, Any], version: str
+) -> Counter[str]:
+    """The heatmap and risk requests a run makes at this data version, per endpoint: each key
+    whose resource state has not loaded it (every key with refresh_snapshots)."""
+
+    def due(resource: str, key: str) -> bool:
+        loaded = resources.get(resource, {}).get("loaded_versions", {}).get(key)
+        return settings.refresh_snapshots or loaded != version
+
+    return Counter(
+        {
+            HEATMAP_EXPORT.name: sum(
+                due(HEATMAP_RESOURCE, coin) for coin in settings.heatmap_coins
+            ),
+            RISK.name: sum(due(risk_resource_name(id_), str(id_)) for id_ in settings.segment_ids),
+        }
+    )
+
+
+def requests_ahead(settings: SourceSettings, stats: RunStats, data_version: DataVersion) -> int:
+    """The requests of a run other than fills pages that it has still to make: the snapshots due
+    at the API's data version, and the segments."""
+    resources = dlt.current.source_state().get("resources", {})
+    due = snapshot_requests_due(settings, resources, data_version.last_update.isoformat())
+    return sum(due.values()) + (0 if stats.requests[SEGMENTS.name] else 1)
 
 
 @dlt.resource(name="fill_windows", selected=False)
@@ -186,7 +216,8 @@ def fill_windows(
 
     The state it plans in is the fills transformer's, the one owner of every filter's marks: the
     reads it yields are that state's own records, which the transformer updates page by page.
-    The pages fit what the request budget leaves after the run's other requests ahead; with
+    Records the API data version it read at, for `hypertracker status`. The pages fit what the
+    request budget leaves after the run's other requests ahead; with
     none left and reads pending, the run stops here, before any request.
     """
     ledger.keep_in_state(None)
@@ -196,6 +227,7 @@ def fill_windows(
     if pages is not None and pages <= 0 and pending_reads(state):
         raise ledger.spent_error()
     yield from plan_run(plan, state, lambda: data_version.last_update, pages)
+    dlt.current.source_state()[DATA_VERSION_KEY] = data_version.status["lastUpdate"]
 
 
 @dlt.transformer(
@@ -212,7 +244,7 @@ def liquidation_fills(query: FillQuery, client: HyperTrackerClient) -> Iterator[
 def heatmap_table(client: HyperTrackerClient) -> SnapshotTable:
     """`liquidation_heatmap`: each coin's heatmap, one row per price bin, per API data version."""
     return SnapshotTable(
-        name="liquidation_heatmap",
+        name=HEATMAP_RESOURCE,
         keys_name="heatmap_coins",
         table_name="liquidation_heatmap",
         primary_key=HEATMAP_PRIMARY_KEY,

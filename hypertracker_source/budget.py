@@ -136,12 +136,18 @@ def budget_spent_error(
     renews = renewal(budget, spend, now)
     return HyperTrackerBudgetError(
         f"The request budget is spent: {spend_text(budget, spend)} "
-        f"(sources.hypertracker.{setting}); 0 left until it renews at "
+        f"(sources.hypertracker.{setting}); {left_text(requests_left(budget, spend) or 0)} "
+        "until it renews at "
         f"{renews:%Y-%m-%d %H:%M} UTC, in {wait_text(renews - now)}. What this run loaded stays "
         f"loaded, with its marks: run again then to go on, or raise {setting} "
         f"(SOURCES__HYPERTRACKER__{setting.upper()})",
         renews.isoformat(),
     )
+
+
+def left_text(left: int) -> str:
+    """The requests left, in words: those kept for the run's other requests are not enough."""
+    return f"{left} left" if not left else f"{left} left, kept for this run's other requests,"
 
 
 def wait_text(wait: timedelta) -> str:

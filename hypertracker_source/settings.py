@@ -13,6 +13,9 @@ API_BASE_URL = "https://ht-api.coinmarketman.com"
 FILLS_RESOURCE = "liquidation_fills"
 """The fills resource, whose state holds every filter's marks and unfinished reads."""
 
+DATA_VERSION_KEY = "data_version"
+"""Where the source state keeps the API data version its fills were last read at."""
+
 TABLE_NAMES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 """The tables the source loads."""
 

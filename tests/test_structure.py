@@ -48,6 +48,7 @@ LAYERS = {
         *("cli", "loading", "check", "follow", "failures", "scaffold", "models", "mysql", "docs"),
         *("report", "report.settings", "report.queries", "report.charts", "report.page"),
         "report.text",
+        *("follow_budget", "plan", "status"),
     ),
 }
 """Every module of the source by layer, lowest first, as docs/architecture.md draws them."""
