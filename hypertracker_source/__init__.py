@@ -1,7 +1,7 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -50,6 +50,7 @@ from hypertracker_source.snapshots import DataVersion, SnapshotTable, snapshot_r
 __all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
 
 
+SEGMENTS_RESOURCE = "segments"
 HEATMAP_RESOURCE = "liquidation_heatmap"
 """The heatmaps' resource, whose state records the data version each coin last loaded."""
 
@@ -178,12 +179,18 @@ def hypertracker(
 
 
 def snapshot_requests_due(
-    settings: SourceSettings, resources: dict[str, Any], version: str
+    settings: SourceSettings,
+    resources: dict[str, Any],
+    version: str,
+    selected: Collection[str] | None = None,
 ) -> Counter[str]:
     """The heatmap and risk requests a run makes at this data version, per endpoint: each key
-    whose resource state has not loaded it (every key with refresh_snapshots)."""
+    whose resource state has not loaded it (every key with refresh_snapshots), of the resources
+    selected (all when not said)."""
 
     def due(resource: str, key: str) -> bool:
+        if selected is not None and resource not in selected:
+            return False
         loaded = resources.get(resource, {}).get("loaded_versions", {}).get(key)
         return settings.refresh_snapshots or loaded != version
 
@@ -199,10 +206,13 @@ def snapshot_requests_due(
 
 def requests_ahead(settings: SourceSettings, stats: RunStats, data_version: DataVersion) -> int:
     """The requests of a run other than fills pages that it has still to make: the snapshots due
-    at the API's data version, and the segments."""
+    at the API's data version, and the segments, of the resources this run extracts."""
     resources = dlt.current.source_state().get("resources", {})
-    due = snapshot_requests_due(settings, resources, data_version.last_update.isoformat())
-    return sum(due.values()) + (0 if stats.requests[SEGMENTS.name] else 1)
+    selected = dlt.current.source().selected_resources
+    version = data_version.last_update.isoformat()
+    due = snapshot_requests_due(settings, resources, version, selected)
+    segments_due = SEGMENTS_RESOURCE in selected and not stats.requests[SEGMENTS.name]
+    return sum(due.values()) + segments_due
 
 
 @dlt.resource(name="fill_windows", selected=False)
@@ -266,7 +276,7 @@ def risk_table(client: HyperTrackerClient, segment_id: int) -> SnapshotTable:
     )
 
 
-@dlt.resource(name="segments", primary_key="id", columns=SEGMENT_COLUMNS)
+@dlt.resource(name=SEGMENTS_RESOURCE, primary_key="id", columns=SEGMENT_COLUMNS)
 def segments(client: HyperTrackerClient) -> Iterator[list[dict[str, Any]]]:
     """The wallet cohorts, so that segment ids in risk and heatmap rows join to names."""
     yield segment_rows(client)
