@@ -86,7 +86,7 @@ class FillRate:
     def how(self) -> str:
         """How the rate was estimated, in words."""
         if self.per_second is None:
-            return "no fills read yet: each read counted as one page"
+            return "no fills read yet: at least one page a read, until a run shows the rate"
         days = self.seconds / 86400
         return (
             f"{self.fills:,} fills read over {days:,.1f} days of history: "
