@@ -73,8 +73,8 @@ def hypertracker(
     refresh_snapshots: bool = False,
     merge_strategy: str = "delete-insert",
     plan: str | None = None,
-    daily_request_budget: int | None = None,
-    monthly_request_budget: int | None = None,
+    daily_request_budget: int | str | None = None,
+    monthly_request_budget: int | str | None = None,
     run_stats: RunStats | None = None,
 ) -> Sequence[DltResource]:
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.

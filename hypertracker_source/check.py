@@ -35,8 +35,8 @@ def configured_client(
     base_url: str = API_BASE_URL,
     requests_per_minute: str | int | None = None,
     plan: str | None = None,
-    daily_request_budget: int | None = None,
-    monthly_request_budget: int | None = None,
+    daily_request_budget: int | str | None = None,
+    monthly_request_budget: int | str | None = None,
     pipeline: Any = None,
 ) -> HyperTrackerClient:
     """A client with the key, address, pace and request budget that the source resolves from dlt
@@ -70,8 +70,8 @@ def configured_settings(
     requests_per_minute: str | int | None = None,
     refresh_snapshots: bool = False,
     plan: str | None = None,
-    daily_request_budget: int | None = None,
-    monthly_request_budget: int | None = None,
+    daily_request_budget: int | str | None = None,
+    monthly_request_budget: int | str | None = None,
 ) -> SourceSettings:
     """The source's settings as `hypertracker()` resolves them from dlt config, for the commands
     that plan a run without running it."""

@@ -80,6 +80,21 @@ SETTING_ERRORS = {
         "8 Money Printer, 9 Smart Money, 10 Consistent Grinder, 11 Humble Earner, "
         "12 Exit Liquidity, 13 Semi-Rekt, 14 Full Rekt, 15 Giga-Rekt, 16 Shrimp",
     ),
+    "unknown plan": (
+        {"plan": "gold"},
+        "sources.hypertracker.plan = 'gold': it is not a plan of the API. Use one of free, "
+        "pulse, surge, flow, stream",
+    ),
+    "zero daily budget": (
+        {"daily_request_budget": "0"},
+        "sources.hypertracker.daily_request_budget = '0': it must be a whole number above 0. Use "
+        "a whole number of requests such as daily_request_budget=1000, or leave it unset",
+    ),
+    "monthly budget in words": (
+        {"monthly_request_budget": "lots"},
+        "sources.hypertracker.monthly_request_budget = 'lots': it is not a number. Use a whole "
+        "number of requests such as monthly_request_budget=1000, or leave it unset",
+    ),
 }
 """Settings given the way a scheduled run gets them (SOURCES__HYPERTRACKER__*), and the error."""
 
