@@ -204,13 +204,19 @@ def snapshot_requests_due(
     )
 
 
+def snapshot_resource_names(settings: SourceSettings) -> list[str]:
+    """The names of the snapshot resources: the heatmaps', and each cohort's risk."""
+    return [HEATMAP_RESOURCE, *(risk_resource_name(id_) for id_ in settings.segment_ids)]
+
+
 def requests_ahead(settings: SourceSettings, stats: RunStats, data_version: DataVersion) -> int:
     """The requests of a run other than fills pages that it has still to make: the snapshots due
     at the API's data version, and the segments, of the resources this run extracts."""
     resources = dlt.current.source_state().get("resources", {})
     selected = dlt.current.source().selected_resources
-    version = data_version.last_update.isoformat()
-    due = snapshot_requests_due(settings, resources, version, selected)
+    snapshots = [name for name in selected if name in snapshot_resource_names(settings)]
+    version = data_version.last_update.isoformat() if snapshots else ""
+    due = snapshot_requests_due(settings, resources, version, snapshots)
     segments_due = SEGMENTS_RESOURCE in selected and not stats.requests[SEGMENTS.name]
     return sum(due.values()) + segments_due
 
@@ -226,9 +232,9 @@ def fill_windows(
 
     The state it plans in is the fills transformer's, the one owner of every filter's marks: the
     reads it yields are that state's own records, which the transformer updates page by page.
-    Records the API data version it read at, for `hypertracker status`. The pages fit what the
-    request budget leaves after the run's other requests ahead; with
-    none left and reads pending, the run stops here, before any request.
+    Records the API data version it read at, when known, for `hypertracker status`. The pages
+    fit what the request budget leaves after the run's other requests ahead; with none left and
+    reads pending, the run stops here, before any request.
     """
     ledger.keep_in_state(None)
     state = dlt.current.resource_state(FILLS_RESOURCE)
@@ -237,7 +243,8 @@ def fill_windows(
     if pages is not None and pages <= 0 and pending_reads(state):
         raise ledger.spent_error()
     yield from plan_run(plan, state, lambda: data_version.last_update, pages)
-    dlt.current.source_state()[DATA_VERSION_KEY] = data_version.status["lastUpdate"]
+    if data_version.known:
+        dlt.current.source_state()[DATA_VERSION_KEY] = data_version.known["lastUpdate"]
 
 
 @dlt.transformer(
