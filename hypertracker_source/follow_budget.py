@@ -50,8 +50,10 @@ class VersionChoice(NamedTuple):
     reason: str
 
     def resources(self, chosen: str | None) -> str | None:
-        """The --resources of this version's load: the fills alone when snapshots are skipped."""
-        if self.snapshots:
+        """The --resources of this version's load: the fills alone when snapshots are skipped
+        (unless --resources left the fills out)."""
+        names = [name.strip() for name in chosen.split(",")] if chosen else [FILLS_RESOURCE]
+        if self.snapshots or FILLS_RESOURCE not in names:
             return chosen
         return FILLS_RESOURCE
 
