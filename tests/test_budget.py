@@ -14,12 +14,15 @@ import time_machine
 from helpers import API_KEY, PipelineFactory, assert_fills_equal, landed, landed_fill_key
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.budget import SPEND_JOURNAL, stored_spend
+from hypertracker_source.budget import SPEND_JOURNAL, Spend, SpendLedger, stored_spend
 from hypertracker_source.check import configured_settings
 from hypertracker_source.cli import main
+from hypertracker_source.exceptions import HyperTrackerBudgetError
 from hypertracker_source.follow import FollowTiming, follow
+from hypertracker_source.follow_budget import BudgetSpread
 from hypertracker_source.loading import run_load
 from hypertracker_source.plan import make_plan
+from hypertracker_source.resolve import RequestBudget
 from hypertracker_source.settings import EXIT_BEHIND, EXIT_BUDGET_SPENT
 
 TIMING = FollowTiming(poll_margin=30, min_sleep=60, max_sleep=1800, max_backoff=900)
@@ -245,3 +248,45 @@ def test_status_shows_what_a_pipeline_holds_and_exits_3_when_behind(
     assert offline_code == 0
     assert offline["api_version"] is None
     assert simulator_settings.request_counts()["status"] == 2
+
+
+class FixedClock:
+    """A clock that stays where it is put."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_the_ledger_counts_the_larger_of_journal_and_state_and_starts_each_day_and_month_at_0(
+    tmp_path: Path,
+):
+    clock = FixedClock(datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc))
+    journal = tmp_path / SPEND_JOURNAL
+    stored = {"day": "2026-11-30", "day_requests": 7, "month": "2026-11", "month_requests": 70}
+    ledger = SpendLedger(RequestBudget(daily=10), journal, stored, clock=clock)
+    for _ in range(3):
+        ledger.charge()
+    with pytest.raises(HyperTrackerBudgetError, match=r"10 of 10.*renews at 2026-12-01 00:00 UTC"):
+        ledger.charge()
+    assert json.loads(journal.read_text())["month_requests"] == 73
+    other_process = SpendLedger(RequestBudget(daily=10), journal, None, clock=clock)
+    assert other_process.spend().day_requests == 10
+
+    clock.now += timedelta(minutes=2)
+    ledger.charge()
+    assert ledger.spend() == Spend("2026-12-01", 1, "2026-12", 1)
+
+
+def test_follow_loads_fills_first_and_snapshots_only_when_the_days_fills_are_paid_for():
+    clock = FixedClock(datetime(2026, 11, 1, 0, 0, 30, tzinfo=timezone.utc))
+    free = BudgetSpread(SpendLedger(RequestBudget(daily=100), None, clock=clock))
+    pulse = BudgetSpread(SpendLedger(RequestBudget(monthly=50_000), None, clock=clock))
+
+    assert free.choose(clock.now)[:2] == (True, False)
+    assert pulse.choose(clock.now)[:2] == (True, True)
+    assert free.spacing(clock.now) == pytest.approx((86400 - 30) * 3 / 100)
+    assert BudgetSpread(None).choose(clock.now)[:2] == (True, True)
+    assert BudgetSpread(None).spacing(clock.now) == 0
