@@ -11,7 +11,14 @@ import dlt
 import pendulum
 import pytest
 import time_machine
-from helpers import API_KEY, PipelineFactory, assert_fills_equal, landed, landed_fill_key
+from helpers import (
+    API_KEY,
+    PipelineFactory,
+    assert_fills_equal,
+    landed,
+    landed_fill_key,
+    source_for,
+)
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.budget import SPEND_JOURNAL, Spend, SpendLedger, stored_spend
@@ -290,3 +297,17 @@ def test_follow_loads_fills_first_and_snapshots_only_when_the_days_fills_are_pai
     assert free.spacing(clock.now) == pytest.approx((86400 - 30) * 3 / 100)
     assert BudgetSpread(None).choose(clock.now)[:2] == (True, True)
     assert BudgetSpread(None).spacing(clock.now) == 0
+
+
+def test_every_attempt_counts_against_the_budget_retries_included(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    simulator.faults.error_rate = 0.3
+    pipeline = make_pipeline()
+    pipeline.run(source_for(simulator, daily_request_budget=1000))
+    simulator.faults.error_rate = 0.0
+
+    spent = api_requests(simulator)
+    assert spent > 22 + 5  # the history and snapshots, and retries of the failed answers
+    assert stored_spend(pipeline.state)["day_requests"] == spent
+    assert_fills_equal(pipeline, simulator.expected_fills())
