@@ -1,6 +1,7 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -10,18 +11,20 @@ from dlt.common.schema.typing import TMergeDispositionDict
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from hypertracker_source.budget import SpendLedger, active_pipeline_ledger
 from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.client import HyperTrackerClient, RunStats
+from hypertracker_source.endpoints import HEATMAP_EXPORT, RISK, SEGMENTS
 from hypertracker_source.fill_contract import (
     REJECTED_FILL_COLUMNS,
     REJECTED_FILL_KEY,
     RejectedFills,
 )
-from hypertracker_source.fill_state import plan_run
+from hypertracker_source.fill_state import pending_reads, plan_run
 from hypertracker_source.fills import FillQuery, batched, read_fills, use_returning_memory_pool
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.pipeline_checks import check_duckdb_dataset
-from hypertracker_source.resolve import FillsPlan, ListSetting, resolve_settings
+from hypertracker_source.resolve import FillsPlan, ListSetting, SourceSettings, resolve_settings
 from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.schema import (
     FILL_FIELDS,
@@ -37,6 +40,7 @@ from hypertracker_source.schema import (
 )
 from hypertracker_source.settings import (
     API_BASE_URL,
+    DATA_VERSION_KEY,
     DEFAULT_HEATMAP_COINS,
     DEFAULT_LAG,
     DEFAULT_RESPONSE_DEADLINE,
@@ -50,6 +54,11 @@ from hypertracker_source.settings import (
 from hypertracker_source.snapshots import DataVersion, SnapshotTable, snapshot_resource
 
 __all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
+
+
+SEGMENTS_RESOURCE = "segments"
+HEATMAP_RESOURCE = "liquidation_heatmap"
+"""The heatmaps' resource, whose state records the data version each coin last loaded."""
 
 
 @dlt.source(name="hypertracker")
@@ -71,6 +80,9 @@ def hypertracker(
     merge_strategy: str = "delete-insert",
     response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
     max_body_mb: dict[str, float] | None = None,
+    plan: str | None = None,
+    daily_request_budget: int | str | None = None,
+    monthly_request_budget: int | str | None = None,
     run_stats: RunStats | None = None,
 ) -> Sequence[DltResource]:
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
@@ -106,6 +118,12 @@ def hypertracker(
             like a read timeout when it takes longer.
         max_body_mb: Megabytes an answer's body may hold, by kind (fills, risk, segments,
             status, export, heatmap_file, heatmap_inflated); unset kinds keep their defaults.
+        plan: The API plan (free, pulse, surge, flow, stream): sets the two budgets and
+            requests_per_minute, each unless set on its own.
+        daily_request_budget: At most this many API requests (usage tokens) per UTC day, retries
+            included, counted across runs in the pipeline's state; a run that reaches it stops
+            with HyperTrackerBudgetError, keeping what it loaded.
+        monthly_request_budget: The same per UTC month.
         run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
             export, risk, segments, status), retries included, and the API's state status.
     """
@@ -127,8 +145,12 @@ def hypertracker(
         merge_strategy=merge_strategy,
         response_deadline=response_deadline,
         max_body_mb=max_body_mb,
+        plan=plan,
+        daily_request_budget=daily_request_budget,
+        monthly_request_budget=monthly_request_budget,
     )
     use_returning_memory_pool()
+    ledger = active_pipeline_ledger(settings.budget)
     client = HyperTrackerClient(
         settings.base_url,
         settings.api_key,
@@ -137,9 +159,15 @@ def hypertracker(
         before_first_request=check_duckdb_dataset,
         response_deadline=settings.response_deadline,
         max_body_bytes=settings.max_body_bytes,
+        ledger=ledger,
     )
     data_version = DataVersion(client, known=client.stats.status)
-    queries = fill_windows(settings.fills, data_version)
+    queries = fill_windows(
+        settings.fills,
+        data_version,
+        ledger,
+        partial(requests_ahead, settings, client.stats, data_version),
+    )
     fills = queries | liquidation_fills(client, data_version)
     heatmap = snapshot_resource(
         heatmap_table(client),
@@ -163,6 +191,7 @@ def hypertracker(
     }
     for resource in tables:
         resource.apply_hints(write_disposition=merge)
+        resource.add_map(ledger.keep_in_state)
     declare_table_variant(
         fills,
         REJECTED_FILLS_TABLE,
@@ -171,6 +200,49 @@ def hypertracker(
         write_disposition=merge,
     )
     return (queries, *tables)
+
+
+def snapshot_requests_due(
+    settings: SourceSettings,
+    resources: dict[str, Any],
+    version: str,
+    selected: Collection[str] | None = None,
+) -> Counter[str]:
+    """The heatmap and risk requests a run makes at this data version, per endpoint: each key
+    whose resource state has not loaded it (every key with refresh_snapshots), of the resources
+    selected (all when not said)."""
+
+    def due(resource: str, key: str) -> bool:
+        if selected is not None and resource not in selected:
+            return False
+        loaded = resources.get(resource, {}).get("loaded_versions", {}).get(key)
+        return settings.refresh_snapshots or loaded != version
+
+    return Counter(
+        {
+            HEATMAP_EXPORT.name: sum(
+                due(HEATMAP_RESOURCE, coin) for coin in settings.heatmap_coins
+            ),
+            RISK.name: sum(due(risk_resource_name(id_), str(id_)) for id_ in settings.segment_ids),
+        }
+    )
+
+
+def snapshot_resource_names(settings: SourceSettings) -> list[str]:
+    """The names of the snapshot resources: the heatmaps', and each cohort's risk."""
+    return [HEATMAP_RESOURCE, *(risk_resource_name(id_) for id_ in settings.segment_ids)]
+
+
+def requests_ahead(settings: SourceSettings, stats: RunStats, data_version: DataVersion) -> int:
+    """The requests of a run other than fills pages that it has still to make: the snapshots due
+    at the API's data version, and the segments, of the resources this run extracts."""
+    resources = dlt.current.source_state().get("resources", {})
+    selected = dlt.current.source().selected_resources
+    snapshots = [name for name in selected if name in snapshot_resource_names(settings)]
+    version = data_version.last_update.isoformat() if snapshots else ""
+    due = snapshot_requests_due(settings, resources, version, snapshots)
+    segments_due = SEGMENTS_RESOURCE in selected and not stats.requests[SEGMENTS.name]
+    return sum(due.values()) + segments_due
 
 
 def declare_table_variant(resource: DltResource, table_name: str, **hints: Any) -> None:
@@ -182,14 +254,29 @@ def declare_table_variant(resource: DltResource, table_name: str, **hints: Any) 
 
 
 @dlt.resource(name="fill_windows", selected=False)
-def fill_windows(plan: FillsPlan, data_version: DataVersion) -> Iterator[FillQuery]:
+def fill_windows(
+    plan: FillsPlan,
+    data_version: DataVersion,
+    ledger: SpendLedger,
+    reserved: Callable[[], int],
+) -> Iterator[FillQuery]:
     """The fills reads of this run, windows and walks of each filter, for the fills transformer.
 
     The state it plans in is the fills transformer's, the one owner of every filter's marks: the
     reads it yields are that state's own records, which the transformer updates page by page.
+    Records the API data version it read at, when known, for `hypertracker status`. The pages
+    fit what the request budget leaves after the run's other requests ahead; with none left and
+    reads pending, the run stops here, before any request.
     """
+    ledger.keep_in_state(None)
     state = dlt.current.resource_state(FILLS_RESOURCE)
-    yield from plan_run(plan, state, lambda: data_version.last_update)
+    left = ledger.left()
+    pages = None if left is None else left - reserved()
+    if pages is not None and pages <= 0 and pending_reads(state):
+        raise ledger.spent_error()
+    yield from plan_run(plan, state, lambda: data_version.last_update, pages)
+    if data_version.known:
+        dlt.current.source_state()[DATA_VERSION_KEY] = data_version.known["lastUpdate"]
 
 
 @dlt.transformer(
@@ -216,7 +303,7 @@ def liquidation_fills(
 def heatmap_table(client: HyperTrackerClient) -> SnapshotTable:
     """`liquidation_heatmap`: each coin's heatmap, one row per price bin, per API data version."""
     return SnapshotTable(
-        name="liquidation_heatmap",
+        name=HEATMAP_RESOURCE,
         keys_name="heatmap_coins",
         table_name="liquidation_heatmap",
         primary_key=HEATMAP_PRIMARY_KEY,
@@ -238,7 +325,7 @@ def risk_table(client: HyperTrackerClient, segment_id: int) -> SnapshotTable:
     )
 
 
-@dlt.resource(name="segments", primary_key="id", columns=SEGMENT_COLUMNS)
+@dlt.resource(name=SEGMENTS_RESOURCE, primary_key="id", columns=SEGMENT_COLUMNS)
 def segments(client: HyperTrackerClient) -> Iterator[list[dict[str, Any]]]:
     """The wallet cohorts, so that segment ids in risk and heatmap rows join to names."""
     yield segment_rows(client)

@@ -1,19 +1,35 @@
 """`hypertracker check`: one request that proves the key and the address."""
 
+from typing import Any
+
 from dlt.common.configuration import known_sections
 from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 
+from hypertracker_source.budget import pipeline_ledger
 from hypertracker_source.client import RERUN_ADVICE, HyperTrackerClient
 from hypertracker_source.endpoints import STATUS
 from hypertracker_source.exceptions import HyperTrackerApiError
 from hypertracker_source.resolve import (
+    ListSetting,
+    SourceSettings,
     check_api_key,
     check_base_url,
+    check_request_budget,
     check_requests_per_minute,
     check_response_deadline,
+    plan_rate,
+    resolve_settings,
 )
-from hypertracker_source.settings import API_BASE_URL, DEFAULT_RESPONSE_DEADLINE
+from hypertracker_source.settings import (
+    API_BASE_URL,
+    DEFAULT_HEATMAP_COINS,
+    DEFAULT_LAG,
+    DEFAULT_RESPONSE_DEADLINE,
+    FILLS_MAX_PAGE_SIZE,
+    HISTORY_START,
+    MAX_FILLS_PER_RUN,
+)
 
 CHECK_ADVICE = "Nothing was loaded: check only asks the API's status"
 """What a failed check did, in place of a load's advice."""
@@ -25,14 +41,20 @@ def configured_client(
     base_url: str = API_BASE_URL,
     requests_per_minute: str | int | None = None,
     response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
+    plan: str | None = None,
+    daily_request_budget: int | str | None = None,
+    monthly_request_budget: int | str | None = None,
+    pipeline: Any = None,
 ) -> HyperTrackerClient:
-    """A client with the key, address and pace that the source resolves from dlt config."""
-    return HyperTrackerClient(
-        check_base_url(base_url),
-        check_api_key(api_key),
-        check_requests_per_minute(requests_per_minute),
-        response_deadline=check_response_deadline(response_deadline),
-    )
+    """A client with the key, address, pace, answer deadline and request budget that the source
+    resolves from dlt config; its requests count into the pipeline's spend when one is given."""
+    url = check_base_url(base_url)
+    key = check_api_key(api_key)
+    budget = check_request_budget(plan, daily_request_budget, monthly_request_budget)
+    rate = check_requests_per_minute(requests_per_minute) or plan_rate(budget)
+    ledger = pipeline_ledger(pipeline, budget) if pipeline is not None else None
+    deadline = check_response_deadline(response_deadline)
+    return HyperTrackerClient(url, key, rate, response_deadline=deadline, ledger=ledger)
 
 
 def api_status(client: HyperTrackerClient) -> dict[str, str]:
@@ -47,3 +69,46 @@ def checked_status(client: HyperTrackerClient) -> dict[str, str]:
     except HyperTrackerApiError as error:
         message = str(error).replace(RERUN_ADVICE, CHECK_ADVICE)
         raise type(error)(message, error.status_code) from None
+
+
+@with_config(sections=(known_sections.SOURCES, "hypertracker"))
+def configured_settings(
+    api_key: TSecretStrValue | None = None,
+    base_url: str = API_BASE_URL,
+    start_date: str | None = HISTORY_START,
+    coins: ListSetting = None,
+    address: str | None = None,
+    side: str | None = None,
+    heatmap_coins: ListSetting = DEFAULT_HEATMAP_COINS,
+    segment_ids: ListSetting = None,
+    page_size: int = FILLS_MAX_PAGE_SIZE,
+    lag: float = DEFAULT_LAG.total_seconds(),
+    max_fills_per_run: int = MAX_FILLS_PER_RUN,
+    requests_per_minute: str | int | None = None,
+    refresh_snapshots: bool = False,
+    plan: str | None = None,
+    daily_request_budget: int | str | None = None,
+    monthly_request_budget: int | str | None = None,
+) -> SourceSettings:
+    """The source's settings as `hypertracker()` resolves them from dlt config, for the commands
+    that plan a run without running it."""
+    return resolve_settings(
+        api_key=api_key,
+        base_url=base_url,
+        start_date=start_date,
+        end_date=None,
+        coins=coins,
+        address=address,
+        side=side,
+        heatmap_coins=heatmap_coins,
+        segment_ids=segment_ids,
+        page_size=page_size,
+        lag=lag,
+        max_fills_per_run=max_fills_per_run,
+        requests_per_minute=requests_per_minute,
+        refresh_snapshots=refresh_snapshots,
+        merge_strategy="delete-insert",
+        plan=plan,
+        daily_request_budget=daily_request_budget,
+        monthly_request_budget=monthly_request_budget,
+    )

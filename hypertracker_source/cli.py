@@ -3,12 +3,14 @@
 import argparse
 import contextlib
 import difflib
+import json
 import math
 import shlex
 import sys
 import textwrap
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,15 @@ from dlt.common.exceptions import MissingDependencyException
 from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.check import checked_status, configured_client
+from hypertracker_source.check import (
+    api_status,
+    checked_status,
+    configured_client,
+    configured_settings,
+)
 from hypertracker_source.dlt_log import dlt_warnings_for_the_command_line
 from hypertracker_source.exceptions import (
+    HyperTrackerBudgetError,
     HyperTrackerConfigError,
     HyperTrackerError,
     HyperTrackerPipelineBusyError,
@@ -33,12 +41,15 @@ from hypertracker_source.loading import run_load
 from hypertracker_source.risk import risk_resource_name
 from hypertracker_source.run_lock import pipeline_lock
 from hypertracker_source.settings import (
+    EXIT_BEHIND,
+    EXIT_BUDGET_SPENT,
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
     FOLLOW_POLL_MARGIN,
     RUN_LOCK_WAIT,
     SEGMENT_NAMES,
+    STATUS_MAX_BEHIND,
 )
 from hypertracker_source.stopping import (
     keep_dlt_off_signals,
@@ -219,6 +230,34 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_load_options(follow)
     add_follow_options(follow)
+
+    plan = commands.add_parser(
+        "plan",
+        help="what the next run and a day of follow cost in requests, against the budget and "
+        "each API plan (1 status request)",
+        parents=[common],
+    )
+    add_load_options(plan)
+    plan.add_argument("--json", action="store_true", help="print JSON for machines")
+
+    status = commands.add_parser(
+        "status",
+        help="what a pipeline holds and how fresh it is; exits "
+        f"{EXIT_BEHIND} when the data is too far behind",
+        parents=[common],
+    )
+    add_load_options(status)
+    status.add_argument(
+        "--max-behind-hours",
+        type=float,
+        default=STATUS_MAX_BEHIND.total_seconds() / 3600,
+        help="hours the loaded data version may trail the API's (or, --offline, the clock) "
+        f"before the exit code is {EXIT_BEHIND} ({STATUS_MAX_BEHIND.total_seconds() / 3600:g})",
+    )
+    status.add_argument(
+        "--offline", action="store_true", help="ask the API nothing (compare with the clock)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
 
     init = commands.add_parser(
         "init",
@@ -592,7 +631,43 @@ def command_check(args: argparse.Namespace) -> None:
     )
 
 
-COMMANDS = {
+def command_plan(args: argparse.Namespace) -> None:
+    """Runs `hypertracker plan`: the cost of the next run and of a day of follow."""
+    from hypertracker_source.plan import make_plan, plan_text
+
+    pipeline = pipeline_from_args(args)
+    settings = configured_settings(**source_settings(args))
+    status = status_within_budget(pipeline) or {
+        "lastUpdate": datetime.now(timezone.utc).isoformat()
+    }
+    plan = make_plan(pipeline, settings, status)
+    print(json.dumps(plan, indent=2) if args.json else plan_text(plan))
+
+
+def status_within_budget(pipeline: dlt.Pipeline) -> dict[str, str] | None:
+    """The API's status (one request, counted in the pipeline's spend), or None when the
+    request budget is spent, which it says."""
+    try:
+        return api_status(configured_client(pipeline=pipeline))
+    except HyperTrackerBudgetError as spent:
+        print(f"Not asking the API: {spent}", file=sys.stderr)
+        return None
+
+
+def command_status(args: argparse.Namespace) -> int:
+    """Runs `hypertracker status`; its exit code says whether the data is too far behind."""
+    from hypertracker_source.status import pipeline_status, status_text
+
+    pipeline = pipeline_from_args(args)
+    api = None if args.offline else status_within_budget(pipeline)
+    version = api["lastUpdate"] if api else None
+    max_behind = timedelta(hours=args.max_behind_hours)
+    status = pipeline_status(pipeline, version, datetime.now(timezone.utc), max_behind)
+    print(json.dumps(status, indent=2) if args.json else status_text(status))
+    return EXIT_BEHIND if status["stale"] else 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {
     "load": command_load,
     "demo": command_demo,
     "report": command_report,
@@ -600,6 +675,8 @@ COMMANDS = {
     "models": command_models,
     "follow": command_follow,
     "init": command_init,
+    "plan": command_plan,
+    "status": command_status,
 }
 
 
@@ -608,7 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         with signals_stop_the_command(), dlt_warnings_for_the_command_line():
-            COMMANDS[args.command](args)
+            code = COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt) as error:
         signal_number = interrupting_signal(error)
         if signal_number is not None:
@@ -619,9 +696,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
         if signal_number is not None:
             return 128 + signal_number
-        busy = isinstance(root_cause(error), HyperTrackerPipelineBusyError)
-        return HyperTrackerPipelineBusyError.EXIT_CODE if busy else 1
-    return 0
+        return failure_exit_code(error)
+    return code or 0
+
+
+def failure_exit_code(error: BaseException) -> int:
+    """The exit code of a command that failed: its own for a held lock and a spent budget."""
+    cause = root_cause(error)
+    if isinstance(cause, HyperTrackerPipelineBusyError):
+        return HyperTrackerPipelineBusyError.EXIT_CODE
+    return EXIT_BUDGET_SPENT if isinstance(cause, HyperTrackerBudgetError) else 1
 
 
 if __name__ == "__main__":

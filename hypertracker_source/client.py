@@ -20,6 +20,7 @@ from requests.exceptions import SSLError, TooManyRedirects
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from hypertracker_source.answers import AnswerBounds, BodyLimit, BoundedAdapter, bounded
+from hypertracker_source.budget import SpendLedger
 from hypertracker_source.endpoints import API_PREFIX, Endpoint
 from hypertracker_source.exceptions import (
     HyperTrackerApiError,
@@ -143,11 +144,13 @@ def runtime_settings(config: RuntimeConfiguration = dlt.config.value) -> Runtime
 @dataclass
 class RunStats:
     """What a source run spent and saw: API requests by endpoint, the API's state status, and the
-    rows landed per table (added up over its chunks by whoever runs it)."""
+    rows landed per table (added up over its chunks by whoever runs it); the ledger of its
+    request budget, once a client counted into it."""
 
     requests: Counter[str] = field(default_factory=Counter)
     status: dict[str, str] | None = None
     rows: Counter[str] = field(default_factory=Counter)
+    ledger: SpendLedger | None = None
 
 
 class HyperTrackerClient:
@@ -166,17 +169,21 @@ class HyperTrackerClient:
         before_first_request: Callable[[], None] | None = None,
         response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
         max_body_bytes: Mapping[str, int] | None = None,
+        ledger: SpendLedger | None = None,
     ) -> None:
         self.base_url = base_url
         self.api_url = base_url + API_PREFIX
         self.stats = RunStats() if stats is None else stats
+        self.ledger = ledger
+        if ledger is not None:
+            self.stats.ledger = ledger
         self._count_lock = threading.Lock()
         self._auth = BearerAuth(api_key)
         self.gate = RequestGate(before_first_request)
         pacer = RequestPacer(requests_per_minute) if requests_per_minute else None
         self._api = RetryingClient(
             base_url,
-            GatedAdapter(self.gate, pacer, pool_maxsize=50),
+            GatedAdapter(self.gate, pacer, pool_maxsize=50, budget=ledger),
             raise_for_status=False,
             exceptions=(*DEFAULT_RETRY_EXCEPTIONS, BrokenAnswer),
         )

@@ -51,3 +51,11 @@ class HyperTrackerPipelineBusyError(HyperTrackerError):
             f"pipeline {pipeline_name} is in use by {held_by}; waited {waited:g} s for its lock "
             f"({lock_file}). Run again once that run ends, or wait longer with --lock-wait SECONDS"
         )
+
+
+class HyperTrackerBudgetError(HyperTrackerError):
+    """The request budget is spent: no request goes until it renews."""
+
+    def __init__(self, message: str, renews_at: str) -> None:
+        self.renews_at = renews_at
+        super().__init__(message)

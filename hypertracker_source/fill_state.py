@@ -52,9 +52,13 @@ class FilterMarks(TypedDict, total=False):
 
 
 def plan_run(
-    plan: FillsPlan, state: MutableMapping[str, Any], frontier: Callable[[], DateTime]
+    plan: FillsPlan,
+    state: MutableMapping[str, Any],
+    frontier: Callable[[], DateTime],
+    max_pages: int | None = None,
 ) -> Iterator[FillQuery]:
-    """Yields every read of this run: a back-fill's windows, or each filter's unfinished reads."""
+    """Yields every read of this run: a back-fill's windows, or each filter's unfinished reads,
+    within `max_pages` requests (the request budget's) when given."""
     # Hand-written: dlt.sources.incremental keeps one cursor per resource and sends it as `start`.
     # Here each filter needs a mark of its own (a coin added later gets its history); a cursor sent
     # as `start` never gets past a pause of 3 months, the API's default `end` (a test shows it);
@@ -62,7 +66,7 @@ def plan_run(
     if plan.end_date is not None:
         yield from backfill_queries(plan, frontier)
         return
-    budget = RunBudget(plan.max_fills_per_run, plan.page_size)
+    budget = RunBudget(plan.max_fills_per_run, plan.page_size, max_pages)
     filters = state.setdefault(FILTERS_KEY, {})
     legacy = state.get(LEGACY_MARKS_KEY, {})
     for fill_filter in plan.filters:

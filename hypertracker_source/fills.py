@@ -149,14 +149,19 @@ def walk_read(stop: DateTime) -> Read:
 class RunBudget:
     """The pages one run may still ask for, shared by the reads that run side by side."""
 
-    def __init__(self, max_fills: int, page_size: int) -> None:
+    def __init__(self, max_fills: int, page_size: int, max_pages: int | None = None) -> None:
         self.page_size = page_size
         self._fills_left = max_fills if max_fills > 0 else None
+        self._pages_left = max_pages
         self._lock = threading.Lock()
 
     def take_page(self) -> bool:
-        """Whether one more page fits this run (and counts it)."""
+        """Whether one more page fits this run's fills and the request budget (and counts it)."""
         with self._lock:
+            if self._pages_left is not None:
+                if self._pages_left <= 0:
+                    return False
+                self._pages_left -= 1
             if self._fills_left is None:
                 return True
             if self._fills_left <= 0:

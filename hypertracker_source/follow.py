@@ -10,14 +10,16 @@ import dlt
 from dlt.common.time import ensure_pendulum_datetime
 
 from hypertracker_source.check import configured_client
-from hypertracker_source.client import RunStats
+from hypertracker_source.client import HyperTrackerClient, RunStats
 from hypertracker_source.endpoints import STATUS
 from hypertracker_source.exceptions import (
     HyperTrackerAuthError,
+    HyperTrackerBudgetError,
     HyperTrackerConfigError,
     HyperTrackerError,
 )
 from hypertracker_source.failures import interrupting_signal, root_cause
+from hypertracker_source.follow_budget import BudgetSpread, VersionChoice
 from hypertracker_source.settings import (
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
@@ -30,6 +32,15 @@ LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
 FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
 """Errors that no retry can mend: follow stops on them."""
+CLIENT_SETTINGS = (
+    "api_key",
+    "base_url",
+    "requests_per_minute",
+    "plan",
+    "daily_request_budget",
+    "monthly_request_budget",
+)
+"""The settings of follow's own client, for its status polls."""
 
 
 @dataclass(frozen=True)
@@ -115,31 +126,47 @@ def follow(
     retried after a doubling backoff. A rejected key, a bad setting or a stop signal (wrapped by dlt
     or not) ends follow at once: a stop is never taken for a failed load.
     """
-    client_settings = {
-        name: settings[name]
-        for name in ("api_key", "base_url", "requests_per_minute")
-        if name in settings
-    }
-    client = configured_client(**client_settings)
+    client_settings = {name: settings[name] for name in CLIENT_SETTINGS if name in settings}
+    client = configured_client(**client_settings, pipeline=pipeline)
+    spread = BudgetSpread(client.ledger)
     loaded_version: str | None = None
     loads = failures = 0
+    polls_before = 0
     while not clock.stopped:
-        polls_before = client.stats.requests["status"]
+        if spread.exhausted(clock.now()):
+            if sleep_until_renewal(clock, spread, client):
+                break
+            continue
         try:
             status = client.get_json(STATUS)
             if status["lastUpdate"] != loaded_version:
-                say(clock, f"data version {status['lastUpdate']}: loading")
-                stats = RunStats(status=status)
-                load(pipeline, settings, resources, stats=stats, summary=False)
-                loaded_version = status["lastUpdate"]
-                loads += 1
-                polls = client.stats.requests["status"] - polls_before
-                say(clock, load_line(loaded_version, stats, polls))
+                choice = spread.choose(clock.now())
+                say(clock, version_line(status["lastUpdate"], choice))
+                if choice.load:
+                    stats = RunStats(status=status)
+                    chosen = choice.resources(resources)
+                    load(pipeline, settings, chosen, stats=stats, summary=False)
+                    loaded_version = status["lastUpdate"]
+                    loads += 1
+                    polls = client.stats.requests["status"] - polls_before
+                    polls_before = client.stats.requests["status"]
+                    spread.learn(stats, polls, choice.snapshots)
+                    say(clock, load_line(loaded_version, stats, polls))
             failures = 0
-            seconds = timing.until_update(status.get("nextUpdate"), clock.now())
+            seconds = max(
+                timing.until_update(status.get("nextUpdate"), clock.now()),
+                spread.spacing(clock.now()),
+            )
             next_check = clock.now() + timedelta(seconds=seconds)
             say(clock, f"up to date; next check at {next_check:%Y-%m-%dT%H:%M:%S%z}")
         except Exception as error:
+            if isinstance(root_cause(error), HyperTrackerBudgetError) and not interrupting_signal(
+                error
+            ):
+                client = configured_client(**client_settings, pipeline=pipeline)
+                if sleep_until_renewal(clock, spread, client):
+                    break
+                continue
             if isinstance(root_cause(error), FINAL_ERRORS) or interrupting_signal(error):
                 raise
             failures += 1
@@ -152,10 +179,28 @@ def follow(
 
 
 def load_line(version: str, stats: RunStats, polls: int) -> str:
-    """One line about a load: the version, rows per table, and the requests it took."""
+    """One line about a load: the version, rows per table, the requests it took, and the spend."""
     rows = ", ".join(f"{table} {stats.rows[table]}" for table in TABLE_NAMES)
     spent = sum(stats.requests.values())
-    return f"loaded data version {version}: {rows} rows; {spent} requests + {polls} status"
+    budget = f"; {stats.ledger.spend_text()}" if stats.ledger else ""
+    return f"loaded data version {version}: {rows} rows; {spent} requests + {polls} status{budget}"
+
+
+def sleep_until_renewal(clock: Clock, spread: BudgetSpread, client: HyperTrackerClient) -> bool:
+    """Sleeps until the request budget renews, saying so; True when follow was stopped."""
+    seconds = spread.until_renewal(clock.now())
+    spent = client.ledger.spend_text() if client.ledger else ""
+    say(clock, f"today's share of the request budget is spent ({spent}); sleeping {seconds:.0f} s")
+    return clock.wait(seconds)
+
+
+def version_line(version: str, choice: VersionChoice) -> str:
+    """The line about a new data version: loading it, its fills alone, or not yet (the budget)."""
+    if not choice.load:
+        return f"data version {version}: not loaded yet ({choice.reason}); its fills load later"
+    if not choice.snapshots:
+        return f"data version {version}: loading ({choice.reason})"
+    return f"data version {version}: loading"
 
 
 def say(clock: Clock, message: str) -> None:

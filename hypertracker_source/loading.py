@@ -166,6 +166,8 @@ def print_summary(
         )
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))
     print(f"API requests: {sum(stats.requests.values())} ({spent or 'none'})")
+    if stats.ledger:
+        print(f"Budget: {stats.ledger.spend_text()}")
     if stats.status:
         print(
             f"Data version: {stats.status.get('lastUpdate')}; "

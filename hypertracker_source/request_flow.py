@@ -6,7 +6,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from requests import PreparedRequest, Response
 
@@ -107,18 +107,39 @@ def interrupt_requests(signal_name: str) -> None:
         gate.stop(HyperTrackerInterruptedError(f"The run was interrupted ({signal_name})"))
 
 
-class GatedAdapter(BoundedAdapter):
-    """A connection pool for the API's host that checks the gate, then waits for the pacer, before
-    each send, retries included."""
+class Budget(Protocol):
+    """What counts each request against a usage budget (budget.SpendLedger)."""
 
-    def __init__(self, gate: RequestGate, pacer: RequestPacer | None, pool_maxsize: int) -> None:
+    def charge(self) -> None:
+        """Counts one request about to go, or raises HyperTrackerError when none may go."""
+        ...
+
+
+class GatedAdapter(BoundedAdapter):
+    """A connection pool for the API's host that checks the gate, charges the budget, then waits
+    for the pacer, before each send, retries included: every attempt costs a usage token."""
+
+    def __init__(
+        self,
+        gate: RequestGate,
+        pacer: RequestPacer | None,
+        pool_maxsize: int,
+        budget: Budget | None = None,
+    ) -> None:
         super().__init__(pool_maxsize=pool_maxsize)
         self._gate = gate
         self._pacer = pacer
+        self._budget = budget
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        """Sends the request in its turn, unless the client was stopped meanwhile."""
+        """Sends the request in its turn, unless the client was stopped meanwhile or the budget
+        is spent (which stops the client)."""
         self._gate.raise_if_stopped()
+        if self._budget:
+            try:
+                self._budget.charge()
+            except HyperTrackerError as spent:
+                raise self._gate.stop(spent) from None
         if self._pacer:
             self._pacer.wait()
             self._gate.raise_if_stopped()

@@ -22,6 +22,7 @@ from hypertracker_source.settings import (
     MAX_BODY_MB,
     MAX_LAG,
     MERGE_STRATEGIES,
+    PLANS,
     REQUESTS_PER_MINUTE_PLANS,
     SEGMENT_NAMES,
 )
@@ -64,6 +65,14 @@ def fill_filters(coins: list[str], address: str | None, side: str | None) -> tup
     return tuple(FillFilter(coin, address, side) for coin in choices)
 
 
+class RequestBudget(NamedTuple):
+    """How many API requests (usage tokens) may be spent a UTC day and a UTC month; None: any."""
+
+    daily: int | None = None
+    monthly: int | None = None
+    plan: str | None = None
+
+
 @dataclass(frozen=True)
 class SourceSettings:
     """The source's settings, checked and normalised, in the order they are checked."""
@@ -78,6 +87,7 @@ class SourceSettings:
     merge_strategy: TLoaderMergeStrategy
     response_deadline: float = DEFAULT_RESPONSE_DEADLINE
     max_body_bytes: Mapping[str, int] = field(default_factory=dict)
+    budget: RequestBudget = field(default_factory=RequestBudget)
 
 
 def resolve_settings(
@@ -98,17 +108,21 @@ def resolve_settings(
     merge_strategy: str,
     response_deadline: float | str = DEFAULT_RESPONSE_DEADLINE,
     max_body_mb: Mapping[str, float] | str | None = None,
+    plan: str | None = None,
+    daily_request_budget: int | str | None = None,
+    monthly_request_budget: int | str | None = None,
 ) -> SourceSettings:
     """Returns the source's settings checked and normalised, or names the first bad one.
 
     The order is fixed, so that of several bad settings the same one is named: base_url, api_key,
-    requests_per_minute, start_date, coins, address, side, end_date, lag, page_size,
-    max_fills_per_run, heatmap_coins, refresh_snapshots, segment_ids, merge_strategy,
-    response_deadline, max_body_mb.
+    plan, daily_request_budget, monthly_request_budget, requests_per_minute, start_date, coins,
+    address, side, end_date, lag, page_size, max_fills_per_run, heatmap_coins, refresh_snapshots,
+    segment_ids, merge_strategy, response_deadline, max_body_mb.
     """
     checked_base_url = check_base_url(base_url)
     checked_api_key = check_api_key(api_key)
-    rate = check_requests_per_minute(requests_per_minute)
+    budget = check_request_budget(plan, daily_request_budget, monthly_request_budget)
+    rate = check_requests_per_minute(requests_per_minute) or plan_rate(budget)
     first_day = check_start_date(start_date)
     fills = FillsPlan(
         fill_filters(check_coins("coins", coins), check_address(address), check_side(side)),
@@ -129,6 +143,7 @@ def resolve_settings(
         merge_strategy=check_merge_strategy(merge_strategy),
         response_deadline=check_response_deadline(response_deadline),
         max_body_bytes=check_max_body_mb(max_body_mb),
+        budget=budget,
     )
 
 
@@ -435,3 +450,46 @@ def check_max_body_mb(max_body_mb: Mapping[str, float] | str | None) -> dict[str
             )
         limits[kind] = number
     return {kind: int(megabytes * BYTES_PER_MB) for kind, megabytes in limits.items()}
+
+
+def check_plan(plan: str | None) -> str | None:
+    """Returns the API plan named by the `plan` setting, in lower case, or None when unset."""
+    if plan is None or plan == "":
+        return None
+    name = str(plan).strip().lower()
+    if name not in PLANS:
+        raise HyperTrackerConfigError(
+            "plan", plan, "it is not a plan of the API", f"Use one of {', '.join(PLANS)}"
+        )
+    return name
+
+
+def check_budget_count(setting: str, value: int | str | None) -> int | None:
+    """Returns a request budget: a whole number of requests above 0, or None when unset."""
+    if value is None or value == "":
+        return None
+    fix = f"Use a whole number of requests such as {setting}=1000, or leave it unset"
+    count = as_number(setting, value, fix)
+    if count != int(count) or count < 1:
+        raise HyperTrackerConfigError(setting, value, "it must be a whole number above 0", fix)
+    return int(count)
+
+
+def check_request_budget(
+    plan: str | None, daily: int | str | None, monthly: int | str | None
+) -> RequestBudget:
+    """Returns the request budget: the plan's limits, each overridden by its own setting."""
+    name = check_plan(plan)
+    limits = PLANS[name] if name else None
+    return RequestBudget(
+        daily=check_budget_count("daily_request_budget", daily)
+        or (limits.daily_requests if limits else None),
+        monthly=check_budget_count("monthly_request_budget", monthly)
+        or (limits.monthly_requests if limits else None),
+        plan=name,
+    )
+
+
+def plan_rate(budget: RequestBudget) -> int | None:
+    """The requests per minute of the budget's plan, if it names one with a rate limit."""
+    return PLANS[budget.plan].requests_per_minute if budget.plan else None

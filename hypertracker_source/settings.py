@@ -4,6 +4,7 @@ The report's constants are in hypertracker_source/report/settings.py.
 """
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from dlt.common.schema.typing import TLoaderMergeStrategy
 
@@ -11,6 +12,9 @@ API_BASE_URL = "https://ht-api.coinmarketman.com"
 
 FILLS_RESOURCE = "liquidation_fills"
 """The fills resource, whose state holds every filter's marks and unfinished reads."""
+
+DATA_VERSION_KEY = "data_version"
+"""Where the source state keeps the API data version its fills were last read at."""
 
 TABLE_NAMES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
 """The tables the source loads."""
@@ -54,8 +58,41 @@ MERGE_STRATEGIES: tuple[TLoaderMergeStrategy, ...] = ("delete-insert", "upsert")
 EXPORT_LINK_ATTEMPTS = 3
 """How many pre-signed links to ask for before an expired-link error is final."""
 
-REQUESTS_PER_MINUTE_PLANS = {"pulse": 60, "surge": 100, "flow": 200, "stream": 500}
+
+class PlanLimits(NamedTuple):
+    """What one of the API's plans allows: usage tokens (requests) a day or a month, and a rate."""
+
+    daily_requests: int | None
+    monthly_requests: int | None
+    requests_per_minute: int | None
+
+
+PLANS = {
+    "free": PlanLimits(100, None, None),
+    "pulse": PlanLimits(None, 50_000, 60),
+    "surge": PlanLimits(None, 150_000, 100),
+    "flow": PlanLimits(None, 400_000, 200),
+    "stream": PlanLimits(None, 2_000_000, 500),
+}
+"""The API's plans, by the name the `plan` setting takes (shared/hypertracker-api.md)."""
+
+REQUESTS_PER_MINUTE_PLANS = {
+    name: limits.requests_per_minute for name, limits in PLANS.items() if limits.requests_per_minute
+}
 """The rate limit of each paid plan, by name, for the `requests_per_minute` setting."""
+
+FASTEST_REFRESH = timedelta(minutes=15)
+"""The shortest time between two API data versions: what `follow`'s budget plans for."""
+
+EXIT_BUDGET_SPENT = 76
+"""A run stopped because the request budget is spent: apart from a held lock's 75 (EX_TEMPFAIL),
+so that a scheduler can tell "spent until it renews" from "another run is under way"."""
+
+EXIT_BEHIND = 3
+"""`hypertracker status`: the loaded data is further behind the API than allowed."""
+
+STATUS_MAX_BEHIND = timedelta(hours=2)
+"""How far the newest loaded data version may trail the API's before `status` exits EXIT_BEHIND."""
 
 SEGMENT_NAMES = {
     16: "Shrimp",

@@ -41,6 +41,11 @@ class DataVersion:
             return self._status
 
     @property
+    def known(self) -> dict[str, str] | None:
+        """The status if it was asked (or given) already, without asking it."""
+        return self._status
+
+    @property
     def last_update(self) -> pendulum.DateTime:
         """When the API last refreshed its data: the `snapshot_at` of every snapshot row."""
         return ensure_pendulum_datetime(self.status["lastUpdate"])

@@ -103,6 +103,21 @@ SETTING_ERRORS = {
         "sources.hypertracker.requests_per_minute = 'inf': it is neither a positive number nor "
         "a plan name. Use a number or one of pulse (60), surge (100), flow (200), stream (500)",
     ),
+    "unknown plan": (
+        {"plan": "gold"},
+        "sources.hypertracker.plan = 'gold': it is not a plan of the API. Use one of free, "
+        "pulse, surge, flow, stream",
+    ),
+    "zero daily budget": (
+        {"daily_request_budget": "0"},
+        "sources.hypertracker.daily_request_budget = '0': it must be a whole number above 0. Use "
+        "a whole number of requests such as daily_request_budget=1000, or leave it unset",
+    ),
+    "monthly budget in words": (
+        {"monthly_request_budget": "lots"},
+        "sources.hypertracker.monthly_request_budget = 'lots': it is not a number. Use a whole "
+        "number of requests such as monthly_request_budget=1000, or leave it unset",
+    ),
 }
 """Settings given the way a scheduled run gets them (SOURCES__HYPERTRACKER__*), and the error."""
 

@@ -41,7 +41,7 @@ def import_graph() -> dict[str, set[str]]:
 
 LAYERS = {
     "configuration": ("settings", "resolve", "pipeline_checks", "exceptions"),
-    "transport": ("endpoints", "answers", "request_flow", "client"),
+    "transport": ("endpoints", "answers", "budget", "request_flow", "client"),
     "entities": ("schema", "fill_contract", "fills", "fill_state", "snapshots", "heatmap", "risk"),
     "source": ("", "chunks", "run_lock", "recovery"),
     "commands": (
@@ -50,6 +50,7 @@ LAYERS = {
         "dlt_log",
         *("report", "report.settings", "report.queries", "report.charts", "report.page"),
         *("report.text", "report.markup"),
+        *("follow_budget", "plan", "status"),
     ),
 }
 """Every module of the source by layer, lowest first, as docs/architecture.md draws them."""
@@ -82,6 +83,7 @@ def test_the_client_is_transport_only() -> None:
     imported = import_graph()["hypertracker_source.client"]
     assert imported == {
         "hypertracker_source.answers",
+        "hypertracker_source.budget",
         "hypertracker_source.endpoints",
         "hypertracker_source.exceptions",
         "hypertracker_source.request_flow",
