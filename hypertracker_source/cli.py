@@ -405,12 +405,12 @@ def source_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def refuse_end_without_start(end_date: str) -> None:
-    """Refuses --end-date when no start date is set on the command line or in dlt config."""
-    if dlt.config.get("sources.hypertracker.start_date") is None:
-        raise HyperTrackerError(
-            f"--end-date {end_date} goes with --start-date: a back-fill reads from a start date "
-            f"to an end date. Add --start-date, e.g. --start-date 2025-08-01 --end-date {end_date}"
-        )
+    """Refuses --end-date without --start-date: a back-fill names both ends on the command line,
+    as the help says, whatever start date dlt config holds (which differs by folder)."""
+    raise HyperTrackerError(
+        f"--end-date {end_date} goes with --start-date: a back-fill reads from a start date "
+        f"to an end date. Add --start-date, e.g. --start-date 2025-08-01 --end-date {end_date}"
+    )
 
 
 def typed_flag(args: argparse.Namespace, error: BaseException) -> str | None:

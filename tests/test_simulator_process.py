@@ -52,6 +52,7 @@ UNUSUAL = SimulatorConfig(
     latency=0.25,
     port=8123,
     file_port=8124,
+    extra_coins=("<b>X</b>",),
 )
 """A configuration with no field at its default."""
 
