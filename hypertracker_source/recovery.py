@@ -1,10 +1,13 @@
 """What a killed run left in the pipeline's folder: repaired, then loaded before anything new."""
 
+import os
 import shutil
 from pathlib import Path
 
 import dlt
-from dlt.common.storages import NormalizeStorage
+from dlt.common.destination.exceptions import SqlClientNotAvailable
+from dlt.common.storages import NormalizeStorage, PackageStorage
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 
 def discard_extracted_twins(pipeline: dlt.Pipeline) -> list[str]:
@@ -36,5 +39,40 @@ def finish_left_behind(pipeline: dlt.Pipeline) -> bool:
     if not pipeline.has_pending_data:
         return False
     pipeline.normalize()
+    complete_landed_state_jobs(pipeline)
     pipeline.load()
     return True
+
+
+def complete_landed_state_jobs(pipeline: dlt.Pipeline) -> list[str]:
+    """Records as done the started state-row jobs whose row the destination holds; their loads.
+
+    dlt commits a job's transaction, then records the job as done (dlt/load/load.py: the worker's
+    `on_completed` saves a pending transition). A kill between the two leaves the job started, and
+    the next load runs it again: the package's state row, inserted twice, breaks the unique
+    `_dlt_id` of PostgreSQL (`_dlt_pipeline_state__dlt_id_key`) on every rerun.
+    """
+    # Hand-written: dlt cannot tell a committed job from an unfinished one after a kill.
+    state_table = pipeline.default_schema.state_table_name
+    completed = []
+    for load_id in pipeline.list_normalized_load_packages():
+        jobs = pipeline.get_load_package_info(load_id).jobs[PackageStorage.STARTED_JOBS_FOLDER]
+        state_jobs = [job for job in jobs if job.job_file_info.table_name == state_table]
+        if state_jobs and state_row_landed(pipeline, load_id):
+            for job in state_jobs:
+                path = Path(job.file_path)
+                done = path.parent.parent / PackageStorage.COMPLETED_JOBS_FOLDER / path.name
+                os.replace(path, done)
+            completed.append(load_id)
+    return completed
+
+
+def state_row_landed(pipeline: dlt.Pipeline, load_id: str) -> bool:
+    """Whether the destination holds the state row of a load (every package carries one)."""
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(pipeline.default_schema.state_table_name)
+            sql = f"SELECT 1 FROM {table} WHERE _dlt_load_id = %s"
+            return bool(client.execute_sql(sql, load_id))
+    except (SqlClientNotAvailable, DatabaseUndefinedRelation):
+        return False
