@@ -1,5 +1,6 @@
 """A kill after dlt commits a job but before it records it: dlt runs the job again on the next
-load, and the state row it inserts twice breaks PostgreSQL's unique `_dlt_id` (recovery.py)."""
+load, and the rows it inserts twice break PostgreSQL's unique `_dlt_id` (recovery.py): the state
+row in the dataset, a merge table's rows in the staging dataset."""
 
 import os
 import subprocess
@@ -9,7 +10,14 @@ from pathlib import Path
 import dlt
 import pytest
 from dlt.sources import DltSource
-from helpers import API_KEY, POSTGRES_URL, PipelineFactory, assert_fills_equal, source_for
+from helpers import (
+    API_KEY,
+    POSTGRES_URL,
+    PipelineFactory,
+    assert_fills_equal,
+    landed,
+    source_for,
+)
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import load_until_caught_up
@@ -17,11 +25,13 @@ from hypertracker_source.recovery import finish_left_behind
 
 CHILD = Path(__file__).with_name("state_row_kill_child.py")
 CHILD_TIMEOUT = 120.0
+TABLES = ("_dlt_pipeline_state", "segments")
+"""A table loaded straight into the dataset, and a merge table loaded through staging."""
 
 
-def killed_after_state_row(pipeline: dlt.Pipeline, sim: Simulator) -> dlt.Pipeline:
-    """Loads the fills, then a new data version in a child process that dies after the state row
-    commits; the pipeline as the next run finds it."""
+def killed_after_commit(pipeline: dlt.Pipeline, sim: Simulator, table: str) -> dlt.Pipeline:
+    """Loads the fills, then a new data version in a child process that dies after a job of
+    `table` commits; the pipeline as the next run finds it."""
     pipeline.run(fills(sim))
     sim.advance_state(new_fills=20)
     env = {
@@ -30,7 +40,13 @@ def killed_after_state_row(pipeline: dlt.Pipeline, sim: Simulator) -> dlt.Pipeli
         "SOURCES__HYPERTRACKER__BASE_URL": sim.url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(CHILD.parent), *sys.path])),
     }
-    args = [pipeline.pipeline_name, pipeline.pipelines_dir, POSTGRES_URL, pipeline.dataset_name]
+    args = [
+        pipeline.pipeline_name,
+        pipeline.pipelines_dir,
+        POSTGRES_URL,
+        pipeline.dataset_name,
+        table,
+    ]
     child = subprocess.run(
         [sys.executable, str(CHILD), *args], env=env, timeout=CHILD_TIMEOUT, capture_output=True
     )
@@ -46,8 +62,8 @@ def killed_after_state_row(pipeline: dlt.Pipeline, sim: Simulator) -> dlt.Pipeli
 
 
 def fills(sim: Simulator) -> DltSource:
-    """The source's fills resource alone, pointed at a simulator."""
-    return source_for(sim).with_resources("liquidation_fills")
+    """The source's fills and segments, pointed at a simulator."""
+    return source_for(sim).with_resources("liquidation_fills", "segments")
 
 
 def state_rows(pipeline: dlt.Pipeline, load_id: str) -> int:
@@ -58,26 +74,26 @@ def state_rows(pipeline: dlt.Pipeline, load_id: str) -> int:
     return int(rows[0][0])
 
 
-def test_dlt_runs_again_a_state_job_whose_row_committed(
-    simulator: Simulator, make_pipeline: PipelineFactory, postgres_destination: object
+@pytest.mark.parametrize("table", TABLES)
+def test_dlt_runs_again_a_job_that_committed(
+    simulator: Simulator, make_pipeline: PipelineFactory, postgres_destination: object, table: str
 ):
     """dlt's behaviour that recovery.py works around: if it changes, so may the workaround."""
-    pipeline = killed_after_state_row(make_pipeline(postgres_destination), simulator)
-    (load_id,) = pipeline.list_normalized_load_packages()
-    assert state_rows(pipeline, load_id) == 1, "the killed run committed the state row"
-    with pytest.raises(Exception, match="_dlt_pipeline_state__dlt_id_key"):
+    pipeline = killed_after_commit(make_pipeline(postgres_destination), simulator, table)
+    with pytest.raises(Exception, match=f"{table}__dlt_id_key"):
         pipeline.load()
 
 
-def test_a_rerun_after_a_kill_past_the_state_row_loads_every_fill_once(
-    simulator: Simulator, make_pipeline: PipelineFactory, postgres_destination: object
+@pytest.mark.parametrize("table", TABLES)
+def test_a_rerun_after_a_kill_past_a_commit_loads_every_fill_once(
+    simulator: Simulator, make_pipeline: PipelineFactory, postgres_destination: object, table: str
 ):
-    pipeline = killed_after_state_row(make_pipeline(postgres_destination), simulator)
+    pipeline = killed_after_commit(make_pipeline(postgres_destination), simulator, table)
     (load_id,) = pipeline.list_normalized_load_packages()
     assert finish_left_behind(pipeline)
     assert not pipeline.has_pending_data
     assert state_rows(pipeline, load_id) == 1
-    load_until_caught_up(
-        pipeline, lambda: source_for(simulator).with_resources("liquidation_fills")
-    )
+    load_until_caught_up(pipeline, lambda: fills(simulator))
     assert_fills_equal(pipeline, simulator.expected_fills())
+    segment_ids = [row["id"] for row in landed(pipeline, "segments")]
+    assert len(segment_ids) == len(set(segment_ids)) == 16, "every cohort once"
