@@ -41,8 +41,9 @@ def finish_left_behind(pipeline: dlt.Pipeline) -> bool:
     if not pipeline.has_pending_data:
         return False
     pipeline.normalize()
-    complete_landed_state_jobs(pipeline)
-    redo_staged_tables(pipeline)
+    if pipeline.default_schema_name:
+        complete_landed_state_jobs(pipeline)
+        redo_staged_tables(pipeline)
     pipeline.load()
     return True
 
