@@ -4,7 +4,9 @@ A filter's first run reads its history, `start_date` up to the API's `lastUpdate
 windows side by side. Every later run walks down from the newest fill to the newest fill it had
 read, less `lag`: the marks follow what the API has shown, never this machine's clock. A run reads
 at most `max_fills_per_run` fills; a read it cuts short keeps its cursor in state, committed with
-the fills it read, and the next run resumes it there.
+the fills it read, and the next run resumes it there; when the API has a newer version than the
+one those reads were planned under, that run also walks down to them, so that ending them is
+caught up.
 """
 
 from collections.abc import Callable, Iterator, MutableMapping
@@ -47,6 +49,9 @@ class FilterMarks(TypedDict, total=False):
     """The API's `lastUpdate` its first run read history up to."""
     newest: str | None
     """The newest fill time its finished reads read."""
+    planned_until: str
+    """The latest API `lastUpdate` a walk was added under while reads were left (else
+    `history_until`): a newer one adds a walk for the fills since."""
     backlog: list[Read]
     """Its reads not yet finished, each with its cursor."""
 
@@ -113,6 +118,35 @@ def plan_reads(plan: FillsPlan, marks: FilterMarks, frontier: Callable[[], DateT
     if caught_up:
         newest = marks.get("newest") or marks["history_until"]
         backlog.append(walk_read(ensure_pendulum_datetime(newest) - plan.lag))
+    elif not any(is_unstarted_walk(read) for read in backlog):
+        add_walk_since_planned(plan, marks, frontier)
+
+
+def add_walk_since_planned(
+    plan: FillsPlan, marks: FilterMarks, frontier: Callable[[], DateTime]
+) -> None:
+    """Adds a walk for the fills of API versions newer than the one the left reads were planned
+    under: those reads end at or below that version's fills, so finishing them is not caught up."""
+    planned_until = ensure_pendulum_datetime(marks.get("planned_until") or marks["history_until"])
+    until = frontier()
+    if until <= planned_until:
+        return
+    # the windows reach history_until; above it, the walks reach their tops
+    tops = [read.get("newest") for read in marks["backlog"] if is_walk(read)]
+    covered = [marks["history_until"], marks.get("newest"), *tops]
+    read_up_to = max(ensure_pendulum_datetime(top) for top in covered if top)
+    marks["backlog"].append(walk_read(read_up_to - plan.lag))
+    marks["planned_until"] = iso(until)
+
+
+def is_walk(read: Read) -> bool:
+    """Whether a read is a walk down from the newest fill (not a window)."""
+    return not read.get("start")
+
+
+def is_unstarted_walk(read: Read) -> bool:
+    """Whether a read is a walk that has read no page yet: it will start from the newest fill."""
+    return is_walk(read) and read.get("newest") is None and read.get("cursor") is None
 
 
 def finish_read(marks: FilterMarks, query: FillQuery) -> None:

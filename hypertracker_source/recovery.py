@@ -1,10 +1,15 @@
 """What a killed run left in the pipeline's folder: repaired, then loaded before anything new."""
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
 
 import dlt
-from dlt.common.storages import NormalizeStorage
+from dlt.common.destination.exceptions import SqlClientNotAvailable
+from dlt.common.schema.typing import C_DLT_LOAD_ID
+from dlt.common.storages import NormalizeStorage, PackageStorage
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 
 def discard_extracted_twins(pipeline: dlt.Pipeline) -> list[str]:
@@ -36,5 +41,101 @@ def finish_left_behind(pipeline: dlt.Pipeline) -> bool:
     if not pipeline.has_pending_data:
         return False
     pipeline.normalize()
+    if pipeline.default_schema_name:
+        complete_landed_state_jobs(pipeline)
+        redo_staged_tables(pipeline)
     pipeline.load()
     return True
+
+
+def complete_landed_state_jobs(pipeline: dlt.Pipeline) -> list[str]:
+    """Records as done the started state-row jobs whose row the destination holds; their loads.
+
+    dlt commits a job's transaction, then records the job as done (dlt/load/load.py: the worker's
+    `on_completed` saves a pending transition). A kill between the two leaves the job started, and
+    the next load runs it again: the package's state row, inserted twice, breaks the unique
+    `_dlt_id` of PostgreSQL (`_dlt_pipeline_state__dlt_id_key`) on every rerun.
+    """
+    # Hand-written: dlt cannot tell a committed job from an unfinished one after a kill.
+    state_table = pipeline.default_schema.state_table_name
+    completed = []
+    for load_id in pipeline.list_normalized_load_packages():
+        state_jobs = [job for job in started_jobs(pipeline, load_id) if job[0] == state_table]
+        if state_jobs and state_row_landed(pipeline, load_id):
+            for _, path in state_jobs:
+                move_job(path, PackageStorage.COMPLETED_JOBS_FOLDER)
+            completed.append(load_id)
+    return completed
+
+
+def redo_staged_tables(pipeline: dlt.Pipeline) -> list[str]:
+    """Clears the staging rows of each left package's tables with a started job, and puts the
+    table's completed jobs back to run again with it; the tables.
+
+    The same cut as `complete_landed_state_jobs`, on a merge table: its rows go to the staging
+    dataset, where a job run again breaks the unique `_dlt_id` (`segments__dlt_id_key`). Which of
+    a table's jobs committed is not known, so all of them load again into a cleared staging table.
+    """
+    # Hand-written: dlt cannot tell a committed job from an unfinished one after a kill.
+    schema = pipeline.default_schema
+    redone = []
+    for load_id in pipeline.list_normalized_load_packages():
+        tables = {
+            table
+            for table, _ in started_jobs(pipeline, load_id)
+            if schema.tables.get(table, {}).get("write_disposition") == "merge"
+            and C_DLT_LOAD_ID in schema.tables[table].get("columns", {})
+        }
+        if not tables or not clear_staged_rows(pipeline, load_id, tables):
+            continue
+        info = pipeline.get_load_package_info(load_id)
+        for job in info.jobs[PackageStorage.COMPLETED_JOBS_FOLDER]:
+            if job.job_file_info.table_name in tables and job.job_file_info.file_format != "sql":
+                move_job(Path(job.file_path), PackageStorage.NEW_JOBS_FOLDER)
+        for table, path in started_jobs(pipeline, load_id):
+            if table in tables:
+                pending = path.parent.parent / PackageStorage.PENDING_TRANSITIONS_FOLDER
+                (pending / path.name).unlink(missing_ok=True)
+        redone += sorted(tables)
+    return redone
+
+
+def clear_staged_rows(pipeline: dlt.Pipeline, load_id: str, tables: set[str]) -> bool:
+    """Deletes a load's rows from these tables of the staging dataset; False without SQL."""
+    try:
+        with pipeline.sql_client() as client, client.with_staging_dataset():
+            for table in tables:
+                with contextlib.suppress(DatabaseUndefinedRelation):
+                    qualified = client.make_qualified_table_name(table)
+                    client.execute_sql(
+                        f"DELETE FROM {qualified} WHERE {C_DLT_LOAD_ID} = %s", load_id
+                    )
+    except SqlClientNotAvailable:
+        return False
+    return True
+
+
+def started_jobs(pipeline: dlt.Pipeline, load_id: str) -> list[tuple[str, Path]]:
+    """The table and file of each job of a left package that a run started, SQL ones aside."""
+    jobs = pipeline.get_load_package_info(load_id).jobs[PackageStorage.STARTED_JOBS_FOLDER]
+    return [
+        (job.job_file_info.table_name, Path(job.file_path))
+        for job in jobs
+        if job.job_file_info.file_format != "sql"
+    ]
+
+
+def move_job(path: Path, folder: str) -> None:
+    """Moves a job file of a package into another of its job folders."""
+    os.replace(path, path.parent.parent / folder / path.name)
+
+
+def state_row_landed(pipeline: dlt.Pipeline, load_id: str) -> bool:
+    """Whether the destination holds the state row of a load (every package carries one)."""
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name(pipeline.default_schema.state_table_name)
+            sql = f"SELECT 1 FROM {table} WHERE {C_DLT_LOAD_ID} = %s"
+            return bool(client.execute_sql(sql, load_id))
+    except (SqlClientNotAvailable, DatabaseUndefinedRelation):
+        return False

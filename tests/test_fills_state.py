@@ -10,7 +10,7 @@ from dlt.sources.rest_api import rest_api_source
 from helpers import API_KEY, PipelineFactory, assert_fills_equal, fills_state, landed, source_for
 
 from hypertracker_simulator import Simulator
-from hypertracker_source import load_until_caught_up, pending_fill_reads
+from hypertracker_source import RunStats, load_until_caught_up, pending_fill_reads
 from hypertracker_source.fills import iso
 from hypertracker_source.schema import FILL_PRIMARY_KEY
 
@@ -114,7 +114,7 @@ def test_an_earlier_start_date_loads_the_history_it_adds_once(
 def test_a_long_history_loads_in_checkpointed_chunks(make_pipeline: PipelineFactory):
     with Simulator(seed=5, fills=6000, api_key=API_KEY) as sim:
         pipeline = make_pipeline()
-        settings = {"page_size": 200, "max_fills_per_run": 1500}
+        settings = {"page_size": 200, "max_fills_per_run": 1500, "run_stats": RunStats()}
         chunks: list[int] = []
         loads = load_until_caught_up(
             pipeline,
@@ -130,7 +130,7 @@ def test_a_long_history_loads_in_checkpointed_chunks(make_pipeline: PipelineFact
         assert_fills_equal(pipeline, sim.expected_fills())
         requests = sim.request_counts()
         assert requests["fills"] <= 6000 / 200 + 7, "one per page and per window"
-        assert requests["status"] == 1, "the first chunk's status serves the history"
+        assert requests["status"] == 1, "the first chunk's status serves every chunk of the load"
         assert all(not marks["backlog"] for marks in fills_state(pipeline).values())
 
 
@@ -146,6 +146,23 @@ def test_a_scheduled_run_loads_one_chunk_and_the_next_resumes(make_pipeline: Pip
             pipeline.run(fills_only(sim, page_size=100, max_fills_per_run=1000))
         assert_fills_equal(pipeline, sim.expected_fills())
         assert sim.request_counts()["fills"] - requests <= (3000 - first) / 100 + 6
+
+
+def test_a_history_resumed_under_a_newer_version_loads_the_fills_since(
+    make_pipeline: PipelineFactory,
+):
+    """A history left unfinished (a killed `follow`), resumed once the API has a newer version:
+    "caught up" holds the fills that version added, though the windows end at the older one."""
+    with Simulator(seed=5, fills=3000, api_key=API_KEY) as sim:
+        pipeline = make_pipeline()
+        settings = {"page_size": 100, "max_fills_per_run": 1000}
+        pipeline.run(fills_only(sim, **settings))
+        assert pending_fill_reads(pipeline) > 0
+        sim.advance_state(new_fills=20)
+        load_until_caught_up(pipeline, lambda: fills_only(sim, **settings))
+        assert pending_fill_reads(pipeline) == 0
+        assert_fills_equal(pipeline, sim.expected_fills())
+        assert len(landed(pipeline, "liquidation_fills")) == 3000 + 20
 
 
 def generic_incremental_source(sim: Simulator, initial_value: str) -> Any:
