@@ -43,6 +43,7 @@ from hypertracker_source.run_lock import pipeline_lock
 from hypertracker_source.settings import (
     EXIT_BEHIND,
     EXIT_BUDGET_SPENT,
+    EXIT_PIPELINE_BUSY,
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
@@ -340,7 +341,7 @@ def add_lock_option(parser: argparse.ArgumentParser) -> None:
         default=RUN_LOCK_WAIT,
         metavar="SECONDS",
         help="seconds to wait while another run holds this pipeline, then exit with code "
-        f"{HyperTrackerPipelineBusyError.EXIT_CODE} ({RUN_LOCK_WAIT:g})",
+        f"{EXIT_PIPELINE_BUSY} ({RUN_LOCK_WAIT:g})",
     )
 
 
@@ -704,7 +705,7 @@ def failure_exit_code(error: BaseException) -> int:
     """The exit code of a command that failed: its own for a held lock and a spent budget."""
     cause = root_cause(error)
     if isinstance(cause, HyperTrackerPipelineBusyError):
-        return HyperTrackerPipelineBusyError.EXIT_CODE
+        return EXIT_PIPELINE_BUSY
     return EXIT_BUDGET_SPENT if isinstance(cause, HyperTrackerBudgetError) else 1
 
 

@@ -43,9 +43,6 @@ class HyperTrackerInterruptedError(HyperTrackerError):
 class HyperTrackerPipelineBusyError(HyperTrackerError):
     """Another run holds the pipeline's lock: one run per pipeline at a time."""
 
-    EXIT_CODE = 75
-    """EX_TEMPFAIL of sysexits.h: try again later; what a command exits with on this error."""
-
     def __init__(self, pipeline_name: str, lock_file: str, held_by: str, waited: float) -> None:
         super().__init__(
             f"pipeline {pipeline_name} is in use by {held_by}; waited {waited:g} s for its lock "

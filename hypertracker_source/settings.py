@@ -84,9 +84,12 @@ REQUESTS_PER_MINUTE_PLANS = {
 FASTEST_REFRESH = timedelta(minutes=15)
 """The shortest time between two API data versions: what `follow`'s budget plans for."""
 
+EXIT_PIPELINE_BUSY = 75
+"""Another run holds the pipeline's lock: EX_TEMPFAIL of sysexits.h, try again later."""
+
 EXIT_BUDGET_SPENT = 76
-"""A run stopped because the request budget is spent: apart from a held lock's 75 (EX_TEMPFAIL),
-so that a scheduler can tell "spent until it renews" from "another run is under way"."""
+"""A run stopped because the request budget is spent: apart from EXIT_PIPELINE_BUSY, so that a
+scheduler can tell "spent until it renews" from "another run is under way"."""
 
 EXIT_BEHIND = 3
 """`hypertracker status`: the loaded data is further behind the API than allowed."""

@@ -4,7 +4,7 @@ of one pipeline started together; each then rerun cleanly (benchmarks/chaos.py h
 import pytest
 
 from benchmarks.chaos import SHORT, run
-from hypertracker_source.exceptions import HyperTrackerPipelineBusyError
+from hypertracker_source.settings import EXIT_PIPELINE_BUSY
 
 STOP_LIMIT = 10.0
 
@@ -20,4 +20,4 @@ def test_signals_and_runs_together_leave_nothing_stuck_lost_or_doubled():
         assert all(seconds < STOP_LIMIT for seconds in trial.stop_seconds), trial
     signalled, together = trials
     assert len(signalled.signals) == 3
-    assert sorted(together.exit_codes) == [0, HyperTrackerPipelineBusyError.EXIT_CODE]
+    assert sorted(together.exit_codes) == [0, EXIT_PIPELINE_BUSY]

@@ -20,7 +20,7 @@ from hypertracker_simulator import Simulator
 from hypertracker_source.cli import LOCAL_DATABASE, PIPELINE_NAME, main
 from hypertracker_source.exceptions import HyperTrackerPipelineBusyError
 from hypertracker_source.run_lock import lock_holder, pipeline_lock
-from hypertracker_source.settings import STOP_GRACE
+from hypertracker_source.settings import EXIT_PIPELINE_BUSY, STOP_GRACE
 
 STOP_LIMIT = 10.0
 """What every command promises: it ends within 10 s of SIGTERM or SIGINT."""
@@ -155,7 +155,7 @@ def test_two_loads_started_together_one_loads_the_other_exits_with_the_locks_lin
     _, first_err = first.communicate(timeout=COMMAND_TIMEOUT)
 
     assert first.returncode == 0, first_err
-    assert second.returncode == HyperTrackerPipelineBusyError.EXIT_CODE
+    assert second.returncode == EXIT_PIPELINE_BUSY
     assert second_err.startswith(
         f"hypertracker: error: HyperTrackerPipelineBusyError: pipeline {PIPELINE_NAME} is in use "
         f"by process {first.pid} on "
