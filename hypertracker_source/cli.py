@@ -35,7 +35,7 @@ from hypertracker_source.exceptions import (
     HyperTrackerError,
     HyperTrackerPipelineBusyError,
 )
-from hypertracker_source.failures import headline, interrupting_signal, root_cause
+from hypertracker_source.failures import headline, root_cause
 from hypertracker_source.follow import FollowTiming, WallClock, follow
 from hypertracker_source.loading import run_load
 from hypertracker_source.risk import risk_resource_name
@@ -56,6 +56,7 @@ from hypertracker_source.stopping import (
     keep_dlt_off_signals,
     print_interrupted,
     signals_stop_the_command,
+    stop_signal,
 )
 
 __all__ = ["main", "root_cause"]
@@ -688,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with signals_stop_the_command(), dlt_warnings_for_the_command_line():
             code = COMMANDS[args.command](args)
     except (Exception, KeyboardInterrupt) as error:
-        signal_number = interrupting_signal(error)
+        signal_number = stop_signal(error)
         if signal_number is not None:
             print_interrupted(signal_number)
         else:

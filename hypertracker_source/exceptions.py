@@ -1,5 +1,7 @@
 """The errors this source raises, each saying what went wrong and how to fix it."""
 
+import signal
+
 
 class HyperTrackerError(Exception):
     """Base of every error raised by the HyperTracker source."""
@@ -38,6 +40,10 @@ class HyperTrackerUnreachableError(HyperTrackerApiError):
 
 class HyperTrackerInterruptedError(HyperTrackerError):
     """The run was interrupted (Ctrl-C or SIGTERM): no request follows."""
+
+    def __init__(self, signal_number: int) -> None:
+        self.signal_number = signal_number
+        super().__init__(f"The run was interrupted ({signal.Signals(signal_number).name})")
 
 
 class HyperTrackerPipelineBusyError(HyperTrackerError):

@@ -97,11 +97,11 @@ def is_closing_noise(error: BaseException) -> bool:
 def interrupting_signal(error: BaseException) -> int | None:
     """The signal that interrupted the run, if an interrupt is what ended it."""
     for cause in error_chain(error):
-        if isinstance(cause, CommandInterrupted):
+        if isinstance(cause, CommandInterrupted | HyperTrackerInterruptedError):
             return cause.signal_number
         if isinstance(cause, SignalReceivedException):
             return cause.signal_code
-        if isinstance(cause, HyperTrackerInterruptedError | KeyboardInterrupt):
+        if isinstance(cause, KeyboardInterrupt):
             return signal.SIGINT
     return None
 

@@ -18,7 +18,7 @@ from hypertracker_source.exceptions import (
     HyperTrackerConfigError,
     HyperTrackerError,
 )
-from hypertracker_source.failures import interrupting_signal, root_cause
+from hypertracker_source.failures import root_cause
 from hypertracker_source.follow_budget import BudgetSpread, VersionChoice
 from hypertracker_source.settings import (
     FOLLOW_MAX_BACKOFF,
@@ -27,6 +27,7 @@ from hypertracker_source.settings import (
     FOLLOW_POLL_MARGIN,
     TABLE_NAMES,
 )
+from hypertracker_source.stopping import stop_signal
 
 LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
@@ -160,14 +161,12 @@ def follow(
             next_check = clock.now() + timedelta(seconds=seconds)
             say(clock, f"up to date; next check at {next_check:%Y-%m-%dT%H:%M:%S%z}")
         except Exception as error:
-            if isinstance(root_cause(error), HyperTrackerBudgetError) and not interrupting_signal(
-                error
-            ):
+            if isinstance(root_cause(error), HyperTrackerBudgetError) and not stop_signal(error):
                 client = configured_client(**client_settings, pipeline=pipeline)
                 if sleep_until_renewal(clock, spread, client):
                     break
                 continue
-            if isinstance(root_cause(error), FINAL_ERRORS) or interrupting_signal(error):
+            if isinstance(root_cause(error), FINAL_ERRORS) or stop_signal(error):
                 raise
             failures += 1
             seconds = timing.backoff(failures)

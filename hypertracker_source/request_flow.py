@@ -101,10 +101,10 @@ LIVE_GATES: "weakref.WeakSet[RequestGate]" = weakref.WeakSet()
 """The gates of every client alive in this process, for `interrupt_requests`."""
 
 
-def interrupt_requests(signal_name: str) -> None:
+def interrupt_requests(signal_number: int) -> None:
     """Stops every client of this process: no request is sent or retried after this."""
     for gate in list(LIVE_GATES):
-        gate.stop(HyperTrackerInterruptedError(f"The run was interrupted ({signal_name})"))
+        gate.stop(HyperTrackerInterruptedError(signal_number))
 
 
 class Budget(Protocol):

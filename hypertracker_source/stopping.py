@@ -10,7 +10,11 @@ from typing import Any
 
 import dlt
 
-from hypertracker_source.failures import CommandInterrupted, interrupted_headline
+from hypertracker_source.failures import (
+    CommandInterrupted,
+    interrupted_headline,
+    interrupting_signal,
+)
 from hypertracker_source.request_flow import interrupt_requests
 from hypertracker_source.settings import STOP_GRACE
 
@@ -36,7 +40,8 @@ def signals_stop_the_command() -> Iterator[None]:
         if stopping.is_set():
             exit_now(signal_number)
         stopping.set()
-        interrupt_requests(signal.Signals(signal_number).name)
+        _RECEIVED.append(signal_number)
+        interrupt_requests(signal_number)
         watchdog = threading.Timer(STOP_GRACE, exit_now, (signal_number,))
         watchdog.daemon = True
         watchdog.start()
@@ -51,6 +56,16 @@ def signals_stop_the_command() -> Iterator[None]:
     finally:
         for number, handler in handlers.items():
             signal.signal(number, handler)
+
+
+_RECEIVED: list[int] = []
+"""The stop signals this process received, first first."""
+
+
+def stop_signal(error: BaseException) -> int | None:
+    """The signal that ended the command: the first this process received, whatever error its
+    steps ended on; else one the error carries (a KeyboardInterrupt, dlt's own)."""
+    return _RECEIVED[0] if _RECEIVED else interrupting_signal(error)
 
 
 def exit_now(signal_number: int) -> None:

@@ -18,7 +18,14 @@ from helpers import API_KEY, PipelineFactory, landed, landed_fill_key, source_fo
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.cli import LOCAL_DATABASE, PIPELINE_NAME, main
-from hypertracker_source.exceptions import HyperTrackerPipelineBusyError
+from hypertracker_source.client import HyperTrackerClient
+from hypertracker_source.endpoints import STATUS
+from hypertracker_source.exceptions import (
+    HyperTrackerInterruptedError,
+    HyperTrackerPipelineBusyError,
+)
+from hypertracker_source.failures import interrupting_signal
+from hypertracker_source.request_flow import interrupt_requests
 from hypertracker_source.run_lock import lock_holder, pipeline_lock
 from hypertracker_source.settings import EXIT_PIPELINE_BUSY, STOP_GRACE
 
@@ -209,6 +216,19 @@ def test_a_stop_during_a_slow_answer_ends_the_load_within_10_s(
     assert rerun.returncode == 0, rerun_err
     keys = fill_keys(tmp_path / LOCAL_DATABASE)
     assert len(keys) == len(set(keys)) == len(simulator.expected_fills())
+
+
+def test_a_request_refused_after_a_sigterm_ends_the_command_as_a_sigterm(simulator: Simulator):
+    # A worker thread's request refused after the stop may be all a failed step's error holds
+    # (its cause first, the main thread's interrupt out of reach): it was taken for Ctrl-C, 130.
+    client = HyperTrackerClient(simulator.url, API_KEY)
+    interrupt_requests(signal.SIGTERM)
+    with pytest.raises(HyperTrackerInterruptedError) as refused:
+        client.get_json(STATUS)
+
+    assert interrupting_signal(refused.value) == signal.SIGTERM
+    assert str(refused.value) == "The run was interrupted (SIGTERM)"
+    assert simulator.requests == []
 
 
 HOLD_THE_LOCK = """
