@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -70,8 +70,10 @@ class Watch:
         self.seconds = seconds
         self.deadline = time.monotonic() + seconds
         self.connection: HTTPConnection | None = None
+        self.was_cut = False
         self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        """Reentrant: a stop signal's handler may cut the watch of the thread it interrupted."""
         self._arm(seconds)
 
     def _arm(self, seconds: float) -> None:
@@ -94,6 +96,15 @@ class Watch:
         except OSError:
             return
 
+    def cut(self) -> None:
+        """Shuts the answer's connection now, as if its deadline had passed: no one awaits it."""
+        with self._lock:
+            if self._timer is None:
+                return
+            self._timer.cancel()
+            self.was_cut = True
+        self._expire()
+
     @property
     def expired(self) -> bool:
         """Whether the deadline has passed."""
@@ -115,24 +126,27 @@ class Watch:
 
 
 class CurrentRequest(threading.local):
-    """The bounds the client set for this thread's request, and the watch of its answer."""
+    """The bounds the client set for this thread's request, the watch of its answer, and what
+    counts an answer cut short (by its deadline, its size or a stop: a request spent all the
+    same)."""
 
     bounds: AnswerBounds | None = None
     watch: Watch | None = None
+    count_cut: Callable[[], None] | None = None
 
 
 CURRENT = CurrentRequest()
 
 
 @contextmanager
-def bounded(bounds: AnswerBounds) -> Iterator[None]:
+def bounded(bounds: AnswerBounds, count_cut: Callable[[], None] | None = None) -> Iterator[None]:
     """Holds every answer this thread receives meanwhile, redirects and retries included, to
-    these bounds."""
-    CURRENT.bounds = bounds
+    these bounds; `count_cut` is called for each one cut short by them."""
+    CURRENT.bounds, CURRENT.count_cut = bounds, count_cut
     try:
         yield
     finally:
-        CURRENT.bounds = None
+        CURRENT.bounds = CURRENT.count_cut = None
 
 
 class WatchedHTTPConnection(HTTPConnection):
@@ -168,7 +182,21 @@ class WatchedHTTPSPool(HTTPSConnectionPool):
 
 
 class BoundedAdapter(HTTPAdapter):
-    """A connection pool that reads each answer whole, by its deadline and within its size."""
+    """A connection pool that reads each answer whole, by its deadline and within its size; the
+    answers it awaits can be cut short at once (`cut_answers`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watches: set[Watch] = set()
+        self._watches_lock = threading.RLock()
+        """Reentrant: a stop signal's handler may cut answers in the thread it interrupted."""
+
+    def cut_answers(self) -> None:
+        """Shuts the connection of every answer awaited now, so that its thread ends at once."""
+        with self._watches_lock:
+            watches = list(self._watches)
+        for watch in watches:
+            watch.cut()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """Makes the pool manager, with watched connections."""
@@ -184,6 +212,8 @@ class BoundedAdapter(HTTPAdapter):
         if bounds is None:
             return super().send(request, *args, **kwargs)
         watch = CURRENT.watch = Watch(bounds.deadline_seconds)
+        with self._watches_lock:
+            self._watches.add(watch)
         try:
             response = super().send(request, *args, **kwargs)
             response._content = read_body(response, bounds.body, watch)
@@ -191,13 +221,27 @@ class BoundedAdapter(HTTPAdapter):
                 response.close()
                 raise watch.error()
             return response
+        except AnswerTooLargeError:
+            count_cut()
+            raise
         except RequestException:
             if watch.expired:
+                count_cut()
                 raise watch.error() from None
+            if watch.was_cut:
+                count_cut()
             raise
         finally:
             watch.disarm()
             CURRENT.watch = None
+            with self._watches_lock:
+                self._watches.discard(watch)
+
+
+def count_cut() -> None:
+    """Counts this thread's answer cut short by its bounds, if its client counts them."""
+    if CURRENT.count_cut is not None:
+        CURRENT.count_cut()
 
 
 def read_body(response: Response, limit: BodyLimit, watch: Watch) -> bytes:

@@ -1,5 +1,6 @@
 """The HTTP client of the HyperTracker API and of its pre-signed file host."""
 
+import functools
 import re
 import threading
 from collections import Counter
@@ -19,7 +20,13 @@ from requests.auth import AuthBase
 from requests.exceptions import SSLError, TooManyRedirects
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from hypertracker_source.answers import AnswerBounds, BodyLimit, BoundedAdapter, bounded
+from hypertracker_source.answers import (
+    AnswerBounds,
+    AnswerTooLargeError,
+    BodyLimit,
+    BoundedAdapter,
+    bounded,
+)
 from hypertracker_source.budget import SpendLedger
 from hypertracker_source.endpoints import API_PREFIX, Endpoint
 from hypertracker_source.exceptions import (
@@ -212,11 +219,15 @@ class HyperTrackerClient:
 
         def count(response: Response, *args: Any, **kwargs: Any) -> Response:
             """Counts one answer of the endpoint."""
-            with self._count_lock:
-                self.stats.requests[endpoint.name] += 1
+            self.count_one(endpoint)
             return response
 
         return count
+
+    def count_one(self, endpoint: Endpoint) -> None:
+        """Counts one request of the endpoint: answered, or cut short by its deadline or size."""
+        with self._count_lock:
+            self.stats.requests[endpoint.name] += 1
 
     def get_json(
         self,
@@ -241,8 +252,8 @@ class HyperTrackerClient:
     ) -> ApiAnswer:
         """GETs an endpoint without following redirects, retried, paced, authorised and counted.
 
-        A rejected key or an address that cannot be reached stops the client: every later
-        request fails at once with the same error, as no other could succeed.
+        A rejected key, an address that cannot be reached or an answer too large stops the client:
+        every later request fails at once with the same error, as the run cannot succeed.
         """
         path = endpoint.path(**(path_args or {}))
         decoder = BodyDecoder(decode)
@@ -251,7 +262,8 @@ class HyperTrackerClient:
         hooks: dict[str, list[Callable[..., Response]]] = {
             "response": [self.count_request(endpoint), copy_retry_after, decoder]
         }
-        with self.gate.turn(), bounded(self.bounds(endpoint.name)):
+        count_cut = functools.partial(self.count_one, endpoint)
+        with self.gate.turn(), bounded(self.bounds(endpoint.name), count_cut):
             try:
                 response = self._api.get(
                     self.api_url + path,
@@ -260,6 +272,8 @@ class HyperTrackerClient:
                     allow_redirects=False,
                     hooks=hooks,
                 )
+            except AnswerTooLargeError as too_large:
+                raise self.gate.stop(too_large) from None
             except BrokenAnswer as broken:
                 raise not_json_error(broken.answer, path, self.attempts) from None
             except RequestException as error:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from requests import PreparedRequest, Response
+from requests import PreparedRequest, RequestException, Response
 
 from hypertracker_source.answers import BoundedAdapter
 from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerInterruptedError
@@ -41,8 +41,9 @@ class RequestGate:
 
     The first answer proves the key and the address: until it comes, the other requests wait, so a
     rejected key or an address that cannot be reached costs one request's attempts, not one per
-    resource. From a rejected key, an unreachable address or an interrupt on, every request of the
-    client fails at once with that error, the retries of requests already sent included.
+    resource. From a rejected key, an unreachable address, an answer too large or an interrupt on,
+    every request of the client fails at once with that error, the retries of requests already
+    sent included, and the answers awaited are cut short.
     """
 
     # Hand-written: dlt's retrying client retries each request on its own, and its resources run
@@ -52,7 +53,12 @@ class RequestGate:
         self._first_lock = threading.Lock()
         self._opened = False
         self._stop: HyperTrackerError | None = None
+        self._on_stop: list[Callable[[], None]] = []
         LIVE_GATES.add(self)
+
+    def on_stop(self, cut: Callable[[], None]) -> None:
+        """Has `cut` called when the gate stops: it ends the requests already under way."""
+        self._on_stop.append(cut)
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -89,6 +95,8 @@ class RequestGate:
         """Fails every request from now on with this error (the first kept); returns the error."""
         if self._stop is None:
             self._stop = error
+            for cut in self._on_stop:
+                cut()
         return self._stop
 
     def raise_if_stopped(self) -> None:
@@ -130,6 +138,7 @@ class GatedAdapter(BoundedAdapter):
         self._gate = gate
         self._pacer = pacer
         self._budget = budget
+        gate.on_stop(self.cut_answers)
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
         """Sends the request in its turn, unless the client was stopped meanwhile or the budget
@@ -143,4 +152,8 @@ class GatedAdapter(BoundedAdapter):
         if self._pacer:
             self._pacer.wait()
             self._gate.raise_if_stopped()
-        return super().send(request, *args, **kwargs)
+        try:
+            return super().send(request, *args, **kwargs)
+        except RequestException:
+            self._gate.raise_if_stopped()
+            raise

@@ -4,6 +4,7 @@ user's would."""
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
@@ -13,8 +14,8 @@ from helpers import API_KEY, PipelineFactory, assert_fills_equal, fills_state, l
 from hypertracker_simulator import Simulator
 from hypertracker_simulator.hostile import gzip_bomb
 from hypertracker_source import load_until_caught_up
-from hypertracker_source.client import HyperTrackerClient
-from hypertracker_source.endpoints import HEATMAP_EXPORT
+from hypertracker_source.client import HyperTrackerClient, RunStats
+from hypertracker_source.endpoints import HEATMAP_EXPORT, STATUS
 from hypertracker_source.exceptions import HyperTrackerApiError
 from hypertracker_source.failures import root_cause
 from hypertracker_source.heatmap import heatmap_file
@@ -46,12 +47,15 @@ def test_an_answer_dripped_a_byte_at_a_time_fails_at_its_deadline(
     make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch, two_attempts: None
 ):
     monkeypatch.setenv("SOURCES__HYPERTRACKER__RESPONSE_DEADLINE", str(DEADLINE_SECONDS))
+    stats = RunStats()
     with Simulator(seed=7, fills=300, api_key=API_KEY) as sim:
         sim.faults.drip_seconds = 0.05
         started = time.monotonic()
-        error = failed_run(make_pipeline(), source_for(sim, segment_ids=[9], heatmap_coins=[]))
+        source = source_for(sim, segment_ids=[9], heatmap_coins=[], run_stats=stats)
+        error = failed_run(make_pipeline(), source)
         elapsed = time.monotonic() - started
 
+    assert stats.requests == {"status": ATTEMPTS}, "an answer cut at its deadline was spent"
     assert "sources.hypertracker.response_deadline" in str(error)
     assert str(error).startswith("HyperTracker gave no whole answer to GET /hypertracker/state")
     # The read timeout (10 s) never trips on a drip; the deadline ends each of both attempts.
@@ -81,10 +85,12 @@ def test_a_huge_field_in_a_fills_page_is_refused_while_reading(
     make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ):
     set_body_limits(monkeypatch, fills=1)
+    stats = RunStats()
     with Simulator(seed=7, fills=300, api_key=API_KEY) as sim:
         sim.faults.huge_field_mb = 3
         pipeline = make_pipeline()
-        error = failed_run(pipeline, source_for(sim, heatmap_coins=[], segment_ids=[9]))
+        source = source_for(sim, heatmap_coins=[], segment_ids=[9], run_stats=stats)
+        error = failed_run(pipeline, source)
         asked = [str(r.params) for r in sim.requests if r.endpoint == "fills"]
 
     assert str(error).startswith(
@@ -92,7 +98,29 @@ def test_a_huge_field_in_a_fills_page_is_refused_while_reading(
         "sources.hypertracker.max_body_mb.fills"
     )
     assert len(asked) == len(set(asked)), "a page too large is not worth asking again"
+    assert stats.requests["fills"] == len(asked), "a page cut at its size limit was spent"
     assert "liquidation_fills" not in pipeline.dataset().schema.tables
+
+
+def test_a_stopped_client_cuts_the_answers_it_awaits_at_once():
+    # A run that failed (a page too large, a stop signal) leaves no thread awaiting a slow answer,
+    # which dlt's pool would wait for, and report, before the run's own error.
+    with Simulator(seed=7, fills=300, api_key=API_KEY) as sim:
+        sim.faults.drip_seconds = 0.05  # a status answer of ~300 bytes: 15 s
+        client = HyperTrackerClient(sim.url, API_KEY)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            awaited = pool.submit(client.get_json, STATUS)
+            while not sim.requests:
+                time.sleep(0.01)
+            stop = HyperTrackerApiError("the run failed")
+            started = time.monotonic()
+            client.gate.stop(stop)
+            with pytest.raises(HyperTrackerApiError) as ended:
+                awaited.result(timeout=10)
+            elapsed = time.monotonic() - started
+
+    assert ended.value is stop
+    assert elapsed < 2.0, "cut at once, not at the end of the drip"
 
 
 def test_a_stored_cursor_the_api_refuses_restarts_its_read_losing_nothing(
