@@ -15,6 +15,7 @@ from dlt.common.exceptions import SignalReceivedException
 from dlt.destinations.exceptions import DestinationConnectionError
 
 from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerInterruptedError
+from hypertracker_source.resolve import uncoerced_setting_error
 
 CREDENTIAL_EXAMPLES = {
     "postgres": "postgresql://user:password@host:5432/database",
@@ -118,6 +119,8 @@ def interrupted_headline(signal_number: int) -> str:
 def headline(error: BaseException) -> str:
     """The one line a failed command prints: the cause's type and what it says to do."""
     cause = root_cause(error)
+    if isinstance(cause, ConfigValueCannotBeCoercedException):
+        cause = uncoerced_setting_error(cause.field_name, cause.field_value) or cause
     if isinstance(cause, ConfigFieldMissingException):
         reason = missing_config(cause)
     elif any(DUCKDB_OUT_OF_MEMORY in str(step) for step in error_chain(error)):

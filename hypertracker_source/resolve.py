@@ -1,10 +1,10 @@
 """Checks and normalises the source's settings before any request is made."""
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import orjson
@@ -493,3 +493,26 @@ def check_request_budget(
 def plan_rate(budget: RequestBudget) -> int | None:
     """The requests per minute of the budget's plan, if it names one with a rate limit."""
     return PLANS[budget.plan].requests_per_minute if budget.plan else None
+
+
+SETTING_CHECKS: dict[str, Callable[[Any], object]] = {
+    "page_size": check_page_size,
+    "max_fills_per_run": check_max_fills_per_run,
+    "lag": check_lag,
+    "response_deadline": check_response_deadline,
+    "refresh_snapshots": lambda value: check_flag("refresh_snapshots", value),
+}
+"""The checks of the typed settings that dlt coerces before the source sees them."""
+
+
+def uncoerced_setting_error(setting: str, value: object) -> HyperTrackerConfigError | None:
+    """The source's own error for a setting's value that dlt could not coerce to its type (such
+    as page_size=NaN), naming the setting and the fix; None when the source has no check."""
+    check = SETTING_CHECKS.get(setting)
+    if check is None:
+        return None
+    try:
+        check(value)
+    except HyperTrackerConfigError as error:
+        return error
+    return None

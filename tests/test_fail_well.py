@@ -214,6 +214,39 @@ def test_a_rejected_key_stops_everything_at_the_first_401(
     assert rest == []
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("SOURCES__HYPERTRACKER__PAGE_SIZE", "NaN", "it is not a finite number"),
+        ("SOURCES__HYPERTRACKER__MAX_FILLS_PER_RUN", "many", "it is not a number"),
+        ("SOURCES__HYPERTRACKER__LAG", "1h", "it is not a number"),
+    ],
+)
+def test_a_typed_setting_dlt_cannot_coerce_is_named_with_its_fix(
+    workdir: Path,
+    simulator_settings: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+    variable: str,
+    value: str,
+    problem: str,
+):
+    # dlt coerces an int or float setting before the source sees it, and said only that it could
+    # not, naming neither the setting's place nor a fix.
+    monkeypatch.setenv(variable, value)
+    setting = variable.removeprefix("SOURCES__HYPERTRACKER__").lower()
+
+    assert main(["load"]) == 1
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        f"hypertracker: error: HyperTrackerConfigError: sources.hypertracker.{setting} = "
+        f"{value!r}: {problem}. "
+    )
+    assert line.endswith(f"or as {variable})")
+    assert simulator_settings.requests == []
+
+
 def test_a_rejected_key_costs_one_request_from_python_too(
     simulator: Simulator, make_pipeline: PipelineFactory
 ):
