@@ -3,10 +3,12 @@ and two or three runs of one pipeline started together; each trial then rerun cl
 
 For each trial: stuck (the clean rerun failed), lost fills (the simulator's full set against what
 landed), doubled fills (rows sharing a primary key), stop time (signal to exit, SIGTERM only) and
-peak memory (the largest process of the trial, from the kernel's wait4 accounting).
+peak memory (the largest process of the trial: its own pages' high-water mark, VmHWM).
 
 Scenarios are a table (`SCENARIOS`): a hostile-server scenario is one more row naming the
-simulator's faults (`Faults` fields), e.g. a drip or a looping cursor once the simulator has them.
+simulator's faults (`Faults` fields): a dripping answer, a gzip bomb, a huge field, refused or
+looping cursors, broken fills, a file link that redirects elsewhere. Fills the data contract sets
+apart (in `liquidation_fills_rejected`) are counted as such, not as lost.
 
     python -m benchmarks.chaos                  # the full run, written to docs/reliability.md
     python -m benchmarks.chaos --short          # a few trials, as CI runs them
@@ -30,9 +32,11 @@ from typing import Any
 import dlt
 
 from benchmarks.measure import CHILD_ENVIRONMENT, PROJECT_ROOT, machine, markdown_table
-from hypertracker_simulator import Simulator
+from hypertracker_simulator import Faults, Simulator
 from hypertracker_source.cli import LOCAL_DATABASE, PIPELINE_NAME
+from hypertracker_source.fill_contract import REJECTED_FILL_KEY
 from hypertracker_source.schema import FILL_PRIMARY_KEY
+from hypertracker_source.settings import REJECTED_FILLS_TABLE
 
 API_KEY = "chaos-key"
 DATASET = "hypertracker"
@@ -46,6 +50,9 @@ SOURCE_SETTINGS = {
 }
 """Small pages and chunks, so that one run goes through many requests and several packages."""
 FOLLOW_OPTIONS = ("--min-sleep", "0.2", "--max-sleep", "0.5", "--max-backoff", "1")
+DRIP_DEADLINE = 4.0
+"""The dripping server's runs give each answer 4 s (sources.hypertracker.response_deadline), so
+that a run fails on its own within the trial too, not only when signalled."""
 NEW_FILLS_EVERY = 1.5
 """Seconds between two new data versions while `follow` runs, each with new fills."""
 RUN_TIMEOUT = 300.0
@@ -66,6 +73,13 @@ class Scenario:
     """Signals sent one after another in a trial (each to a new run) before its clean rerun."""
     faults: dict[str, Any] = field(default_factory=dict)
     """The simulator's faults, by `Faults` field: the hostile server of this scenario."""
+    lasting: bool = False
+    """Whether the clean rerun meets the same faults (refused cursors, broken fills: what a run
+    must get past on its own) rather than a sound server (what only has to leave nothing broken)."""
+    raised_each_run: tuple[str, ...] = ()
+    """`Faults` fields raised by one before every run: a new API release each time."""
+    settings: dict[str, str] = field(default_factory=dict)
+    """Environment settings of the scenario's runs, the clean rerun's included."""
 
 
 SCENARIOS = {
@@ -78,10 +92,27 @@ SCENARIOS = {
         Scenario("load, duckdb, slow answers", faults={"slow_rate": 0.2, "slow_seconds": 30.0}),
         Scenario("two loads together", together=2, kills_per_trial=0),
         Scenario("three loads together", together=3, kills_per_trial=0),
+        Scenario(
+            "hostile: answers dripped a byte at a time",
+            faults={"drip_seconds": 0.05},
+            settings={"SOURCES__HYPERTRACKER__RESPONSE_DEADLINE": str(DRIP_DEADLINE)},
+        ),
+        Scenario("hostile: a 3 GiB gzip bomb heatmap file", faults={"gzip_bomb_mb": 3072}),
+        Scenario("hostile: a 300 MB field in every fills page", faults={"huge_field_mb": 300.0}),
+        Scenario(
+            "hostile: every stored cursor refused",
+            raised_each_run=("cursor_generation",),
+            lasting=True,
+        ),
+        Scenario("hostile: a cursor that never moves", faults={"loop_cursors": True}),
+        Scenario("hostile: 1 fill in 50 broken", faults={"bad_fill_rate": 0.02}, lasting=True),
+        Scenario(
+            "hostile: the file link redirects elsewhere",
+            faults={"file_redirect": "http://127.0.0.2:9/hypertracker-exports/BTC/x.json"},
+        ),
     )
 }
-"""Every scenario by name; hostile-server ones (drip, gzip bomb, refused or looping cursor, null
-keys) join as rows with their `faults` once the simulator models them."""
+"""Every scenario by name: plain, runs together, and a hostile server's (see `Scenario.faults`)."""
 
 
 @dataclass
@@ -98,6 +129,8 @@ class Trial:
     peak_mb: float = 0.0
     stuck: bool = False
     lost: int = 0
+    set_apart: int = 0
+    """Broken fills the data contract set apart in REJECTED_FILLS_TABLE: accounted for, not lost."""
     doubled: int = 0
     rerun_error: str = ""
 
@@ -110,6 +143,7 @@ class Run:
             **os.environ,
             **CHILD_ENVIRONMENT,
             **SOURCE_SETTINGS,
+            **SCENARIOS[trial.scenario].settings,
             "PYTHONPATH": str(PROJECT_ROOT),
             "DLT_DATA_DIR": str(folder / "dlt"),
             "SOURCES__HYPERTRACKER__API_KEY": API_KEY,
@@ -140,18 +174,37 @@ class Run:
         return os.waitid(os.P_PID, self.process.pid, flags) is None
 
     def wait(self, timeout: float = RUN_TIMEOUT) -> tuple[int, float]:
-        """Waits for the process; its exit code and peak memory in MB (kernel's accounting)."""
+        """Waits for the process; its exit code and peak memory in MB (the kernel's high-water
+        mark of its own pages, read every 10 ms while it runs)."""
         deadline = time.monotonic() + timeout
+        peak_kb = 0
         while True:
-            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            peak_kb = max(peak_kb, high_water_kb(self.process.pid))
+            pid, status = os.waitpid(self.process.pid, os.WNOHANG)
             if pid:
                 self.process.returncode = os.waitstatus_to_exitcode(status)
                 self._drain.join(timeout=5)
-                return self.process.returncode, usage.ru_maxrss / 1024
+                return self.process.returncode, peak_kb / 1024
             if time.monotonic() > deadline:
                 self.process.kill()
                 timeout = float("inf")
             time.sleep(0.01)
+
+
+def high_water_kb(pid: int) -> int:
+    """A running process's peak resident memory so far, in kB (0 once it has ended).
+
+    Not wait4's `ru_maxrss`: a child started by vfork, as `subprocess` does, counts the pages of
+    its parent at exec, and this harness's simulator holds hundreds of MB of hostile answers.
+    """
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def destination_args(trial: Trial) -> list[str]:
@@ -211,6 +264,7 @@ def signalled_run(
 ) -> None:
     """Starts a run and sends it SIGKILL or SIGTERM at a random moment of its first `span` s, or
     as it reaches a random stage."""
+    raise_each_run(sim, scenario)
     run = Run(folder, sim, trial, *args_of(scenario))
     reached = reach(dice.choice(TARGETS), run, folder, span, dice)
     signal_number = dice.choice((signal.SIGKILL, signal.SIGTERM))
@@ -252,9 +306,26 @@ def new_versions_while(busy: Callable[[], None], sim: Simulator) -> None:
         publisher.join()
 
 
-def check(folder: Path, sim: Simulator, trial: Trial) -> None:
-    """Reruns the load cleanly; records stuck, lost and doubled fills."""
-    sim.faults.slow_rate = 0.0
+def raise_each_run(sim: Simulator, scenario: Scenario) -> None:
+    """Raises the scenario's faults that change before every run."""
+    for fault in scenario.raised_each_run:
+        setattr(sim.faults, fault, getattr(sim.faults, fault) + 1)
+
+
+def set_faults(sim: Simulator, faults: dict[str, Any]) -> None:
+    """Gives the simulator these faults, by `Faults` field."""
+    for fault, value in faults.items():
+        setattr(sim.faults, fault, value)
+
+
+def check(folder: Path, sim: Simulator, scenario: Scenario, trial: Trial) -> None:
+    """Reruns the load cleanly, against a sound server unless the scenario's faults last;
+    records stuck, lost, doubled and set-apart fills."""
+    sound = Faults()
+    set_faults(sim, {"slow_rate": 0.0})
+    if not scenario.lasting:
+        set_faults(sim, {fault: getattr(sound, fault) for fault in scenario.faults})
+    raise_each_run(sim, scenario)
     rerun = Run(folder, sim, trial, "load")
     code, peak = rerun.wait()
     trial.peak_mb = max(trial.peak_mb, peak)
@@ -262,10 +333,22 @@ def check(folder: Path, sim: Simulator, trial: Trial) -> None:
         trial.stuck = True
         trial.rerun_error = rerun.stderr.strip().splitlines()[-1] if rerun.stderr.strip() else ""
         return
-    keys = dataset_of(folder, trial).liquidation_fills.select(*FILL_PRIMARY_KEY).fetchall()
-    distinct = len(set(keys))
-    trial.doubled = len(keys) - distinct
-    trial.lost = max(0, len(sim.expected_fills()) - distinct)
+    dataset = dataset_of(folder, trial)
+    keys = dataset.liquidation_fills.select(*FILL_PRIMARY_KEY).fetchall()
+    landed = set(keys)
+    trial.doubled = len(keys) - len(landed)
+    kinds = sim.bad_fill_kinds()
+    broken = sum(kind is not None for kind in kinds)
+    trial.set_apart = set_apart_fills(dataset) if broken else 0
+    trial.lost = max(0, len(kinds) - broken - len(landed)) + max(0, broken - trial.set_apart)
+
+
+def set_apart_fills(dataset: dlt.Dataset) -> int:
+    """How many distinct fills the data contract set apart in the dataset."""
+    if REJECTED_FILLS_TABLE not in dataset.tables:
+        return 0
+    hashes = dataset[REJECTED_FILLS_TABLE].select(REJECTED_FILL_KEY).fetchall()
+    return len(set(hashes))
 
 
 def drop_postgres_dataset(folder: Path, trial: Trial) -> None:
@@ -293,8 +376,7 @@ def run_trial(scenario: Scenario, seed: int, span: float) -> Trial:
         Simulator(seed=seed, fills=FILLS, api_key=API_KEY) as sim,
     ):
         folder = Path(name)
-        for fault, value in scenario.faults.items():
-            setattr(sim.faults, fault, value)
+        set_faults(sim, scenario.faults)
 
         def signalled() -> None:
             for _ in range(scenario.kills_per_trial):
@@ -306,7 +388,7 @@ def run_trial(scenario: Scenario, seed: int, span: float) -> Trial:
             new_versions_while(signalled, sim)
         else:
             signalled()
-        check(folder, sim, trial)
+        check(folder, sim, scenario, trial)
         drop_postgres_dataset(folder, trial)
     return trial
 
@@ -326,6 +408,7 @@ def summary_rows(trials: Sequence[Trial]) -> list[list[Any]]:
                 sum(trial.signals.count("SIGKILL") for trial in mine),
                 sum(trial.stuck for trial in mine),
                 sum(trial.lost for trial in mine),
+                sum(trial.set_apart for trial in mine),
                 sum(trial.doubled for trial in mine),
                 f"{max(stops):.1f}" if stops else "-",
                 f"{max(trial.peak_mb for trial in mine):.0f}",
@@ -348,6 +431,7 @@ HEADER = (
     "of which SIGKILL",
     "stuck",
     "lost fills",
+    "fills set apart",
     "doubled fills",
     "longest stop (s)",
     "peak memory (MB)",
@@ -395,7 +479,8 @@ def run(trials_by_scenario: dict[str, int], seed: int) -> list[Trial]:
             print(
                 f"{name} #{number + 1}: signals {trial.signals} in {trial.phases}, exits "
                 f"{trial.exit_codes}, stops {[round(s, 1) for s in trial.stop_seconds]}, "
-                f"stuck {trial.stuck} {trial.rerun_error}, lost {trial.lost}, doubled "
+                f"stuck {trial.stuck} {trial.rerun_error}, lost {trial.lost}, set apart "
+                f"{trial.set_apart}, doubled "
                 f"{trial.doubled}, peak {trial.peak_mb:.0f} MB",
                 flush=True,
             )
@@ -410,10 +495,12 @@ FULL = {
     "follow, postgres": 1,
     "two loads together": 2,
     "three loads together": 2,
+    **{name: 2 for name in SCENARIOS if name.startswith("hostile: ")},
 }
-"""The full run: 51 signals on DuckDB, 12 on PostgreSQL, and four trials of runs together."""
-SHORT = {"load, duckdb": 1, "two loads together": 1}
-"""What CI runs: three signals and one pair of runs."""
+"""The full run: 93 signals on DuckDB (42 of them against a hostile server), 12 on PostgreSQL,
+and four trials of runs together."""
+SHORT = {"load, duckdb": 1, "two loads together": 1, "hostile: 1 fill in 50 broken": 1}
+"""What CI runs: three signals, one pair of runs, and three signals against broken fills."""
 
 
 def main() -> None:

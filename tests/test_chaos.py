@@ -1,5 +1,6 @@
-"""The chaos harness in its short form: a load signalled twice at random moments, and two loads
-of one pipeline started together; each then rerun cleanly (benchmarks/chaos.py has the full run)."""
+"""The chaos harness in its short form: a load signalled three times, two loads of one pipeline
+started together, and a load signalled three times against an API serving 1 fill in 50 broken;
+each then rerun cleanly (benchmarks/chaos.py has the full run)."""
 
 import pytest
 
@@ -18,6 +19,7 @@ def test_signals_and_runs_together_leave_nothing_stuck_lost_or_doubled():
         assert not trial.stuck, trial.rerun_error
         assert (trial.lost, trial.doubled) == (0, 0), trial
         assert all(seconds < STOP_LIMIT for seconds in trial.stop_seconds), trial
-    signalled, together = trials
-    assert len(signalled.signals) == 3
+    signalled, together, broken_fills = trials
+    assert len(signalled.signals) == len(broken_fills.signals) == 3
     assert sorted(together.exit_codes) == [0, EXIT_PIPELINE_BUSY]
+    assert broken_fills.set_apart > 0, "the broken fills are set apart, and counted as such"
