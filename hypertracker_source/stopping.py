@@ -48,6 +48,7 @@ def signals_stop_the_command() -> Iterator[None]:
         raise CommandInterrupted(signal_number)
 
     stopping = threading.Event()
+    _RECEIVED.clear()
     handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
     for number in STOP_SIGNALS:
         signal.signal(number, on_signal)
@@ -59,11 +60,11 @@ def signals_stop_the_command() -> Iterator[None]:
 
 
 _RECEIVED: list[int] = []
-"""The stop signals this process received, first first."""
+"""The stop signal the running command received, if any (cleared as a command starts)."""
 
 
 def stop_signal(error: BaseException) -> int | None:
-    """The signal that ended the command: the first this process received, whatever error its
+    """The signal that ended the command: the first one it received, whatever error its
     steps ended on; else one the error carries (a KeyboardInterrupt, dlt's own)."""
     return _RECEIVED[0] if _RECEIVED else interrupting_signal(error)
 
