@@ -79,6 +79,7 @@ def free_port() -> int:
 # the demo, then real loads
 
 
+@pytest.mark.slow
 def test_demo_then_a_real_load_in_one_folder_lands_exactly_the_apis_fills(
     workdir: Path, simulator_settings: Simulator
 ):
@@ -124,6 +125,7 @@ def test_a_duckdb_file_is_made_in_the_folder_the_command_runs_in(
         assert rows.arrow().num_rows == len(SEGMENT_NAMES)
 
 
+@pytest.mark.slow
 def test_two_folders_with_one_pipeline_name_each_keep_their_own_file_and_marks(
     tmp_path: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
 ):
@@ -167,6 +169,7 @@ def run_command(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, list[s
     return done.returncode, done.stderr.splitlines(), time.monotonic() - started
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("address", ["refused", "tls to plain http"])
 def test_an_unreachable_api_ends_within_one_requests_retries_naming_cause_and_address(
     address: str, simulator: Simulator, tmp_path: Path
@@ -509,6 +512,7 @@ LOADING = "dlt/pipelines/hypertracker/load/normalized/*/started_jobs/*"
 """A package whose load jobs have started: the run is in its load step."""
 
 
+@pytest.mark.slow
 def test_an_interrupt_while_loading_drains_and_the_rerun_lands_everything_once(tmp_path: Path):
     with Simulator(seed=3, fills=100_000, api_key=API_KEY) as sim:
         env = command_env(

@@ -95,6 +95,7 @@ def test_a_huge_field_in_a_fills_page_is_refused_while_reading(
     assert "liquidation_fills" not in pipeline.dataset().schema.tables
 
 
+@pytest.mark.slow
 def test_a_stored_cursor_the_api_refuses_restarts_its_read_losing_nothing(
     make_pipeline: PipelineFactory, caplog: pytest.LogCaptureFixture
 ):

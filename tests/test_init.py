@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import dlt
+import pytest
 import tomlkit
 from helpers import API_KEY, assert_fills_equal, landed
 
@@ -28,6 +29,7 @@ def user_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return {**os.environ, "DLT_DATA_DIR": str(tmp_path / "dlt"), **settings}
 
 
+@pytest.mark.slow
 def test_init_writes_a_project_that_loads(simulator: Simulator, tmp_path: Path):
     project = tmp_path / "project"
     project.mkdir()
@@ -67,6 +69,7 @@ def test_init_writes_a_project_that_loads(simulator: Simulator, tmp_path: Path):
     assert {row["segment_id"] for row in landed(dataset, "liquidation_risk")} == set(SEGMENT_NAMES)
 
 
+@pytest.mark.slow
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path):
     env = user_env(tmp_path)
     (tmp_path / ".gitignore").write_text("*.duckdb")
@@ -132,6 +135,7 @@ def test_the_secrets_file_is_readable_by_its_owner_only(tmp_path: Path):
     assert (tmp_path / ".dlt/config.toml").stat().st_mode & 0o077 != 0, "config stays shareable"
 
 
+@pytest.mark.slow
 def test_two_initialised_folders_each_load_into_their_own_file(
     simulator: Simulator, tmp_path: Path
 ):

@@ -13,6 +13,7 @@ from typing import Any
 
 import dlt
 import pyarrow.parquet as pq
+import pytest
 from dlt.common.storages import LoadStorage, NormalizeStorage, PackageStorage
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import CannotRestorePipelineException
@@ -202,6 +203,7 @@ def assert_marks_cover_the_data(folder: Path, scratch: Path, expected: list[dict
     )
 
 
+@pytest.mark.slow
 def test_killed_backfill_resumes_without_loss_or_duplicates(tmp_path: Path):
     with Simulator(seed=13, fills=2000, api_key=API_KEY) as sim:
         sim.faults.latency = 0.01
@@ -251,6 +253,7 @@ def caught_up_requests(sim: Simulator, folder: Path) -> int:
     return sim.request_counts()["fills"]
 
 
+@pytest.mark.slow
 def test_killed_chunked_history_spends_at_most_one_chunk_again(tmp_path: Path):
     """Each kill costs at most the requests of the chunk it interrupted: 10 pages of the run's
     budget, and one page in flight for each of the history's 6 windows read side by side."""
