@@ -252,3 +252,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         in_fast_module = item.path.name in FAST_MODULES
         if in_fast_module and getattr(item, "originalname", item.name) not in NOT_FAST:
             item.add_marker(pytest.mark.fast)
+    items[:] = slow_first(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def slow_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The tests in an order whose even split over the workers starts each with its share of
+    the slow ones, so that no long test starts last and ends the run alone."""
+    # Hand-written: pytest-xdist's worksteal hands worker k the k-th contiguous share of the
+    # collection, and steals from the ends of the shares; every worker collects the same order
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    shares: list[list[pytest.Item]] = [slow[worker::workers] for worker in range(workers)]
+    pending = len(items)
+    for worker, share in enumerate(shares):
+        size = pending // (workers - worker)
+        pending -= size
+        filler = max(0, size - len(share))
+        share += rest[:filler]
+        del rest[:filler]
+    return [item for share in shares for item in share] + rest

@@ -209,6 +209,7 @@ def query(pipeline: dlt.Pipeline, sql: str) -> list[dict[str, Any]]:
     return pipeline.dataset().query(sql, query_dialect="duckdb").arrow().to_pylist()
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium_and_shows_the_database(
     browser: DevTools, simulator: Simulator, make_pipeline: PipelineFactory, tmp_path: Path
 ):
@@ -352,6 +353,7 @@ def outside(boxes: list[list[Any]], area: list[float]) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_report_fits_800_px_in_one_number_format_with_risk_groups_apart(
     browser: DevTools, simulator: Simulator, make_pipeline: PipelineFactory, tmp_path: Path
 ):

@@ -96,6 +96,7 @@ def follow_within(
     return clock
 
 
+@pytest.mark.slow
 def test_a_simulated_day_of_versions_with_a_budget_of_100_spends_at_most_100_and_loads_every_fill(
     simulator: Simulator, make_pipeline: PipelineFactory
 ):
@@ -110,6 +111,7 @@ def test_a_simulated_day_of_versions_with_a_budget_of_100_spends_at_most_100_and
     assert max(clock.sleeps) > TIMING.max_sleep  # spaced out by the budget, not the API's pace
 
 
+@pytest.mark.slow
 def test_a_follow_with_a_budget_of_60_over_20_versions_spends_at_most_60(
     simulator: Simulator, make_pipeline: PipelineFactory
 ):

@@ -10,6 +10,7 @@ from hypertracker_source.settings import EXIT_PIPELINE_BUSY
 STOP_LIMIT = 10.0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_signals_and_runs_together_leave_nothing_stuck_lost_or_doubled():
     trials = run(SHORT, seed=11)

@@ -89,6 +89,7 @@ def assert_api_rows(dataset: dlt.Dataset, sim: Simulator) -> None:
     assert len(landed(dataset, "segments")) == len(sim.segments)
 
 
+@pytest.mark.slow
 def test_mariadb_lands_what_duckdb_lands(
     simulator: Simulator, make_pipeline: PipelineFactory, mariadb_destination: Any
 ):
@@ -145,6 +146,7 @@ def test_mariadb_column_types_and_utc_timestamps(
     assert epoch_ms(newest) == newest_api
 
 
+@pytest.mark.slow
 def test_report_reads_mariadb(
     simulator: Simulator, make_pipeline: PipelineFactory, mariadb_destination: Any, tmp_path: Path
 ):
@@ -172,6 +174,7 @@ def test_report_reads_mariadb(
     assert shown.row_counts == expected.row_counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("table_format", ["delta", "iceberg"])
 def test_bucket_tables_merge_to_the_api_rows(
     table_format: str,

@@ -79,6 +79,7 @@ def example_dataset(prefix: str) -> str:
     return dataset
 
 
+@pytest.mark.slow
 def test_duckdb_example_loads_everything_into_the_folder_it_runs_in(
     simulator: Simulator, tmp_path: Path
 ):
@@ -143,6 +144,7 @@ def test_adjacent_day_backfills_share_no_boundary_fill(make_pipeline: PipelineFa
             assert_fills_equal(pipeline, fills_between(sim, start, end))
 
 
+@pytest.mark.slow
 def test_dagster_daily_partitions_run_side_by_side(
     postgres_destination: Any, postgres_prefix: str, tmp_path: Path
 ):

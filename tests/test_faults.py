@@ -57,6 +57,7 @@ def retries_of(records: list[RequestRecord], index: int) -> RequestRecord | None
     )
 
 
+@pytest.mark.slow
 def test_fault_storm_lands_exactly_the_api_data(
     make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ):

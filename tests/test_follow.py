@@ -251,6 +251,7 @@ def test_follow_command_spends_only_status_requests_between_versions(tmp_path: P
     assert unique_fills(database) == (3010, 3010)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signal_number", "while_doing"),
     [(signal.SIGTERM, "loading"), (signal.SIGINT, "loaded data version")],

@@ -123,6 +123,7 @@ def test_a_stopped_client_cuts_the_answers_it_awaits_at_once():
     assert elapsed < 2.0, "cut at once, not at the end of the drip"
 
 
+@pytest.mark.slow
 def test_a_stored_cursor_the_api_refuses_restarts_its_read_losing_nothing(
     make_pipeline: PipelineFactory, caplog: pytest.LogCaptureFixture
 ):

@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import dlt
+import pytest
 import tomlkit
 from helpers import API_KEY, assert_fills_equal, landed
 
 from hypertracker_simulator import Simulator
+from hypertracker_source.cli import main
 from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 
 HYPERTRACKER = str(Path(sys.executable).with_name("hypertracker"))
@@ -23,11 +25,19 @@ def run(command: list[str], folder: Path, env: dict[str, str]) -> subprocess.Com
     )
 
 
+def init(folder: Path, *flags: str) -> int:
+    """`hypertracker init` in a folder, in this process; its exit code."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        return main(["init", *flags])
+
+
 def user_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """A user's environment: PATH and the like, dlt's files in the test's folder, and settings."""
     return {**os.environ, "DLT_DATA_DIR": str(tmp_path / "dlt"), **settings}
 
 
+@pytest.mark.slow
 def test_init_writes_a_project_that_loads(simulator: Simulator, tmp_path: Path):
     project = tmp_path / "project"
     project.mkdir()
@@ -67,33 +77,31 @@ def test_init_writes_a_project_that_loads(simulator: Simulator, tmp_path: Path):
     assert {row["segment_id"] for row in landed(dataset, "liquidation_risk")} == set(SEGMENT_NAMES)
 
 
-def test_init_refuses_to_overwrite_without_force(tmp_path: Path):
-    env = user_env(tmp_path)
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture):
     (tmp_path / ".gitignore").write_text("*.duckdb")
     (tmp_path / "hypertracker_pipeline.py").write_text("# mine\n")
 
-    refused = run([HYPERTRACKER, "init"], tmp_path, env)
-    assert refused.returncode == 1
-    assert "hypertracker_pipeline.py" in refused.stderr
-    assert "--force" in refused.stderr
+    assert init(tmp_path) == 1
+    refused = capsys.readouterr().err
+    assert "hypertracker_pipeline.py" in refused
+    assert "--force" in refused
     assert not (tmp_path / ".dlt").exists()
     assert (tmp_path / "hypertracker_pipeline.py").read_text() == "# mine\n"
 
-    forced = run([HYPERTRACKER, "init", "--force"], tmp_path, env)
-    assert forced.returncode == 0, forced.stderr
+    assert init(tmp_path, "--force") == 0, capsys.readouterr().err
     assert (
         "from hypertracker_source import hypertracker"
         in (tmp_path / "hypertracker_pipeline.py").read_text()
     )
     assert (tmp_path / ".gitignore").read_text() == "*.duckdb\n.dlt/secrets.toml\n"
-    again = run([HYPERTRACKER, "init", "--force"], tmp_path, env)
-    assert again.returncode == 0, again.stderr
+    assert init(tmp_path, "--force") == 0, capsys.readouterr().err
     assert (tmp_path / ".gitignore").read_text() == "*.duckdb\n.dlt/secrets.toml\n"
 
 
-def test_init_force_keeps_the_key_and_address_the_user_set(tmp_path: Path):
-    env = user_env(tmp_path)
-    assert run([HYPERTRACKER, "init"], tmp_path, env).returncode == 0
+def test_init_force_keeps_the_key_and_address_the_user_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+):
+    assert init(tmp_path) == 0
     secrets = tmp_path / ".dlt/secrets.toml"
     secrets.write_text(secrets.read_text().replace('api_key = ""', 'api_key = "my-own-key"'))
     config = tmp_path / ".dlt/config.toml"
@@ -103,12 +111,12 @@ def test_init_force_keeps_the_key_and_address_the_user_set(tmp_path: Path):
             '[sources.hypertracker]\nbase_url = "http://127.0.0.1:8787"\ncoins = ["BTC"]\n',
         )
     )
+    capsys.readouterr()
 
-    forced = run([HYPERTRACKER, "init", "--force"], tmp_path, env)
-
-    assert forced.returncode == 0, forced.stderr
-    assert "wrote .dlt/secrets.toml, keeping its api_key" in forced.stdout
-    assert "my-own-key" not in forced.stdout + forced.stderr
+    assert init(tmp_path, "--force") == 0
+    forced = capsys.readouterr()
+    assert "wrote .dlt/secrets.toml, keeping its api_key" in forced.out
+    assert "my-own-key" not in forced.out + forced.err
     assert tomlkit.parse(secrets.read_text()).unwrap() == {
         "sources": {"hypertracker": {"api_key": "my-own-key"}}
     }
@@ -121,17 +129,17 @@ def test_init_force_keeps_the_key_and_address_the_user_set(tmp_path: Path):
 
 
 def test_the_secrets_file_is_readable_by_its_owner_only(tmp_path: Path):
-    env = user_env(tmp_path)
-    assert run([HYPERTRACKER, "init"], tmp_path, env).returncode == 0
+    assert init(tmp_path) == 0
     secrets = tmp_path / ".dlt/secrets.toml"
     assert secrets.stat().st_mode & 0o777 == 0o600
 
     secrets.chmod(0o644)
-    assert run([HYPERTRACKER, "init", "--force"], tmp_path, env).returncode == 0
+    assert init(tmp_path, "--force") == 0
     assert secrets.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / ".dlt/config.toml").stat().st_mode & 0o077 != 0, "config stays shareable"
 
 
+@pytest.mark.slow
 def test_two_initialised_folders_each_load_into_their_own_file(
     simulator: Simulator, tmp_path: Path
 ):
@@ -143,7 +151,7 @@ def test_two_initialised_folders_each_load_into_their_own_file(
     projects = [tmp_path / "first", tmp_path / "second"]
     for project in projects:
         project.mkdir()
-        assert run([HYPERTRACKER, "init"], project, env).returncode == 0
+        assert init(project) == 0
         done = run([sys.executable, "hypertracker_pipeline.py"], project, env)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

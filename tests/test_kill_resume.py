@@ -13,6 +13,7 @@ from typing import Any
 
 import dlt
 import pyarrow.parquet as pq
+import pytest
 from dlt.common.storages import LoadStorage, NormalizeStorage, PackageStorage
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import CannotRestorePipelineException
@@ -202,6 +203,7 @@ def assert_marks_cover_the_data(folder: Path, scratch: Path, expected: list[dict
     )
 
 
+@pytest.mark.slow
 def test_killed_backfill_resumes_without_loss_or_duplicates(tmp_path: Path):
     with Simulator(seed=13, fills=2000, api_key=API_KEY) as sim:
         sim.faults.latency = 0.01
@@ -228,6 +230,8 @@ def test_killed_backfill_resumes_without_loss_or_duplicates(tmp_path: Path):
         print("\n".join(outcomes))
 
 
+CHUNKED_HISTORY_FILLS = 3000
+"""The chunked history: three chunks, enough for a kill in each and one between them."""
 CHUNK_FILLS = 1000
 """The chunked history's run size: 10 pages of CHUNKED_PAGE_SIZE fills."""
 CHUNKED_PAGE_SIZE = 100
@@ -251,10 +255,11 @@ def caught_up_requests(sim: Simulator, folder: Path) -> int:
     return sim.request_counts()["fills"]
 
 
+@pytest.mark.slow
 def test_killed_chunked_history_spends_at_most_one_chunk_again(tmp_path: Path):
     """Each kill costs at most the requests of the chunk it interrupted: 10 pages of the run's
     budget, and one page in flight for each of the history's 6 windows read side by side."""
-    with Simulator(seed=13, fills=6000, api_key=API_KEY) as sim:
+    with Simulator(seed=13, fills=CHUNKED_HISTORY_FILLS, api_key=API_KEY) as sim:
         sim.faults.latency = 0.005
         uninterrupted = caught_up_requests(sim, tmp_path / "uninterrupted")
         folder = tmp_path / "killed"
@@ -272,5 +277,5 @@ def test_killed_chunked_history_spends_at_most_one_chunk_again(tmp_path: Path):
         assert_fills_equal(pipeline, sim.expected_fills())
         chunk = CHUNK_FILLS // CHUNKED_PAGE_SIZE + 6
         print(f"uninterrupted {uninterrupted} fills requests; killed 5 times {spent}")
-        assert uninterrupted <= 6000 / CHUNKED_PAGE_SIZE + 6
+        assert uninterrupted <= CHUNKED_HISTORY_FILLS / CHUNKED_PAGE_SIZE + 6
         assert spent - uninterrupted <= len(CHUNKED_KILL_POINTS) * chunk

@@ -1,6 +1,8 @@
 """The bundled dbt package, run by dlt's dbt runner on real DuckDB and PostgreSQL datasets."""
 
+import re
 from pathlib import Path
+from typing import Any
 
 import dlt
 import pytest
@@ -26,6 +28,9 @@ MODELS = {
     "risk_history",
     "risk_latest",
 }
+
+MODEL_TESTS = 60
+"""The fewest dbt tests the package runs over its models."""
 
 WRITTEN_BY_DBT = {"target", "logs", "dbt_packages", ".user.yml", "package-lock.yml"}
 """What dbt would write into the project or profile folder, inside the installed package."""
@@ -58,27 +63,10 @@ def assert_hourly_matches(pipeline: dlt.Pipeline, sim: Simulator) -> None:
         assert landed[key][1] == pytest.approx(notional, rel=1e-9)
 
 
-@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
-def test_models_build_and_pass_their_tests(
-    destination: str,
-    simulator: Simulator,
-    make_pipeline: PipelineFactory,
-    request: pytest.FixtureRequest,
-):
-    target = request.getfixturevalue("postgres_destination") if destination == "postgres" else None
-    pipeline = make_pipeline(target)
-    pipeline.run(source_for(simulator))
-
-    results = run_models(pipeline)
-
-    built = {result.model_name for result in results if result.status == "success"}
-    tests = [result for result in results if result.status not in ("success",)]
-    assert built == MODELS
-    assert len(tests) >= 60
-    assert {result.status for result in tests} == {"pass"}
-    assert_hourly_matches(pipeline, simulator)
-
-    fills = simulator.expected_fills()
+def assert_models_match(pipeline: dlt.Pipeline, sim: Simulator) -> None:
+    """The marts hold the simulator's hours, cascades, latest heatmaps and latest risk."""
+    assert_hourly_matches(pipeline, sim)
+    fills = sim.expected_fills()
     cascades = {
         (row["coin"], epoch_ms(row["started_at"].isoformat() + "Z")): row
         for row in rows(pipeline, "SELECT * FROM {d}.liquidation_cascades")
@@ -98,7 +86,7 @@ def test_models_build_and_pass_their_tests(
     latest = rows(pipeline, "SELECT * FROM {d}.heatmap_latest ORDER BY coin, price_bin_index")
     for coin in DEFAULT_HEATMAP_COINS:
         bins = [row for row in latest if row["coin"] == coin]
-        assert len(bins) == len(simulator.expected_heatmap(coin))
+        assert len(bins) == len(sim.expected_heatmap(coin))
         mark = expected_mark(fills, coin)
         assert {row["mark_price"] for row in bins} == {mark}
         for row in bins:
@@ -107,21 +95,40 @@ def test_models_build_and_pass_their_tests(
         assert {row["side_of_mark"] for row in bins} == {"below", "at", "above"}
 
     risk = rows(pipeline, "SELECT * FROM {d}.risk_latest")
-    assert len(risk) == sum(len(simulator.expected_risk(s)) for s in SEGMENT_NAMES)
+    assert len(risk) == sum(len(sim.expected_risk(s)) for s in SEGMENT_NAMES)
     assert {(row["segment_id"], row["segment_name"]) for row in risk} == set(SEGMENT_NAMES.items())
     smart = {r["coin"]: r for r in risk if r["segment_id"] == 9}
-    for item in simulator.expected_risk(9):
+    for item in sim.expected_risk(9):
         assert smart[item["coin"]]["risk_value_usd"] == item["riskValue"]
         assert smart[item["coin"]]["segment_category"] == "pnl"
 
 
-def test_models_command_rebuilds_the_hours_new_fills_touch(
+@pytest.mark.slow
+def test_models_build_and_pass_their_tests_on_postgres(
+    simulator: Simulator, make_pipeline: PipelineFactory, postgres_destination: Any
+):
+    pipeline = make_pipeline(postgres_destination)
+    pipeline.run(source_for(simulator))
+
+    results = run_models(pipeline)
+
+    built = {result.model_name for result in results if result.status == "success"}
+    tests = [result for result in results if result.status not in ("success",)]
+    assert built == MODELS
+    assert len(tests) >= MODEL_TESTS
+    assert {result.status for result in tests} == {"pass"}
+    assert_models_match(pipeline, simulator)
+
+
+@pytest.mark.slow
+def test_models_command_builds_passes_and_rebuilds_the_hours_new_fills_touch(
     simulator: Simulator,
     make_pipeline: PipelineFactory,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ):
+    """On DuckDB, through the command: one run with dbt's tests, then an incremental one."""
     monkeypatch.chdir(tmp_path)
     pipeline = make_pipeline(dlt.destinations.duckdb(str(tmp_path / "models.duckdb")))
     pipeline.run(source_for(simulator))
@@ -136,17 +143,23 @@ def test_models_command_rebuilds_the_hours_new_fills_touch(
         'pip install -e ".[models]" in the project\'s clone'
     )
     assert main(command) == 0
+    built = capsys.readouterr().out
+    summary = re.search(r"Models: (\d+) built in dataset \S+, (\d+) tests passed", built)
+    assert summary, built
+    assert int(summary[1]) == len(MODELS)
+    assert int(summary[2]) >= MODEL_TESTS
+    assert_models_match(pipeline, simulator)
     first = rows(pipeline, "SELECT COUNT(*) AS n FROM {d}.liquidations_hourly")[0]["n"]
 
     simulator.advance_state(new_fills=30, late_fills=6)
     pipeline.run(source_for(simulator))
-    assert main(command) == 0
+    assert main([*command, "--skip-tests"]) == 0
 
-    output = capsys.readouterr().out
-    assert output.count(f"Models: {len(MODELS)} built in dataset {pipeline.dataset_name}") == 2
-    assert "tests passed" in output
+    assert f"Models: {len(MODELS)} built in dataset {pipeline.dataset_name}\n" in (
+        capsys.readouterr().out
+    )
     assert rows(pipeline, "SELECT COUNT(*) AS n FROM {d}.liquidations_hourly")[0]["n"] > first
-    assert_hourly_matches(pipeline, simulator)
+    assert_models_match(pipeline, simulator)
     snapshots = rows(pipeline, "SELECT DISTINCT snapshot_at FROM {d}.heatmap_history")
     assert len(snapshots) == 2
     assert not [path.name for path in DBT_PACKAGE.iterdir() if path.name in WRITTEN_BY_DBT]

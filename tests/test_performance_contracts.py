@@ -200,6 +200,7 @@ def statuses_of_a_run(make_pipeline: PipelineFactory, requests_per_minute: int |
         return [record.status for record in sim.requests if record.host == "api"]
 
 
+@pytest.mark.slow
 def test_pacing_keeps_parallel_resources_under_the_rate_limit(
     make_pipeline: PipelineFactory, monkeypatch: pytest.MonkeyPatch
 ):

@@ -4,6 +4,7 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import pendulum
+import pytest
 from helpers import PipelineFactory, api_fill_key, assert_fills_equal, epoch_ms, source_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -155,6 +156,7 @@ def test_every_moment_is_read_and_kept_by_exactly_one_window(start, length, data
     assert not [window for window in backfill if kept_by(window, start - ONE_MS)]
 
 
+@pytest.mark.slow
 @settings(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -150,6 +150,7 @@ def stop_and_time(
     return process.returncode, time.monotonic() - started, stdout, stderr
 
 
+@pytest.mark.slow
 def test_two_loads_started_together_one_loads_the_other_exits_with_the_locks_line(
     tmp_path: Path, simulator: Simulator
 ):
@@ -175,6 +176,7 @@ def test_two_loads_started_together_one_loads_the_other_exits_with_the_locks_lin
     assert lock_holder(cli_pipeline(tmp_path)) is None
 
 
+@pytest.mark.slow
 def test_follow_stopped_during_dlts_load_step_exits_143_and_the_rerun_completes(
     tmp_path: Path, simulator: Simulator
 ):
@@ -194,6 +196,7 @@ def test_follow_stopped_during_dlts_load_step_exits_143_and_the_rerun_completes(
     assert len(keys) == len(set(keys)) == len(simulator.expected_fills())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_during_a_slow_answer_ends_the_load_within_10_s(
     signal_number: int, tmp_path: Path, simulator: Simulator
