@@ -16,7 +16,12 @@ from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import LOCAL_DATABASE, main
 from hypertracker_source.failures import DUCKDB_MEMORY_HEADLINE
-from hypertracker_source.fills import ARROW_POOL_VARIABLE, MALLOC_ARENAS, glibc
+from hypertracker_source.fills import (
+    ARROW_POOL_VARIABLE,
+    GLIBC_MALLOC_VARIABLES,
+    MALLOC_ARENAS,
+    glibc,
+)
 
 DUCKDB_SETTINGS = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
 ARENAS_CHILD = Path(__file__).with_name("malloc_arenas_child.py")
@@ -56,9 +61,7 @@ def test_the_users_arrow_pool_setting_is_left_alone(
 def arenas_while_threads_allocate(create_source: bool, environment: dict[str, str]) -> int:
     """The malloc arenas of a fresh process whose eight threads allocate, source created or not."""
     child_environment = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+        name: value for name, value in os.environ.items() if name not in GLIBC_MALLOC_VARIABLES
     }
     argument = "source" if create_source else "none"
     output = subprocess.run(
