@@ -29,12 +29,15 @@ API_KEY = "bench-key"
 SEED = 7
 FLOORS = ("floor", "keyed_floor")
 BEFORE = "ours, before"
+GLIBC_DEFAULT_MALLOC = {"GLIBC_TUNABLES": ""}
+"""glibc's own malloc settings, empty: the source leaves malloc as glibc sets it by default."""
 BEFORE_ENVIRONMENT = {
     "ARROW_DEFAULT_MEMORY_POOL": "mimalloc",
     "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"threads": 1}',
+    **GLIBC_DEFAULT_MALLOC,
 }
-"""Ours with the memory settings it had before issue 22: pyarrow's default pool, and DuckDB
-without a memory_limit; `--before` runs it beside ours, for a comparison within one run."""
+"""Ours with the memory settings it had before issue 22: pyarrow's default pool, DuckDB without a
+memory_limit, glibc's malloc as it comes; `--before` runs it beside ours, within one run."""
 TARGET_REST_API_SPEEDUP = 10.0
 TARGET_FIRST_LOAD_MEMORY_RATIO = 1.25
 """A first load of 5x the history (1.5M against 300k fills) peaks at most this much higher."""

@@ -21,7 +21,13 @@ from hypertracker_source.fill_contract import (
     RejectedFills,
 )
 from hypertracker_source.fill_state import pending_reads, plan_run
-from hypertracker_source.fills import FillQuery, batched, read_fills, use_returning_memory_pool
+from hypertracker_source.fills import (
+    FillQuery,
+    batched,
+    read_fills,
+    use_returning_malloc,
+    use_returning_memory_pool,
+)
 from hypertracker_source.heatmap import heatmap_tables
 from hypertracker_source.pipeline_checks import check_duckdb_dataset
 from hypertracker_source.resolve import FillsPlan, ListSetting, SourceSettings, resolve_settings
@@ -150,6 +156,7 @@ def hypertracker(
         monthly_request_budget=monthly_request_budget,
     )
     use_returning_memory_pool()
+    use_returning_malloc()
     ledger = active_pipeline_ledger(settings.budget)
     client = HyperTrackerClient(
         settings.base_url,

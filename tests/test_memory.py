@@ -1,6 +1,9 @@
 """The memory settings of a load: Arrow's allocator, and DuckDB's memory_limit when it binds."""
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +16,16 @@ from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.cli import LOCAL_DATABASE, main
 from hypertracker_source.failures import DUCKDB_MEMORY_HEADLINE
-from hypertracker_source.fills import ARROW_POOL_VARIABLE
+from hypertracker_source.fills import (
+    ARROW_POOL_VARIABLE,
+    GLIBC_MALLOC_VARIABLES,
+    MALLOC_ARENAS,
+    glibc,
+)
 
 DUCKDB_SETTINGS = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
+ARENAS_CHILD = Path(__file__).with_name("malloc_arenas_child.py")
+needs_glibc = pytest.mark.skipif(glibc() is None, reason="glibc's malloc only")
 
 
 @pytest.fixture
@@ -46,6 +56,34 @@ def test_the_users_arrow_pool_setting_is_left_alone(
     hypertracker(api_key=API_KEY, base_url="http://127.0.0.1:9")
 
     assert pa.default_memory_pool().backend_name == "mimalloc"
+
+
+def arenas_while_threads_allocate(create_source: bool, environment: dict[str, str]) -> int:
+    """The malloc arenas of a fresh process whose eight threads allocate, source created or not."""
+    child_environment = {
+        name: value for name, value in os.environ.items() if name not in GLIBC_MALLOC_VARIABLES
+    }
+    argument = "source" if create_source else "none"
+    output = subprocess.run(
+        [sys.executable, str(ARENAS_CHILD), argument],
+        env={**child_environment, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return int(output.strip().splitlines()[-1])
+
+
+@needs_glibc
+def test_the_source_caps_glibcs_arenas_so_that_extract_threads_share_them():
+    assert arenas_while_threads_allocate(create_source=False, environment={}) > MALLOC_ARENAS
+    assert arenas_while_threads_allocate(create_source=True, environment={}) == MALLOC_ARENAS
+
+
+@needs_glibc
+def test_the_users_glibc_malloc_setting_is_left_alone():
+    assert arenas_while_threads_allocate(True, {"MALLOC_ARENA_MAX": "4"}) == 4
 
 
 def test_a_merge_beyond_duckdbs_memory_limit_names_the_setting_and_a_rerun_above_it_lands_all(
