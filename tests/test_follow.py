@@ -111,8 +111,10 @@ def test_one_load_per_version_and_only_status_requests_between(
     # after a load: until the announced update; after a poll that found none: the floor
     announced, floor, *after_loads = clock.sleeps
     assert floor == TIMING.min_sleep
+    # the sleep is counted from the version's announcement, so a load's own time (seconds on a
+    # busy machine) comes off it; still far above the floor
     for seconds in (announced, *after_loads):
-        assert ANNOUNCED_SLEEP - 5 < seconds <= ANNOUNCED_SLEEP
+        assert ANNOUNCED_SLEEP - 60 < seconds <= ANNOUNCED_SLEEP
     assert_fills_equal(pipeline, simulator.expected_fills())
     assert len(landed(pipeline, "liquidation_heatmap")) == 4 * len(
         simulator.expected_heatmap("BTC")
