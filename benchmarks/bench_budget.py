@@ -5,8 +5,9 @@
 Part 1 loads a simulator's history, then `--versions` new data versions (each with new and late
 fills) one run each, at default settings, and counts the API requests of every run by endpoint
 (the simulator's request log; the heatmap file's download is on the file host and costs none).
-Part 2 runs `follow`'s budget policy (hypertracker_source/follow_budget.py, the code follow runs)
-over one simulated UTC day of a 30-day month, for versions every 15 and every 30 minutes, under
+Part 2 runs `follow`'s budget policy (hypertracker_source/commands/follow_budget.py, the code
+follow runs) over one simulated UTC day of a 30-day month, for versions every 15 and every 30
+minutes, under
 each plan's budget, charging each request to a real ledger at the costs measured in part 1: one
 status poll per wake-up, and per load its fills page and, when chosen, its snapshot requests.
 Prints a markdown report and writes it to benchmarks/results/budget.md.
@@ -22,14 +23,14 @@ import dlt
 
 from benchmarks.measure import machine, markdown_table, write_result
 from hypertracker_simulator import Simulator
-from hypertracker_source.budget import SpendLedger
-from hypertracker_source.client import RunStats
-from hypertracker_source.endpoints import FILLS, STATUS
-from hypertracker_source.follow import FollowTiming
-from hypertracker_source.follow_budget import BudgetSpread
-from hypertracker_source.loading import run_load
-from hypertracker_source.resolve import RequestBudget
-from hypertracker_source.settings import PLANS
+from hypertracker_source.api.budget import SpendLedger
+from hypertracker_source.api.client import RunStats
+from hypertracker_source.api.endpoints import FILLS, STATUS
+from hypertracker_source.commands.follow import FollowTiming
+from hypertracker_source.commands.follow_budget import BudgetSpread
+from hypertracker_source.commands.loading import run_load
+from hypertracker_source.config.defaults import PLANS
+from hypertracker_source.config.resolve import RequestBudget
 
 API_KEY = "bench-key"
 DAY_START = datetime(2026, 11, 1, tzinfo=timezone.utc)

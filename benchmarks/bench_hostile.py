@@ -26,8 +26,8 @@ from benchmarks.measure import (
 )
 from hypertracker_simulator import start_simulator_process
 from hypertracker_source import hypertracker
-from hypertracker_source.failures import root_cause
-from hypertracker_source.settings import MAX_BODY_MB
+from hypertracker_source.config.defaults import MAX_BODY_MB
+from hypertracker_source.runs.failures import root_cause
 
 API_KEY = "bench-key"
 MEMORY_TARGET_MB = 1024.0

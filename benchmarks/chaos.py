@@ -33,10 +33,10 @@ import dlt
 
 from benchmarks.measure import CHILD_ENVIRONMENT, PROJECT_ROOT, machine, markdown_table
 from hypertracker_simulator import Faults, Simulator
-from hypertracker_source.cli import LOCAL_DATABASE, PIPELINE_NAME
-from hypertracker_source.fill_contract import REJECTED_FILL_KEY
+from hypertracker_source.commands.cli import LOCAL_DATABASE, PIPELINE_NAME
+from hypertracker_source.config.defaults import REJECTED_FILLS_TABLE
+from hypertracker_source.fills.contract import REJECTED_FILL_KEY
 from hypertracker_source.schema import FILL_PRIMARY_KEY
-from hypertracker_source.settings import REJECTED_FILLS_TABLE
 
 API_KEY = "chaos-key"
 DATASET = "hypertracker"
@@ -152,7 +152,13 @@ class Run:
             "DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_CREDENTIALS,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hypertracker_source.cli", *args, *destination_args(trial)],
+            [
+                sys.executable,
+                "-m",
+                "hypertracker_source.commands.cli",
+                *args,
+                *destination_args(trial),
+            ],
             cwd=folder,
             env=env,
             stdout=subprocess.DEVNULL,

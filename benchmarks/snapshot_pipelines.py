@@ -14,8 +14,8 @@ import dlt
 
 from benchmarks.measure import measured, report_to_parent
 from hypertracker_source import RunStats, hypertracker
-from hypertracker_source.risk import risk_resource_name
-from hypertracker_source.settings import SEGMENT_NAMES
+from hypertracker_source.config.defaults import SEGMENT_NAMES
+from hypertracker_source.snapshots.risk import risk_resource_name
 
 
 def main(argv: list[str]) -> None:

@@ -37,7 +37,7 @@ from dagster import (
 from dagster_dlt import DagsterDltResource, dlt_assets
 
 from hypertracker_source import hypertracker
-from hypertracker_source.settings import HISTORY_START
+from hypertracker_source.config.defaults import HISTORY_START
 
 DATASET = "hypertracker"
 FILLS_SCHEMA = "hypertracker_fills"

@@ -11,40 +11,10 @@ from dlt.common.schema.typing import TMergeDispositionDict
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
-from hypertracker_source.budget import SpendLedger, active_pipeline_ledger
-from hypertracker_source.chunks import load_until_caught_up, pending_fill_reads
-from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.endpoints import HEATMAP_EXPORT, RISK, SEGMENTS
-from hypertracker_source.fill_contract import (
-    REJECTED_FILL_COLUMNS,
-    REJECTED_FILL_KEY,
-    RejectedFills,
-)
-from hypertracker_source.fill_state import pending_reads, plan_run
-from hypertracker_source.fills import (
-    FillQuery,
-    batched,
-    read_fills,
-    use_returning_malloc,
-    use_returning_memory_pool,
-)
-from hypertracker_source.heatmap import heatmap_tables
-from hypertracker_source.pipeline_checks import check_duckdb_dataset
-from hypertracker_source.resolve import FillsPlan, ListSetting, SourceSettings, resolve_settings
-from hypertracker_source.risk import risk_resource_name, risk_tables, segment_rows
-from hypertracker_source.schema import (
-    FILL_FIELDS,
-    FILL_PRIMARY_KEY,
-    HEATMAP_FIELDS,
-    HEATMAP_PRIMARY_KEY,
-    RISK_FIELDS,
-    RISK_PRIMARY_KEY,
-    SEGMENT_COLUMNS,
-    SEGMENT_ID,
-    SNAPSHOT_AT,
-    column_hints,
-)
-from hypertracker_source.settings import (
+from hypertracker_source.api.budget import SpendLedger, active_pipeline_ledger
+from hypertracker_source.api.client import HyperTrackerClient, RunStats
+from hypertracker_source.api.endpoints import HEATMAP_EXPORT, RISK, SEGMENTS
+from hypertracker_source.config.defaults import (
     API_BASE_URL,
     DATA_VERSION_KEY,
     DEFAULT_HEATMAP_COINS,
@@ -57,7 +27,42 @@ from hypertracker_source.settings import (
     MAX_FILLS_PER_RUN,
     REJECTED_FILLS_TABLE,
 )
-from hypertracker_source.snapshots import DataVersion, SnapshotTable, snapshot_resource
+from hypertracker_source.config.resolve import (
+    FillsPlan,
+    ListSetting,
+    SourceSettings,
+    resolve_settings,
+)
+from hypertracker_source.destinations.duckdb import check_duckdb_dataset
+from hypertracker_source.fills.contract import (
+    REJECTED_FILL_COLUMNS,
+    REJECTED_FILL_KEY,
+    RejectedFills,
+)
+from hypertracker_source.fills.marks import pending_reads, plan_run
+from hypertracker_source.fills.reads import (
+    FillQuery,
+    batched,
+    read_fills,
+    use_returning_malloc,
+    use_returning_memory_pool,
+)
+from hypertracker_source.runs.chunks import load_until_caught_up, pending_fill_reads
+from hypertracker_source.schema import (
+    FILL_FIELDS,
+    FILL_PRIMARY_KEY,
+    HEATMAP_FIELDS,
+    HEATMAP_PRIMARY_KEY,
+    RISK_FIELDS,
+    RISK_PRIMARY_KEY,
+    SEGMENT_COLUMNS,
+    SEGMENT_ID,
+    SNAPSHOT_AT,
+    column_hints,
+)
+from hypertracker_source.snapshots.heatmap import heatmap_tables
+from hypertracker_source.snapshots.risk import risk_resource_name, risk_tables, segment_rows
+from hypertracker_source.snapshots.versions import DataVersion, SnapshotTable, snapshot_resource
 
 __all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
 

@@ -18,13 +18,13 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.cli import root_cause
+from hypertracker_source.commands.cli import root_cause
+from hypertracker_source.config.defaults import TABLE_NAMES
 from hypertracker_source.exceptions import (
     HyperTrackerApiError,
     HyperTrackerAuthError,
     HyperTrackerConfigError,
 )
-from hypertracker_source.settings import TABLE_NAMES
 
 HEATMAP_COINS = ["BTC"]
 SEGMENT_IDS = [9]
@@ -258,7 +258,7 @@ def test_coin_in_the_wrong_case_warns_with_the_spelling_that_has_data(
     caplog: pytest.LogCaptureFixture,
 ):
     set_environment(environment, {"coins": "btc"})
-    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills.reads"):
         loaded.pipeline.run(hypertracker().with_resources("liquidation_fills"))
     assert [record.getMessage() for record in caplog.records] == [
         "sources.hypertracker.coins: 'btc' returned no fills, but 'BTC' has fills: coin names "

@@ -19,10 +19,10 @@ from helpers import API_KEY, PipelineFactory, source_for
 from oracles import expected_cascades
 
 from hypertracker_simulator import Simulator
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS
 from hypertracker_source.report import write_report
 from hypertracker_source.report.page import PAGE_TITLE
 from hypertracker_source.report.text import NUMBER_RULE
-from hypertracker_source.settings import DEFAULT_HEATMAP_COINS
 
 websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
 

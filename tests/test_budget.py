@@ -21,16 +21,16 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.budget import SPEND_JOURNAL, Spend, SpendLedger, stored_spend
-from hypertracker_source.check import configured_settings
-from hypertracker_source.cli import main
+from hypertracker_source.api.budget import SPEND_JOURNAL, Spend, SpendLedger, stored_spend
+from hypertracker_source.commands.check import configured_settings
+from hypertracker_source.commands.cli import main
+from hypertracker_source.commands.follow import FollowTiming, follow
+from hypertracker_source.commands.follow_budget import BudgetSpread
+from hypertracker_source.commands.loading import run_load
+from hypertracker_source.commands.plan import make_plan
+from hypertracker_source.config.defaults import EXIT_BEHIND, EXIT_BUDGET_SPENT
+from hypertracker_source.config.resolve import RequestBudget
 from hypertracker_source.exceptions import HyperTrackerBudgetError
-from hypertracker_source.follow import FollowTiming, follow
-from hypertracker_source.follow_budget import BudgetSpread
-from hypertracker_source.loading import run_load
-from hypertracker_source.plan import make_plan
-from hypertracker_source.resolve import RequestBudget
-from hypertracker_source.settings import EXIT_BEHIND, EXIT_BUDGET_SPENT
 
 TIMING = FollowTiming(poll_margin=30, min_sleep=60, max_sleep=1800, max_backoff=900)
 VERSION_EVERY = timedelta(minutes=20)

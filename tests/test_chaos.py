@@ -5,7 +5,7 @@ each then rerun cleanly (benchmarks/chaos.py has the full run)."""
 import pytest
 
 from benchmarks.chaos import SHORT, run
-from hypertracker_source.settings import EXIT_PIPELINE_BUSY
+from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY
 
 STOP_LIMIT = 10.0
 

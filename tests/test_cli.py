@@ -14,8 +14,15 @@ from helpers import POSTGRES_URL, PipelineFactory, main_without, source_for
 from oracles import expected_cascades, expected_mark
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, DEMO_SEED, LOCAL_DATABASE, main
-from hypertracker_source.docs import loaded_schema, tables_markdown
+from hypertracker_source.commands.cli import (
+    DEMO_DATABASE,
+    DEMO_FILLS,
+    DEMO_SEED,
+    LOCAL_DATABASE,
+    main,
+)
+from hypertracker_source.commands.docs import loaded_schema, tables_markdown
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
 from hypertracker_source.report import money, price_range
 from hypertracker_source.report.settings import (
     REPORT_CASCADE_ROWS,
@@ -23,7 +30,6 @@ from hypertracker_source.report.settings import (
     REPORT_RISK_COINS,
 )
 from hypertracker_source.report.text import duration, percent, price
-from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 

@@ -21,8 +21,8 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_simulator.hostile import BAD_FILL_KINDS, OVERSIZED_FIELD, break_fill
-from hypertracker_source.cli import main
-from hypertracker_source.settings import (
+from hypertracker_source.commands.cli import main
+from hypertracker_source.config.defaults import (
     FILL_FIELD_MAX_BYTES,
     REJECTED_FIELD_SHOWN_BYTES,
     REJECTED_FILLS_TABLE,
@@ -119,7 +119,7 @@ def test_every_kind_of_broken_fill_is_set_apart_with_its_reason_and_warned_of(
 ):
     make_hostile(simulator, *BAD_FILL_KINDS)
 
-    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills.reads"):
         pipeline = run_three_times(simulator, make_pipeline)
 
     rejected = assert_contract_kept(pipeline, simulator)

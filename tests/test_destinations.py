@@ -24,9 +24,9 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.cli import main
-from hypertracker_source.mysql import MERGE_KEY_INDEX, index_merge_keys
-from hypertracker_source.settings import DEFAULT_LAG, TABLE_NAMES
+from hypertracker_source.commands.cli import main
+from hypertracker_source.config.defaults import DEFAULT_LAG, TABLE_NAMES
+from hypertracker_source.destinations.mysql import MERGE_KEY_INDEX, index_merge_keys
 
 SETTINGS = {"coins": ["BTC", "HYPE"], "heatmap_coins": ["ETH"], "segment_ids": [4, 12]}
 """A few of every table, so that a per-row merge (iceberg's) stays quick."""

@@ -27,11 +27,17 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.cli import DEMO_DATABASE, DEMO_FILLS, LOCAL_DATABASE, main, root_cause
-from hypertracker_source.client import unreachable_cause
-from hypertracker_source.dlt_log import command_line_text
+from hypertracker_source.api.client import unreachable_cause
+from hypertracker_source.commands.cli import (
+    DEMO_DATABASE,
+    DEMO_FILLS,
+    LOCAL_DATABASE,
+    main,
+    root_cause,
+)
+from hypertracker_source.config.defaults import SEGMENT_NAMES, TABLE_NAMES
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
-from hypertracker_source.settings import SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.runs.dlt_log import command_line_text
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 DEFAULT_RUNTIME_BUDGET = 60.0
@@ -285,7 +291,7 @@ def test_a_rejected_key_costs_one_request_from_python_too(
 def test_an_unknown_coin_is_warned_about_once_and_the_summary_shows_its_zero(
     workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture, caplog
 ):
-    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills.reads"):
         assert main(["load", "--coins", "DOGEX"]) == 0
     output = capsys.readouterr().out
 
@@ -304,7 +310,7 @@ def test_an_unknown_coin_is_warned_about_once_and_the_summary_shows_its_zero(
 
     caplog.clear()
     simulator_settings.reset_requests()
-    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills.reads"):
         assert main(["load", "--coins", "DOGEX"]) == 0
     assert caplog.records == []
     assert len([r for r in simulator_settings.requests if r.endpoint == "fills"]) == 1
@@ -313,7 +319,7 @@ def test_an_unknown_coin_is_warned_about_once_and_the_summary_shows_its_zero(
 def test_a_misspelled_coin_costs_at_most_one_probe(
     simulator: Simulator, make_pipeline: PipelineFactory, caplog: pytest.LogCaptureFixture
 ):
-    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills"):
+    with caplog.at_level(logging.WARNING, logger="hypertracker_source.fills.reads"):
         make_pipeline().run(
             source_for(simulator, coins=["KPEPE", "dogex"]).with_resources("liquidation_fills")
         )
@@ -594,7 +600,7 @@ def test_an_interrupt_while_loading_drains_and_the_rerun_lands_everything_once(t
 
 
 def test_every_column_says_what_it_holds_and_in_what_unit():
-    from hypertracker_source.docs import column_meaning, loaded_schema
+    from hypertracker_source.commands.docs import column_meaning, loaded_schema
 
     schema = loaded_schema()
     for table in TABLE_NAMES:

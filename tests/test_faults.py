@@ -20,12 +20,12 @@ from helpers import (
 
 from hypertracker_simulator import Faults, RequestRecord, Simulator
 from hypertracker_source import RunStats
-from hypertracker_source.cli import root_cause
-from hypertracker_source.client import RERUN_ADVICE, RetryingClient
-from hypertracker_source.endpoints import ENDPOINTS
+from hypertracker_source.api.client import RERUN_ADVICE, RetryingClient
+from hypertracker_source.api.endpoints import ENDPOINTS
+from hypertracker_source.api.request_flow import GatedAdapter, RequestGate
+from hypertracker_source.commands.cli import root_cause
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.exceptions import HyperTrackerApiError
-from hypertracker_source.request_flow import GatedAdapter, RequestGate
-from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 
 STORM = Faults(
     error_rate=0.15,

@@ -26,9 +26,9 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator, start_simulator_process
+from hypertracker_source.commands.follow import FollowTiming, follow
+from hypertracker_source.commands.loading import run_load
 from hypertracker_source.exceptions import HyperTrackerAuthError, HyperTrackerError
-from hypertracker_source.follow import FollowTiming, follow
-from hypertracker_source.loading import run_load
 
 TIMING = FollowTiming(poll_margin=30, min_sleep=60, max_sleep=1800, max_backoff=900)
 ANNOUNCED_SLEEP = 20 * 60 + 30

@@ -11,8 +11,8 @@ import tomlkit
 from helpers import API_KEY, assert_fills_equal, landed
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.cli import main
-from hypertracker_source.settings import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+from hypertracker_source.commands.cli import main
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 
 HYPERTRACKER = str(Path(sys.executable).with_name("hypertracker"))
 WRITTEN = (".dlt/config.toml", ".dlt/secrets.toml", "hypertracker_pipeline.py")

@@ -28,7 +28,7 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.settings import DEFAULT_LAG
+from hypertracker_source.config.defaults import DEFAULT_LAG
 
 CHILD = Path(__file__).with_name("load_fills_child.py")
 PIPELINE_NAME = "killed"

@@ -23,6 +23,7 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator
+from hypertracker_source.config.defaults import FILLS_MAX_PAGE_SIZE, SEGMENT_NAMES
 from hypertracker_source.schema import (
     FILL_FIELDS,
     FILL_PRIMARY_KEY,
@@ -30,7 +31,6 @@ from hypertracker_source.schema import (
     read_page,
     rows_to_arrow,
 )
-from hypertracker_source.settings import FILLS_MAX_PAGE_SIZE, SEGMENT_NAMES
 
 TABLE = "liquidation_fills"
 ODD_ROWS = [

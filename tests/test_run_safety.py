@@ -17,17 +17,17 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import API_KEY, PipelineFactory, landed, landed_fill_key, source_for
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.cli import LOCAL_DATABASE, PIPELINE_NAME, main
-from hypertracker_source.client import HyperTrackerClient
-from hypertracker_source.endpoints import STATUS
+from hypertracker_source.api.client import HyperTrackerClient
+from hypertracker_source.api.endpoints import STATUS
+from hypertracker_source.api.request_flow import interrupt_requests
+from hypertracker_source.commands.cli import LOCAL_DATABASE, PIPELINE_NAME, main
+from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY, STOP_GRACE
 from hypertracker_source.exceptions import (
     HyperTrackerInterruptedError,
     HyperTrackerPipelineBusyError,
 )
-from hypertracker_source.failures import interrupting_signal
-from hypertracker_source.request_flow import interrupt_requests
-from hypertracker_source.run_lock import lock_holder, pipeline_lock
-from hypertracker_source.settings import EXIT_PIPELINE_BUSY, STOP_GRACE
+from hypertracker_source.runs.failures import interrupting_signal
+from hypertracker_source.runs.run_lock import lock_holder, pipeline_lock
 
 STOP_LIMIT = 10.0
 """What every command promises: it ends within 10 s of SIGTERM or SIGINT."""
@@ -110,7 +110,7 @@ def command(folder: Path, sim: Simulator, *args: str) -> subprocess.Popen[str]:
         "RUNTIME__REQUEST_BACKOFF_FACTOR": "0.05",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "hypertracker_source.cli", *args],
+        [sys.executable, "-m", "hypertracker_source.commands.cli", *args],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
@@ -236,7 +236,7 @@ def test_a_request_refused_after_a_sigterm_ends_the_command_as_a_sigterm(simulat
 
 HOLD_THE_LOCK = """
 import sys, time, dlt
-from hypertracker_source.run_lock import pipeline_lock
+from hypertracker_source.runs.run_lock import pipeline_lock
 with pipeline_lock(dlt.pipeline(sys.argv[1], pipelines_dir=sys.argv[2])):
     print("held", flush=True)
     time.sleep(600)

@@ -21,7 +21,7 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import load_until_caught_up
-from hypertracker_source.recovery import finish_left_behind
+from hypertracker_source.runs.recovery import finish_left_behind
 
 CHILD = Path(__file__).with_name("state_row_kill_child.py")
 CHILD_TIMEOUT = 120.0

@@ -13,16 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hypertracker_source import hypertracker
-from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
-from hypertracker_source.fills import fills_page, fills_table, split_windows, window_end
-from hypertracker_source.resolve import as_list, check_start_date, resolve_settings
-from hypertracker_source.schema import FILL_PRIMARY_KEY
-from hypertracker_source.settings import (
+from hypertracker_source.config.defaults import (
     DEFAULT_HEATMAP_COINS,
     FILLS_MAX_PAGE_SIZE,
     HISTORY_START,
     MAX_FILLS_PER_RUN,
 )
+from hypertracker_source.config.resolve import as_list, check_start_date, resolve_settings
+from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
+from hypertracker_source.fills.reads import fills_page, fills_table, split_windows, window_end
+from hypertracker_source.schema import FILL_PRIMARY_KEY
 
 PIECE = {
     "address": "0xAbC0000000000000000000000000000000000001",

@@ -9,6 +9,7 @@ from typing import Any
 import dlt
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from hypertracker_source.config.defaults import SEGMENT_NAMES
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.report.settings import (
     CASCADE_MAX_GAP_SECONDS,
@@ -18,7 +19,6 @@ from hypertracker_source.report.settings import (
     REPORT_MAX_TIME_BUCKETS,
     REPORT_SNAPSHOT_HOURS,
 )
-from hypertracker_source.settings import SEGMENT_NAMES
 
 REPORT_TABLES = ("liquidation_heatmap", "liquidation_risk", "liquidation_fills", "segments")
 

@@ -3,7 +3,7 @@
 import dlt
 from dlt.common.schema.utils import get_columns_names_with_prop
 
-from hypertracker_source.settings import TABLE_NAMES
+from hypertracker_source.config.defaults import TABLE_NAMES
 
 MYSQL_DIALECTS = ("mysql", "mariadb")
 MERGE_KEY_INDEX = "hypertracker_merge_key"

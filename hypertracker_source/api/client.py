@@ -20,26 +20,26 @@ from requests.auth import AuthBase
 from requests.exceptions import SSLError, TooManyRedirects
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from hypertracker_source.answers import (
+from hypertracker_source.api.answers import (
     AnswerBounds,
     AnswerTooLargeError,
     BodyLimit,
     BoundedAdapter,
     bounded,
 )
-from hypertracker_source.budget import SpendLedger
-from hypertracker_source.endpoints import API_PREFIX, Endpoint
-from hypertracker_source.exceptions import (
-    HyperTrackerApiError,
-    HyperTrackerAuthError,
-    HyperTrackerUnreachableError,
-)
-from hypertracker_source.request_flow import GatedAdapter, RequestGate, RequestPacer
-from hypertracker_source.settings import (
+from hypertracker_source.api.budget import SpendLedger
+from hypertracker_source.api.endpoints import API_PREFIX, Endpoint
+from hypertracker_source.api.request_flow import GatedAdapter, RequestGate, RequestPacer
+from hypertracker_source.config.defaults import (
     BYTES_PER_MB,
     DEFAULT_RESPONSE_DEADLINE,
     MAX_BODY_MB,
     MAX_FILE_REDIRECTS,
+)
+from hypertracker_source.exceptions import (
+    HyperTrackerApiError,
+    HyperTrackerAuthError,
+    HyperTrackerUnreachableError,
 )
 
 HEATMAP_FILE = "the pre-signed heatmap file"

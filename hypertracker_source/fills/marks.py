@@ -18,7 +18,8 @@ import pendulum
 from dlt.common.time import ensure_pendulum_datetime
 from pendulum import DateTime
 
-from hypertracker_source.fills import (
+from hypertracker_source.config.resolve import FillFilter, FillsPlan
+from hypertracker_source.fills.reads import (
     FillQuery,
     Read,
     RunBudget,
@@ -29,7 +30,6 @@ from hypertracker_source.fills import (
     walk_read,
     window_read,
 )
-from hypertracker_source.resolve import FillFilter, FillsPlan
 
 FILTERS_KEY = "filters"
 """Where the resource state keeps each filter's marks."""

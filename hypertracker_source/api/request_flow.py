@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from requests import PreparedRequest, RequestException, Response
 
-from hypertracker_source.answers import BoundedAdapter
+from hypertracker_source.api.answers import BoundedAdapter
 from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerInterruptedError
 
 

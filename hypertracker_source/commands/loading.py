@@ -10,10 +10,10 @@ from dlt.common.pipeline import LoadInfo
 from dlt.sources import DltSource
 
 from hypertracker_source import RunStats, hypertracker, load_until_caught_up, pending_fill_reads
-from hypertracker_source.chunks import pending_span
+from hypertracker_source.config.defaults import FILLS_RESOURCE, REJECTED_FILLS_TABLE, TABLE_NAMES
+from hypertracker_source.destinations.mysql import index_merge_keys_on_mysql
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.mysql import index_merge_keys_on_mysql
-from hypertracker_source.settings import FILLS_RESOURCE, REJECTED_FILLS_TABLE, TABLE_NAMES
+from hypertracker_source.runs.chunks import pending_span
 
 
 def run_load(
@@ -30,7 +30,7 @@ def run_load(
 
     A load an interrupted run left behind is finished first (see recovery.py), under the pipeline's
     lock, which a second run waits `lock_wait` seconds for. Into MySQL or MariaDB, the staging
-    tables' keys get the index the next merge needs (see hypertracker_source/mysql.py). `stats`
+    tables' keys get the index the next merge needs (see destinations/mysql.py). `stats`
     may come with the API's status already asked (by follow), which prints its own line instead
     of the summary.
     """

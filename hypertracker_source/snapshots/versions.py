@@ -12,8 +12,8 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.time import ensure_pendulum_datetime
 from dlt.sources import DltResource
 
-from hypertracker_source.client import HyperTrackerClient
-from hypertracker_source.endpoints import STATUS
+from hypertracker_source.api.client import HyperTrackerClient
+from hypertracker_source.api.endpoints import STATUS
 
 SnapshotKey = str | int
 """What a snapshot table is fetched by: a coin for heatmaps, a segment id for risk."""

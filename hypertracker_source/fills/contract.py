@@ -14,6 +14,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hypertracker_source.config.defaults import FILL_FIELD_MAX_BYTES, REJECTED_FIELD_SHOWN_BYTES
 from hypertracker_source.schema import (
     FILL_PRIMARY_KEY,
     TIMESTAMP,
@@ -21,7 +22,6 @@ from hypertracker_source.schema import (
     arrow_schema,
     column_hints,
 )
-from hypertracker_source.settings import FILL_FIELD_MAX_BYTES, REJECTED_FIELD_SHOWN_BYTES
 
 REQUIRED_COLUMNS = tuple(dict.fromkeys(("time", *FILL_PRIMARY_KEY)))
 """Columns a fill must have: `time` (the marks and windows follow it) and the key."""

@@ -8,13 +8,13 @@ from pathlib import Path
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.settings import (
+from hypertracker_source.config.defaults import (
     DEFAULT_HEATMAP_COINS,
     DEFAULT_LAG,
     FILLS_MAX_PAGE_SIZE,
     HISTORY_START,
 )
+from hypertracker_source.exceptions import HyperTrackerError
 
 CONFIG_PATH = Path(".dlt/config.toml")
 SECRETS_PATH = Path(".dlt/secrets.toml")

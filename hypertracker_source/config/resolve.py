@@ -12,8 +12,7 @@ import pendulum
 from dlt.common.schema.typing import TLoaderMergeStrategy
 from dlt.common.time import ensure_pendulum_datetime
 
-from hypertracker_source.exceptions import HyperTrackerConfigError
-from hypertracker_source.settings import (
+from hypertracker_source.config.defaults import (
     BYTES_PER_MB,
     DEFAULT_RESPONSE_DEADLINE,
     FILL_SIDES,
@@ -26,6 +25,7 @@ from hypertracker_source.settings import (
     REQUESTS_PER_MINUTE_PLANS,
     SEGMENT_NAMES,
 )
+from hypertracker_source.exceptions import HyperTrackerConfigError
 
 ListSetting = str | Sequence[str] | Sequence[int] | None
 """A list setting as dlt hands it over: a list, a JSON list string, or a comma-separated string."""

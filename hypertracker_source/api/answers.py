@@ -18,8 +18,8 @@ from requests.exceptions import ReadTimeout, RequestException
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from hypertracker_source.config.defaults import BYTES_PER_MB
 from hypertracker_source.exceptions import HyperTrackerApiError
-from hypertracker_source.settings import BYTES_PER_MB
 
 READ_CHUNK_BYTES = 64 * 1024
 GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS

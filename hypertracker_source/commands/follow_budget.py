@@ -6,16 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from hypertracker_source.budget import Spend, SpendLedger, next_day, next_month, renewal
-from hypertracker_source.client import RunStats
-from hypertracker_source.endpoints import FILLS, STATUS
-from hypertracker_source.resolve import RequestBudget
-from hypertracker_source.settings import (
+from hypertracker_source.api.budget import Spend, SpendLedger, next_day, next_month, renewal
+from hypertracker_source.api.client import RunStats
+from hypertracker_source.api.endpoints import FILLS, STATUS
+from hypertracker_source.config.defaults import (
     DEFAULT_HEATMAP_COINS,
     FASTEST_REFRESH,
     FILLS_RESOURCE,
     SEGMENT_NAMES,
 )
+from hypertracker_source.config.resolve import RequestBudget
 
 FILLS_VERSION_COST = 3
 """A fills-only version's requests before one is measured: the poll that finds it, one late poll,

@@ -14,8 +14,8 @@ from dlt.common.configuration.exceptions import (
 from dlt.common.exceptions import SignalReceivedException
 from dlt.destinations.exceptions import DestinationConnectionError
 
+from hypertracker_source.config.resolve import uncoerced_setting_error
 from hypertracker_source.exceptions import HyperTrackerError, HyperTrackerInterruptedError
-from hypertracker_source.resolve import uncoerced_setting_error
 
 CREDENTIAL_EXAMPLES = {
     "postgres": "postgresql://user:password@host:5432/database",

@@ -12,8 +12,8 @@ import orjson
 from dlt.common.configuration.container import Container
 from dlt.common.pipeline import PipelineContext, pipeline_state
 
+from hypertracker_source.config.resolve import RequestBudget
 from hypertracker_source.exceptions import HyperTrackerBudgetError
-from hypertracker_source.resolve import RequestBudget
 
 SOURCE_STATE_KEY = "hypertracker"
 """The source's section in the pipeline state (its name)."""

@@ -10,11 +10,11 @@ from dlt.common.pipeline import LoadInfo
 from dlt.extract.source import DltSource
 from pendulum import DateTime
 
+from hypertracker_source.config.defaults import FILLS_RESOURCE
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.fill_state import pending_reads, pending_windows
-from hypertracker_source.recovery import finish_left_behind
-from hypertracker_source.run_lock import pipeline_lock
-from hypertracker_source.settings import FILLS_RESOURCE
+from hypertracker_source.fills.marks import pending_reads, pending_windows
+from hypertracker_source.runs.recovery import finish_left_behind
+from hypertracker_source.runs.run_lock import pipeline_lock
 
 ChunkDone = Callable[[int, LoadInfo], None]
 """Called after each chunk with its number (from 1) and what dlt loaded."""

@@ -9,25 +9,25 @@ from typing import Any, Protocol
 import dlt
 from dlt.common.time import ensure_pendulum_datetime
 
-from hypertracker_source.check import configured_client
-from hypertracker_source.client import HyperTrackerClient, RunStats
-from hypertracker_source.endpoints import STATUS
-from hypertracker_source.exceptions import (
-    HyperTrackerAuthError,
-    HyperTrackerBudgetError,
-    HyperTrackerConfigError,
-    HyperTrackerError,
-)
-from hypertracker_source.failures import root_cause
-from hypertracker_source.follow_budget import BudgetSpread, VersionChoice
-from hypertracker_source.settings import (
+from hypertracker_source.api.client import HyperTrackerClient, RunStats
+from hypertracker_source.api.endpoints import STATUS
+from hypertracker_source.commands.check import configured_client
+from hypertracker_source.commands.follow_budget import BudgetSpread, VersionChoice
+from hypertracker_source.config.defaults import (
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
     FOLLOW_POLL_MARGIN,
     TABLE_NAMES,
 )
-from hypertracker_source.stopping import stop_signal
+from hypertracker_source.exceptions import (
+    HyperTrackerAuthError,
+    HyperTrackerBudgetError,
+    HyperTrackerConfigError,
+    HyperTrackerError,
+)
+from hypertracker_source.runs.failures import root_cause
+from hypertracker_source.runs.stopping import stop_signal
 
 LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""

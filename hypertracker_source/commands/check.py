@@ -6,11 +6,19 @@ from dlt.common.configuration import known_sections
 from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 
-from hypertracker_source.budget import pipeline_ledger
-from hypertracker_source.client import RERUN_ADVICE, HyperTrackerClient
-from hypertracker_source.endpoints import STATUS
-from hypertracker_source.exceptions import HyperTrackerApiError
-from hypertracker_source.resolve import (
+from hypertracker_source.api.budget import pipeline_ledger
+from hypertracker_source.api.client import RERUN_ADVICE, HyperTrackerClient
+from hypertracker_source.api.endpoints import STATUS
+from hypertracker_source.config.defaults import (
+    API_BASE_URL,
+    DEFAULT_HEATMAP_COINS,
+    DEFAULT_LAG,
+    DEFAULT_RESPONSE_DEADLINE,
+    FILLS_MAX_PAGE_SIZE,
+    HISTORY_START,
+    MAX_FILLS_PER_RUN,
+)
+from hypertracker_source.config.resolve import (
     ListSetting,
     SourceSettings,
     check_api_key,
@@ -21,15 +29,7 @@ from hypertracker_source.resolve import (
     plan_rate,
     resolve_settings,
 )
-from hypertracker_source.settings import (
-    API_BASE_URL,
-    DEFAULT_HEATMAP_COINS,
-    DEFAULT_LAG,
-    DEFAULT_RESPONSE_DEADLINE,
-    FILLS_MAX_PAGE_SIZE,
-    HISTORY_START,
-    MAX_FILLS_PER_RUN,
-)
+from hypertracker_source.exceptions import HyperTrackerApiError
 
 CHECK_ADVICE = "Nothing was loaded: check only asks the API's status"
 """What a failed check did, in place of a load's advice."""

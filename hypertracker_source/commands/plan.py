@@ -12,15 +12,15 @@ from dlt.common.time import ensure_pendulum_datetime
 from pendulum import DateTime
 
 from hypertracker_source import snapshot_requests_due
-from hypertracker_source.budget import Spend, pipeline_ledger, requests_left, spend_text
-from hypertracker_source.chunks import fills_resource_state
-from hypertracker_source.endpoints import FILLS, SEGMENTS, STATUS
-from hypertracker_source.fill_state import FILTERS_KEY
-from hypertracker_source.fills import split_windows
-from hypertracker_source.follow_budget import FILLS_VERSION_COST, plan_version_costs
-from hypertracker_source.resolve import RequestBudget, SourceSettings
-from hypertracker_source.settings import FASTEST_REFRESH, FILLS_RESOURCE, PLANS
-from hypertracker_source.status import dataset_row, loaded_version
+from hypertracker_source.api.budget import Spend, pipeline_ledger, requests_left, spend_text
+from hypertracker_source.api.endpoints import FILLS, SEGMENTS, STATUS
+from hypertracker_source.commands.follow_budget import FILLS_VERSION_COST, plan_version_costs
+from hypertracker_source.commands.status import dataset_row, loaded_version
+from hypertracker_source.config.defaults import FASTEST_REFRESH, FILLS_RESOURCE, PLANS
+from hypertracker_source.config.resolve import RequestBudget, SourceSettings
+from hypertracker_source.fills.marks import FILTERS_KEY
+from hypertracker_source.fills.reads import split_windows
+from hypertracker_source.runs.chunks import fills_resource_state
 
 SLOWEST_REFRESH = timedelta(minutes=30)
 """The longest time between two API data versions."""

@@ -6,8 +6,9 @@ from typing import Any
 import pendulum
 import pyarrow as pa
 
-from hypertracker_source.client import HyperTrackerClient
-from hypertracker_source.endpoints import RISK, SEGMENTS
+from hypertracker_source.api.client import HyperTrackerClient
+from hypertracker_source.api.endpoints import RISK, SEGMENTS
+from hypertracker_source.config.defaults import RISK_PAGE_SIZE, SEGMENT_NAMES
 from hypertracker_source.schema import (
     RISK_FIELDS,
     SEGMENT_ID,
@@ -15,7 +16,6 @@ from hypertracker_source.schema import (
     TIMESTAMP,
     rows_to_arrow,
 )
-from hypertracker_source.settings import RISK_PAGE_SIZE, SEGMENT_NAMES
 
 
 def risk_resource_name(segment_id: int) -> str:

@@ -22,25 +22,15 @@ from dlt.common.exceptions import MissingDependencyException
 from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.check import (
+from hypertracker_source.commands.check import (
     api_status,
     checked_status,
     configured_client,
     configured_settings,
 )
-from hypertracker_source.dlt_log import dlt_warnings_for_the_command_line
-from hypertracker_source.exceptions import (
-    HyperTrackerBudgetError,
-    HyperTrackerConfigError,
-    HyperTrackerError,
-    HyperTrackerPipelineBusyError,
-)
-from hypertracker_source.failures import headline, root_cause
-from hypertracker_source.follow import FollowTiming, WallClock, follow
-from hypertracker_source.loading import run_load
-from hypertracker_source.risk import risk_resource_name
-from hypertracker_source.run_lock import pipeline_lock
-from hypertracker_source.settings import (
+from hypertracker_source.commands.follow import FollowTiming, WallClock, follow
+from hypertracker_source.commands.loading import run_load
+from hypertracker_source.config.defaults import (
     EXIT_BEHIND,
     EXIT_BUDGET_SPENT,
     EXIT_PIPELINE_BUSY,
@@ -52,12 +42,22 @@ from hypertracker_source.settings import (
     SEGMENT_NAMES,
     STATUS_MAX_BEHIND,
 )
-from hypertracker_source.stopping import (
+from hypertracker_source.exceptions import (
+    HyperTrackerBudgetError,
+    HyperTrackerConfigError,
+    HyperTrackerError,
+    HyperTrackerPipelineBusyError,
+)
+from hypertracker_source.runs.dlt_log import dlt_warnings_for_the_command_line
+from hypertracker_source.runs.failures import headline, root_cause
+from hypertracker_source.runs.run_lock import pipeline_lock
+from hypertracker_source.runs.stopping import (
     keep_dlt_off_signals,
     print_interrupted,
     signals_stop_the_command,
     stop_signal,
 )
+from hypertracker_source.snapshots.risk import risk_resource_name
 
 __all__ = ["main", "root_cause"]
 
@@ -498,7 +498,7 @@ def command_follow(args: argparse.Namespace) -> None:
 
 def command_init(args: argparse.Namespace) -> None:
     """Runs `hypertracker init`: the project files, in the current folder."""
-    from hypertracker_source.scaffold import write_project
+    from hypertracker_source.commands.init import write_project
 
     write_project(Path.cwd(), args.force)
 
@@ -553,7 +553,7 @@ def command_report(args: argparse.Namespace) -> None:
 
 def command_models(args: argparse.Namespace) -> None:
     """Runs `hypertracker models`: dbt builds and tests the bundled models in the dataset."""
-    from hypertracker_source.models import run_models
+    from hypertracker_source.commands.models import run_models
 
     if args.destination.endswith(".duckdb") and not Path(args.destination).is_file():
         raise HyperTrackerError(
@@ -635,7 +635,7 @@ def command_check(args: argparse.Namespace) -> None:
 
 def command_plan(args: argparse.Namespace) -> None:
     """Runs `hypertracker plan`: the cost of the next run and of a day of follow."""
-    from hypertracker_source.plan import make_plan, plan_text
+    from hypertracker_source.commands.plan import make_plan, plan_text
 
     pipeline = pipeline_from_args(args)
     settings = configured_settings(**source_settings(args))
@@ -658,7 +658,7 @@ def status_within_budget(pipeline: dlt.Pipeline) -> dict[str, str] | None:
 
 def command_status(args: argparse.Namespace) -> int:
     """Runs `hypertracker status`; its exit code says whether the data is too far behind."""
-    from hypertracker_source.status import pipeline_status, status_text
+    from hypertracker_source.commands.status import pipeline_status, status_text
 
     pipeline = pipeline_from_args(args)
     api = None if args.offline else status_within_budget(pipeline)

@@ -18,23 +18,23 @@ import pyarrow.compute as pc
 from dlt.common.time import ensure_pendulum_datetime
 from pendulum import DateTime
 
-from hypertracker_source.client import HyperTrackerClient
-from hypertracker_source.endpoints import FILLS
+from hypertracker_source.api.client import HyperTrackerClient
+from hypertracker_source.api.endpoints import FILLS
+from hypertracker_source.config.defaults import (
+    MAX_STALLED_PAGES,
+    REJECTED_FILLS_TABLE,
+    WINDOW_MAX_DAYS,
+    WINDOW_MAX_MONTHS,
+)
+from hypertracker_source.config.resolve import FillFilter
 from hypertracker_source.exceptions import HyperTrackerApiError
-from hypertracker_source.fill_contract import FillsSplit, RejectedFills, split_fills
-from hypertracker_source.resolve import FillFilter
+from hypertracker_source.fills.contract import FillsSplit, RejectedFills, split_fills
 from hypertracker_source.schema import (
     FILL_FIELDS,
     FILL_PRIMARY_KEY,
     TIMESTAMP,
     read_page,
     rows_to_arrow,
-)
-from hypertracker_source.settings import (
-    MAX_STALLED_PAGES,
-    REJECTED_FILLS_TABLE,
-    WINDOW_MAX_DAYS,
-    WINDOW_MAX_MONTHS,
 )
 
 logger = logging.getLogger(__name__)

@@ -10,13 +10,13 @@ from typing import Any
 
 import dlt
 
-from hypertracker_source.failures import (
+from hypertracker_source.api.request_flow import interrupt_requests
+from hypertracker_source.config.defaults import STOP_GRACE
+from hypertracker_source.runs.failures import (
     CommandInterrupted,
     interrupted_headline,
     interrupting_signal,
 )
-from hypertracker_source.request_flow import interrupt_requests
-from hypertracker_source.settings import STOP_GRACE
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -1,8 +1,8 @@
 """The tables and columns of docs/tables.md, generated from the dlt schema.
 
-`python -m hypertracker_source.docs` loads the bundled simulator into a throwaway DuckDB file, as
-`hypertracker demo` does, and prints what dlt made of it: the documented columns, types and keys
-cannot drift from the code.
+`python -m hypertracker_source.commands.docs` loads the bundled simulator into a throwaway DuckDB
+file, as `hypertracker demo` does, and prints what dlt made of it: the documented columns, types
+and keys cannot drift from the code.
 """
 
 import tempfile

@@ -1,0 +1,1 @@
+"""Transport: the HTTP client, its endpoints, answers' bounds, pacing and the request budget."""

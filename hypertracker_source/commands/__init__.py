@@ -1,0 +1,1 @@
+"""The `hypertracker` command line: one module per command."""

@@ -1,0 +1,1 @@
+"""Configuration: the source's constants and the settings, checked before any request."""

@@ -1,0 +1,1 @@
+"""Destination quirks: the checks and steps one destination type needs."""

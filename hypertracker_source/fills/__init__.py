@@ -1,0 +1,1 @@
+"""The fills engine: filters, windows, marks, cursor pages and the data contract."""

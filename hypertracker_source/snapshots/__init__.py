@@ -1,0 +1,1 @@
+"""Snapshots: tables fetched once per API data version (heatmaps, cohort risk)."""
