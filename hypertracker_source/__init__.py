@@ -40,14 +40,9 @@ from hypertracker_source.fills.contract import (
     RejectedFills,
 )
 from hypertracker_source.fills.marks import pending_reads, plan_run
-from hypertracker_source.fills.reads import (
-    FillQuery,
-    batched,
-    read_fills,
-    use_returning_malloc,
-    use_returning_memory_pool,
-)
+from hypertracker_source.fills.reads import FillQuery, batched, read_fills
 from hypertracker_source.runs.chunks import load_until_caught_up, pending_fill_reads
+from hypertracker_source.runs.memory import use_returning_malloc, use_returning_memory_pool
 from hypertracker_source.schema import (
     FILL_FIELDS,
     FILL_PRIMARY_KEY,

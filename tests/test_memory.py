@@ -15,13 +15,13 @@ from helpers import API_KEY, assert_fills_equal
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.commands.cli import LOCAL_DATABASE, main
-from hypertracker_source.fills.reads import (
+from hypertracker_source.runs.failures import DUCKDB_MEMORY_HEADLINE
+from hypertracker_source.runs.memory import (
     ARROW_POOL_VARIABLE,
     GLIBC_MALLOC_VARIABLES,
     MALLOC_ARENAS,
     glibc,
 )
-from hypertracker_source.runs.failures import DUCKDB_MEMORY_HEADLINE
 
 DUCKDB_SETTINGS = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
 ARENAS_CHILD = Path(__file__).with_name("malloc_arenas_child.py")
