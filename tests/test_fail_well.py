@@ -27,7 +27,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.api.client import unreachable_cause
+from hypertracker_source.api.errors import unreachable_cause
 from hypertracker_source.commands.cli import (
     DEMO_DATABASE,
     DEMO_FILLS,

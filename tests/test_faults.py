@@ -20,8 +20,9 @@ from helpers import (
 
 from hypertracker_simulator import Faults, RequestRecord, Simulator
 from hypertracker_source import RunStats
-from hypertracker_source.api.client import RERUN_ADVICE, RetryingClient
+from hypertracker_source.api.client import RetryingClient
 from hypertracker_source.api.endpoints import ENDPOINTS
+from hypertracker_source.api.errors import RERUN_ADVICE
 from hypertracker_source.api.request_flow import GatedAdapter, RequestGate
 from hypertracker_source.commands.cli import root_cause
 from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES

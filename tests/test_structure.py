@@ -82,7 +82,8 @@ def test_the_client_is_transport_only() -> None:
         "hypertracker_source.api.answers",
         "hypertracker_source.api.budget",
         "hypertracker_source.api.endpoints",
-        "hypertracker_source.exceptions",
+        "hypertracker_source.api.errors",
+        "hypertracker_source.api.files",
         "hypertracker_source.api.request_flow",
         "hypertracker_source.config.defaults",
     }

@@ -21,10 +21,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from hypertracker_source.config.defaults import BYTES_PER_MB
 from hypertracker_source.exceptions import HyperTrackerApiError
 
-READ_CHUNK_BYTES = 64 * 1024
-GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS
+_READ_CHUNK_BYTES = 64 * 1024
+_GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS
 """zlib's window bits for a gzip stream, header and trailer included."""
-WATCH_RETRY_SECONDS = 0.5
+_WATCH_RETRY_SECONDS = 0.5
 """How soon a deadline that passed before the connection existed looks for it again."""
 
 
@@ -61,7 +61,7 @@ class AnswerDeadlineError(ReadTimeout):
     """An answer was not whole by its deadline: retried like a read timeout."""
 
 
-class Watch:
+class _Watch:
     """One answer's deadline: when it passes, its connection is shut, whatever it awaits."""
 
     # Hand-written: requests' timeout bounds each wait for a byte, never the whole answer, and an
@@ -89,7 +89,7 @@ class Watch:
                 return
             sock = getattr(self.connection, "sock", None)
             if sock is None:
-                self._arm(WATCH_RETRY_SECONDS)
+                self._arm(_WATCH_RETRY_SECONDS)
                 return
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -125,60 +125,60 @@ class Watch:
         )
 
 
-class CurrentRequest(threading.local):
+class _CurrentRequest(threading.local):
     """The bounds the client set for this thread's request, the watch of its answer, and what
     counts an answer cut short (by its deadline, its size or a stop: a request spent all the
     same)."""
 
     bounds: AnswerBounds | None = None
-    watch: Watch | None = None
+    watch: _Watch | None = None
     count_cut: Callable[[], None] | None = None
 
 
-CURRENT = CurrentRequest()
+_CURRENT = _CurrentRequest()
 
 
 @contextmanager
 def bounded(bounds: AnswerBounds, count_cut: Callable[[], None] | None = None) -> Iterator[None]:
     """Holds every answer this thread receives meanwhile, redirects and retries included, to
     these bounds; `count_cut` is called for each one cut short by them."""
-    CURRENT.bounds, CURRENT.count_cut = bounds, count_cut
+    _CURRENT.bounds, _CURRENT.count_cut = bounds, count_cut
     try:
         yield
     finally:
-        CURRENT.bounds = CURRENT.count_cut = None
+        _CURRENT.bounds = _CURRENT.count_cut = None
 
 
-class WatchedHTTPConnection(HTTPConnection):
+class _WatchedHTTPConnection(HTTPConnection):
     """An HTTP connection that tells its thread's watch which socket to shut."""
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         """Sends a request, watched."""
-        if CURRENT.watch is not None:
-            CURRENT.watch.connection = self
+        if _CURRENT.watch is not None:
+            _CURRENT.watch.connection = self
         super().request(*args, **kwargs)
 
 
-class WatchedHTTPSConnection(HTTPSConnection):
+class _WatchedHTTPSConnection(HTTPSConnection):
     """An HTTPS connection that tells its thread's watch which socket to shut."""
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         """Sends a request, watched."""
-        if CURRENT.watch is not None:
-            CURRENT.watch.connection = self
+        if _CURRENT.watch is not None:
+            _CURRENT.watch.connection = self
         super().request(*args, **kwargs)
 
 
-class WatchedHTTPPool(HTTPConnectionPool):
+class _WatchedHTTPPool(HTTPConnectionPool):
     """A pool of watched HTTP connections."""
 
-    ConnectionCls = WatchedHTTPConnection
+    ConnectionCls = _WatchedHTTPConnection
 
 
-class WatchedHTTPSPool(HTTPSConnectionPool):
+class _WatchedHTTPSPool(HTTPSConnectionPool):
     """A pool of watched HTTPS connections."""
 
-    ConnectionCls = WatchedHTTPSConnection
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class BoundedAdapter(HTTPAdapter):
@@ -187,7 +187,7 @@ class BoundedAdapter(HTTPAdapter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._watches: set[Watch] = set()
+        self._watches: set[_Watch] = set()
         self._watches_lock = threading.RLock()
         """Reentrant: a stop signal's handler may cut answers in the thread it interrupted."""
 
@@ -202,53 +202,53 @@ class BoundedAdapter(HTTPAdapter):
         """Makes the pool manager, with watched connections."""
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
-            "http": WatchedHTTPPool,
-            "https": WatchedHTTPSPool,
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
         }
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
         """Sends the request and reads its answer whole, within the thread's bounds if set."""
-        bounds = CURRENT.bounds
+        bounds = _CURRENT.bounds
         if bounds is None:
             return super().send(request, *args, **kwargs)
-        watch = CURRENT.watch = Watch(bounds.deadline_seconds)
+        watch = _CURRENT.watch = _Watch(bounds.deadline_seconds)
         with self._watches_lock:
             self._watches.add(watch)
         try:
             response = super().send(request, *args, **kwargs)
-            response._content = read_body(response, bounds.body, watch)
+            response._content = _read_body(response, bounds.body, watch)
             if watch.expired:
                 response.close()
                 raise watch.error()
             return response
         except AnswerTooLargeError:
-            count_cut()
+            _count_cut()
             raise
         except RequestException:
             if watch.expired:
-                count_cut()
+                _count_cut()
                 raise watch.error() from None
             if watch.was_cut:
-                count_cut()
+                _count_cut()
             raise
         finally:
             watch.disarm()
-            CURRENT.watch = None
+            _CURRENT.watch = None
             with self._watches_lock:
                 self._watches.discard(watch)
 
 
-def count_cut() -> None:
+def _count_cut() -> None:
     """Counts this thread's answer cut short by its bounds, if its client counts them."""
-    if CURRENT.count_cut is not None:
-        CURRENT.count_cut()
+    if _CURRENT.count_cut is not None:
+        _CURRENT.count_cut()
 
 
-def read_body(response: Response, limit: BodyLimit, watch: Watch) -> bytes:
+def _read_body(response: Response, limit: BodyLimit, watch: _Watch) -> bytes:
     """Reads an answer's body, stopping at its size limit or its deadline."""
     chunks = []
     size = 0
-    for chunk in response.iter_content(READ_CHUNK_BYTES):
+    for chunk in response.iter_content(_READ_CHUNK_BYTES):
         size += len(chunk)
         if size > limit.max_bytes:
             response.close()
@@ -263,7 +263,7 @@ def read_body(response: Response, limit: BodyLimit, watch: Watch) -> bytes:
 
 def gunzip_bounded(content: bytes, limit: BodyLimit, what: str) -> bytes:
     """Inflates a gzip body, never past its limit: a small file may inflate to gigabytes."""
-    inflater = zlib.decompressobj(GZIP_WINDOW_BITS)
+    inflater = zlib.decompressobj(_GZIP_WINDOW_BITS)
     inflated = inflater.decompress(content, limit.max_bytes + 1)
     if len(inflated) > limit.max_bytes or inflater.unconsumed_tail:
         raise limit.error(what)

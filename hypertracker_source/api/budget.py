@@ -15,20 +15,20 @@ from dlt.common.pipeline import PipelineContext, pipeline_state
 from hypertracker_source.config.resolve import RequestBudget
 from hypertracker_source.exceptions import HyperTrackerBudgetError
 
-SOURCE_STATE_KEY = "hypertracker"
+_SOURCE_STATE_KEY = "hypertracker"
 """The source's section in the pipeline state (its name)."""
-SPEND_STATE_KEY = "request_spend"
+_SPEND_STATE_KEY = "request_spend"
 """Where the source state keeps the requests spent this UTC day and month."""
 SPEND_JOURNAL = "request_spend.json"
 """The local journal of the spend, in the pipeline's working folder: it also holds the requests of
 runs that failed before their state was committed."""
-JOURNAL_LOCK = threading.Lock()
+_JOURNAL_LOCK = threading.Lock()
 """Serialises the journal's read-add-write between the clients of this process."""
 
-Item = TypeVar("Item")
+_Item = TypeVar("_Item")
 
 
-def utc_now() -> datetime:
+def _utc_now() -> datetime:
     """The current time in UTC."""
     return datetime.now(timezone.utc)
 
@@ -127,7 +127,7 @@ def spend_text(budget: RequestBudget, spend: Spend) -> str:
     return f"requests today {day}, this month {month}{unset}"
 
 
-def budget_spent_error(
+def _budget_spent_error(
     budget: RequestBudget, spend: Spend, now: datetime
 ) -> HyperTrackerBudgetError:
     """The error of a request the budget does not allow: what is spent, left, and when it renews."""
@@ -136,21 +136,21 @@ def budget_spent_error(
     renews = renewal(budget, spend, now)
     return HyperTrackerBudgetError(
         f"The request budget is spent: {spend_text(budget, spend)} "
-        f"(sources.hypertracker.{setting}); {left_text(requests_left(budget, spend) or 0)} "
+        f"(sources.hypertracker.{setting}); {_left_text(requests_left(budget, spend) or 0)} "
         "until it renews at "
-        f"{renews:%Y-%m-%d %H:%M} UTC, in {wait_text(renews - now)}. What this run loaded stays "
+        f"{renews:%Y-%m-%d %H:%M} UTC, in {_wait_text(renews - now)}. What this run loaded stays "
         f"loaded, with its marks: run again then to go on, or raise {setting} "
         f"(SOURCES__HYPERTRACKER__{setting.upper()})",
         renews.isoformat(),
     )
 
 
-def left_text(left: int) -> str:
+def _left_text(left: int) -> str:
     """The requests left, in words: those kept for the run's other requests are not enough."""
     return f"{left} left" if not left else f"{left} left, kept for this run's other requests,"
 
 
-def wait_text(wait: timedelta) -> str:
+def _wait_text(wait: timedelta) -> str:
     """A wait in hours and minutes: `3 h 05 min`."""
     minutes = max(0, int(wait.total_seconds() // 60))
     return f"{minutes // 60} h {minutes % 60:02d} min"
@@ -171,7 +171,7 @@ class SpendLedger:
         budget: RequestBudget,
         journal: Path | None,
         stored: object = None,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.budget = budget
         self._journal = journal
@@ -196,7 +196,7 @@ class SpendLedger:
             now = self._clock()
             spend = self._known(now)
             if requests_left(self.budget, spend) == 0:
-                raise budget_spent_error(self.budget, spend, now)
+                raise _budget_spent_error(self.budget, spend, now)
             self._charged += 1
             self._spend = spend.plus(1)
             self._store()
@@ -208,22 +208,22 @@ class SpendLedger:
     def spent_error(self) -> HyperTrackerBudgetError:
         """The error that says the budget is spent, and until when."""
         now = self._clock()
-        return budget_spent_error(self.budget, self.spend(), now)
+        return _budget_spent_error(self.budget, self.spend(), now)
 
-    def keep_in_state(self, item: Item) -> Item:
+    def keep_in_state(self, item: _Item) -> _Item:
         """Binds the count to the source state of the running extract (a resource's map step)."""
         if self._state is None:
             state, writable = pipeline_state(Container())
             if writable and state is not None:
                 sources = state.setdefault("sources", {})
-                self._bind(sources.setdefault(SOURCE_STATE_KEY, {}))
+                self._bind(sources.setdefault(_SOURCE_STATE_KEY, {}))
         return item
 
     def _bind(self, source_state: dict[str, Any]) -> None:
         """Writes the count into this source state from now on, counting what it holds."""
         with self._lock:
             now = self._clock()
-            stored = Spend.from_record(source_state.get(SPEND_STATE_KEY), now)
+            stored = Spend.from_record(source_state.get(_SPEND_STATE_KEY), now)
             self._spend = self._known(now).most(stored.plus(self._charged))
             self._state = source_state
             self._store()
@@ -232,21 +232,21 @@ class SpendLedger:
         """The larger of this ledger's count and the journal's, as of `now`."""
         spend = self._spend.at(now)
         if self._journal is not None:
-            with JOURNAL_LOCK:
-                spend = spend.most(Spend.from_record(read_journal(self._journal), now))
+            with _JOURNAL_LOCK:
+                spend = spend.most(Spend.from_record(_read_journal(self._journal), now))
         return spend
 
     def _store(self) -> None:
         """Writes the count to the journal and, once bound, to the source state."""
         record = self._spend.record()
         if self._state is not None:
-            self._state[SPEND_STATE_KEY] = record
+            self._state[_SPEND_STATE_KEY] = record
         if self._journal is not None:
-            with JOURNAL_LOCK:
-                write_journal(self._journal, record)
+            with _JOURNAL_LOCK:
+                _write_journal(self._journal, record)
 
 
-def read_journal(path: Path) -> object:
+def _read_journal(path: Path) -> object:
     """The journal's record, or None when there is none yet (or it is unreadable)."""
     try:
         return orjson.loads(path.read_bytes())
@@ -254,7 +254,7 @@ def read_journal(path: Path) -> object:
         return None
 
 
-def write_journal(path: Path, record: dict[str, Any]) -> None:
+def _write_journal(path: Path, record: dict[str, Any]) -> None:
     """Replaces the journal's record at once, so a kill never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -262,19 +262,19 @@ def write_journal(path: Path, record: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def journal_path(working_dir: str | None) -> Path | None:
+def _journal_path(working_dir: str | None) -> Path | None:
     """The spend journal of a pipeline's working folder, if there is one."""
     return Path(working_dir) / SPEND_JOURNAL if working_dir else None
 
 
 def stored_spend(pipeline_state_: Mapping[str, Any]) -> object:
     """The spend record a pipeline's state holds, if any."""
-    return pipeline_state_.get("sources", {}).get(SOURCE_STATE_KEY, {}).get(SPEND_STATE_KEY)
+    return pipeline_state_.get("sources", {}).get(_SOURCE_STATE_KEY, {}).get(_SPEND_STATE_KEY)
 
 
 def pipeline_ledger(pipeline: Any, budget: RequestBudget) -> SpendLedger:
     """The ledger of a pipeline's spend: its journal, and the spend its state holds."""
-    return SpendLedger(budget, journal_path(pipeline.working_dir), stored_spend(pipeline.state))
+    return SpendLedger(budget, _journal_path(pipeline.working_dir), stored_spend(pipeline.state))
 
 
 def active_pipeline_ledger(budget: RequestBudget) -> SpendLedger:

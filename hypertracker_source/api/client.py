@@ -1,13 +1,11 @@
-"""The HTTP client of the HyperTracker API and of its pre-signed file host."""
+"""The API client: its retried, paced, authorised, counted and bounded GET, and file downloads."""
 
 import functools
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import urljoin, urlsplit
 
 import dlt
 import orjson
@@ -17,8 +15,6 @@ from dlt.sources.helpers.requests import Client
 from dlt.sources.helpers.requests.retry import DEFAULT_RETRY_EXCEPTIONS
 from requests import PreparedRequest, RequestException, Response
 from requests.auth import AuthBase
-from requests.exceptions import SSLError, TooManyRedirects
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from hypertracker_source.api.answers import (
     AnswerBounds,
@@ -29,6 +25,16 @@ from hypertracker_source.api.answers import (
 )
 from hypertracker_source.api.budget import SpendLedger
 from hypertracker_source.api.endpoints import API_PREFIX, Endpoint
+from hypertracker_source.api.errors import (
+    AUTH_STATUSES,
+    auth_error,
+    check_status,
+    not_json_error,
+    unanswered_error,
+    unreachable_cause,
+    unreachable_error,
+)
+from hypertracker_source.api.files import download_file
 from hypertracker_source.api.request_flow import GatedAdapter, RequestGate, RequestPacer
 from hypertracker_source.config.defaults import (
     BYTES_PER_MB,
@@ -36,20 +42,9 @@ from hypertracker_source.config.defaults import (
     MAX_BODY_MB,
     MAX_FILE_REDIRECTS,
 )
-from hypertracker_source.exceptions import (
-    HyperTrackerApiError,
-    HyperTrackerAuthError,
-    HyperTrackerUnreachableError,
-)
-
-HEATMAP_FILE = "the pre-signed heatmap file"
-RERUN_ADVICE = (
-    "Rerun later: nothing of this run was loaded and the stored high-water marks have not moved"
-)
-"""What a run that failed on the API's account may do, and why it is safe."""
 
 
-class BearerAuth(AuthBase):
+class _BearerAuth(AuthBase):
     """Adds the API key to API requests only; the file host must never see it."""
 
     def __init__(self, api_key: str) -> None:
@@ -80,7 +75,7 @@ class RetryingClient(Client):
         return session
 
 
-def copy_retry_after(response: Response, *args: Any, **kwargs: Any) -> Response:
+def _copy_retry_after(response: Response, *args: Any, **kwargs: Any) -> Response:
     """Gives a 429's body `retry_after` to the Retry-After header that dlt's retry honours."""
     if response.status_code == 429 and "Retry-After" not in response.headers:
         try:
@@ -91,11 +86,11 @@ def copy_retry_after(response: Response, *args: Any, **kwargs: Any) -> Response:
     return response
 
 
-Decode = Callable[[bytes], Any]
+_Decode = Callable[[bytes], Any]
 """Turns a whole JSON body into what its endpoint's reader wants; raises ValueError if it cannot."""
 
 
-class BrokenAnswer(RequestException):
+class _BrokenAnswer(RequestException):
     """A 200 whose body is not the JSON it claims (cut short, or a proxy's HTML page): retried."""
 
     def __init__(self, answer: Response) -> None:
@@ -112,38 +107,38 @@ class ApiAnswer(NamedTuple):
     path: str
 
 
-class BodyDecoder:
+class _BodyDecoder:
     """A request's response hook that decodes each 200's JSON body once, and fails a broken one.
 
-    A broken body raises BrokenAnswer, which the retrying client retries like a dropped
+    A broken body raises _BrokenAnswer, which the retrying client retries like a dropped
     connection; the decoded body of the last answer waits in `body` for the request's caller.
     """
 
     # Hand-written: dlt's retry conditions see a response but cannot hand back what they parsed,
     # and a fills page is too large to parse twice.
-    def __init__(self, decode: Decode) -> None:
+    def __init__(self, decode: _Decode) -> None:
         self._decode = decode
         self.body: Any = None
 
     def __call__(self, response: Response, *args: Any, **kwargs: Any) -> Response:
-        """Decodes a 200's JSON body into `body`, or raises BrokenAnswer for a broken one."""
+        """Decodes a 200's JSON body into `body`, or raises _BrokenAnswer for a broken one."""
         self.body = None
         if response.status_code != 200:
             return response
         content_type = response.headers.get("Content-Type", "")
         if "html" in content_type:
             response.close()
-            raise BrokenAnswer(response)
+            raise _BrokenAnswer(response)
         if "json" in content_type:
             try:
                 self.body = self._decode(response.content)
             except ValueError:
-                raise BrokenAnswer(response) from None
+                raise _BrokenAnswer(response) from None
         return response
 
 
 @with_config(spec=RuntimeConfiguration)
-def runtime_settings(config: RuntimeConfiguration = dlt.config.value) -> RuntimeConfiguration:
+def _runtime_settings(config: RuntimeConfiguration = dlt.config.value) -> RuntimeConfiguration:
     """dlt's [runtime] settings: request timeout, attempts and backoff (RUNTIME__REQUEST_*)."""
     return config
 
@@ -179,52 +174,52 @@ class HyperTrackerClient:
         ledger: SpendLedger | None = None,
     ) -> None:
         self.base_url = base_url
-        self.api_url = base_url + API_PREFIX
+        self._api_url = base_url + API_PREFIX
         self.stats = RunStats() if stats is None else stats
         self.ledger = ledger
         if ledger is not None:
             self.stats.ledger = ledger
         self._count_lock = threading.Lock()
-        self._auth = BearerAuth(api_key)
+        self._auth = _BearerAuth(api_key)
         self.gate = RequestGate(before_first_request)
         pacer = RequestPacer(requests_per_minute) if requests_per_minute else None
         self._api = RetryingClient(
             base_url,
             GatedAdapter(self.gate, pacer, pool_maxsize=50, budget=ledger),
             raise_for_status=False,
-            exceptions=(*DEFAULT_RETRY_EXCEPTIONS, BrokenAnswer),
+            exceptions=(*DEFAULT_RETRY_EXCEPTIONS, _BrokenAnswer),
         )
         self._files = RetryingClient(
             None, None, raise_for_status=False, session_attrs={"max_redirects": MAX_FILE_REDIRECTS}
         )
-        self.response_deadline = response_deadline
-        self.max_body_bytes = max_body_bytes or {
+        self._response_deadline = response_deadline
+        self._max_body_bytes = max_body_bytes or {
             kind: int(megabytes * BYTES_PER_MB) for kind, megabytes in MAX_BODY_MB.items()
         }
-        runtime = runtime_settings()
+        runtime = _runtime_settings()
         self.attempts = runtime.request_max_attempts
         self._api.update_from_config(runtime)
         self._files.update_from_config(runtime)
 
     def body_limit(self, kind: str) -> BodyLimit:
         """The size limit of one kind of answer body (an endpoint's name, or a heatmap file's)."""
-        return BodyLimit(kind, self.max_body_bytes[kind])
+        return BodyLimit(kind, self._max_body_bytes[kind])
 
-    def bounds(self, kind: str) -> AnswerBounds:
+    def _bounds(self, kind: str) -> AnswerBounds:
         """What an answer of this kind may take: the deadline, and its body's size limit."""
-        return AnswerBounds(self.response_deadline, self.body_limit(kind))
+        return AnswerBounds(self._response_deadline, self.body_limit(kind))
 
-    def count_request(self, endpoint: Endpoint) -> Callable[..., Response]:
+    def _count_request(self, endpoint: Endpoint) -> Callable[..., Response]:
         """A response hook that counts an answered request, retries included: each costs a token."""
 
         def count(response: Response, *args: Any, **kwargs: Any) -> Response:
             """Counts one answer of the endpoint."""
-            self.count_one(endpoint)
+            self._count_one(endpoint)
             return response
 
         return count
 
-    def count_one(self, endpoint: Endpoint) -> None:
+    def _count_one(self, endpoint: Endpoint) -> None:
         """Counts one request of the endpoint: answered, or cut short by its deadline or size."""
         with self._count_lock:
             self.stats.requests[endpoint.name] += 1
@@ -234,7 +229,7 @@ class HyperTrackerClient:
         endpoint: Endpoint,
         params: dict[str, Any] | None = None,
         path_args: dict[str, Any] | None = None,
-        decode: Decode = orjson.loads,
+        decode: _Decode = orjson.loads,
     ) -> Any:
         """GETs an endpoint and returns its decoded JSON body, or raises a clear error."""
         answer = self.get(endpoint, params, path_args, decode)
@@ -248,7 +243,7 @@ class HyperTrackerClient:
         endpoint: Endpoint,
         params: dict[str, Any] | None = None,
         path_args: dict[str, Any] | None = None,
-        decode: Decode = orjson.loads,
+        decode: _Decode = orjson.loads,
     ) -> ApiAnswer:
         """GETs an endpoint without following redirects, retried, paced, authorised and counted.
 
@@ -256,17 +251,17 @@ class HyperTrackerClient:
         every later request fails at once with the same error, as the run cannot succeed.
         """
         path = endpoint.path(**(path_args or {}))
-        decoder = BodyDecoder(decode)
+        decoder = _BodyDecoder(decode)
         # A request's hooks replace its session's for the same event (requests' merge_hooks):
         # dlt's session has none, which a test pins.
         hooks: dict[str, list[Callable[..., Response]]] = {
-            "response": [self.count_request(endpoint), copy_retry_after, decoder]
+            "response": [self._count_request(endpoint), _copy_retry_after, decoder]
         }
-        count_cut = functools.partial(self.count_one, endpoint)
-        with self.gate.turn(), bounded(self.bounds(endpoint.name), count_cut):
+        count_cut = functools.partial(self._count_one, endpoint)
+        with self.gate.turn(), bounded(self._bounds(endpoint.name), count_cut):
             try:
                 response = self._api.get(
-                    self.api_url + path,
+                    self._api_url + path,
                     params=params,
                     auth=self._auth,
                     allow_redirects=False,
@@ -274,152 +269,22 @@ class HyperTrackerClient:
                 )
             except AnswerTooLargeError as too_large:
                 raise self.gate.stop(too_large) from None
-            except BrokenAnswer as broken:
+            except _BrokenAnswer as broken:
                 raise not_json_error(broken.answer, path, self.attempts) from None
             except RequestException as error:
                 cause = unreachable_cause(error)
                 if cause is None:
                     raise unanswered_error(path, self.attempts, error) from None
-                raise self.gate.stop(self.unreachable_error(cause)) from None
+                raise self.gate.stop(
+                    unreachable_error(self.base_url, self.attempts, cause)
+                ) from None
             if response.status_code in AUTH_STATUSES:
                 raise self.gate.stop(auth_error(response.status_code, path))
             return ApiAnswer(response, decoder.body, path)
 
     def download(self, url: str) -> Response:
-        """GETs a pre-signed file URL, without the key, retried on server errors; it may redirect
-        only to its own host, a few times."""
+        """GETs a pre-signed file URL, without the key, retried on server errors, within the
+        file's bounds (see files.download_file)."""
         self.gate.raise_if_stopped()
-        check_file_link(url)
-        hooks = {"response": [refuse_redirect_elsewhere]}
-        try:
-            with bounded(self.bounds("heatmap_file")):
-                return self._files.get(url, allow_redirects=True, hooks=hooks)
-        except TooManyRedirects:
-            raise file_link_error(
-                url, f"it redirected more than {MAX_FILE_REDIRECTS} times"
-            ) from None
-        except RequestException as error:
-            raise unanswered_error(HEATMAP_FILE, self.attempts, error) from None
-
-    def unreachable_error(self, cause: str) -> HyperTrackerUnreachableError:
-        """The error for an API address that could not be reached on any attempt."""
-        return HyperTrackerUnreachableError(
-            f"HyperTracker's API at {self.base_url} cannot be reached: {cause} (on all "
-            f"{self.attempts} attempts). Check sources.hypertracker.base_url "
-            "(SOURCES__HYPERTRACKER__BASE_URL; unset, it is https://ht-api.coinmarketman.com) "
-            f"and this machine's network. {RERUN_ADVICE}"
-        )
-
-
-def check_file_link(url: str) -> None:
-    """Refuses a file link that is not http(s): the API's link must never open a local file."""
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise file_link_error(url, "it is not an http(s) URL")
-
-
-def refuse_redirect_elsewhere(response: Response, *args: Any, **kwargs: Any) -> Response:
-    """Refuses a file host's redirect to another host or scheme, before it is followed."""
-    if response.is_redirect:
-        target = urljoin(response.url, response.headers["Location"])
-        if urlsplit(target)[:2] != urlsplit(response.url)[:2]:
-            response.close()
-            raise file_link_error(target, "the file host redirected to another host or scheme")
-    return response
-
-
-def file_link_error(url: str, problem: str) -> HyperTrackerApiError:
-    """The error for a heatmap file link that is not followed."""
-    parts = urlsplit(url)
-    return HyperTrackerApiError(
-        f"HyperTracker's heatmap file link was not followed to {parts.scheme}://{parts.netloc}: "
-        f"{problem}; a "
-        "pre-signed link is only followed over http(s), on its own host. Report it to "
-        "HyperTracker if it persists"
-    )
-
-
-AUTH_STATUSES = (401, 403)
-"""The answers to a key the API does not accept."""
-
-
-def unreachable_cause(error: RequestException) -> str | None:
-    """Says why the API's host could not be reached at all, or None when it answered something."""
-    if isinstance(error, SSLError):
-        ssl_reason = re.search(r"\[SSL: (\w+)\]", str(error))
-        detail = ssl_reason.group(1) if ssl_reason else innermost_reason(error)
-        return f"the TLS handshake failed ({detail}): is it an http:// address?"
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    if isinstance(reason, NameResolutionError):
-        return f"its host name is unknown ({innermost_reason(error)})"
-    if isinstance(reason, NewConnectionError):
-        return f"the connection failed ({innermost_reason(error)})"
-    if isinstance(reason, ConnectTimeoutError):
-        return "the connection timed out (RUNTIME__REQUEST_TIMEOUT)"
-    return None
-
-
-def innermost_reason(error: BaseException) -> str:
-    """The last, most specific part of a requests error's text: `[Errno 111] Connection refused`."""
-    text = str(getattr(error.args[0], "reason", error) if error.args else error)
-    reason = text.rsplit(": ", 1)[-1]
-    while reason.endswith(")") and reason.count(")") > reason.count("("):
-        reason = reason[:-1]
-    return reason.strip("'\" ")
-
-
-def auth_error(status: int, path: str) -> HyperTrackerAuthError:
-    """The error for a rejected key."""
-    return HyperTrackerAuthError(
-        f"HyperTracker rejected the API key (HTTP {status} on {path}). Set a valid token "
-        "from the HyperTracker API dashboard as sources.hypertracker.api_key in "
-        ".dlt/secrets.toml or SOURCES__HYPERTRACKER__API_KEY.",
-        status,
-    )
-
-
-def unanswered_error(path: str, attempts: int, error: RequestException) -> HyperTrackerApiError:
-    """The error for a request that got no whole answer on any of its attempts."""
-    return HyperTrackerApiError(
-        f"HyperTracker gave no whole answer to GET {path} in {attempts} attempts (the last: "
-        f"{type(error).__name__}: {error}). {RERUN_ADVICE} (RUNTIME__REQUEST_TIMEOUT and "
-        "RUNTIME__REQUEST_MAX_ATTEMPTS set how long and how often to try)"
-    )
-
-
-def check_status(response: Response, path: str, attempts: int) -> None:
-    """Raises a clear error for an API answer that is not a success."""
-    status = response.status_code
-    if status < 400:
-        return
-    if status in AUTH_STATUSES:
-        raise auth_error(status, path)
-    message = f"HyperTracker answered HTTP {status} on GET {path}: {api_message(response)}"
-    if status == 429 or status >= 500:
-        message = (
-            f"{message}, on all {attempts} attempts. {RERUN_ADVICE} "
-            "(RUNTIME__REQUEST_MAX_ATTEMPTS sets how often to try)"
-        )
-    raise HyperTrackerApiError(message, status)
-
-
-def not_json_error(response: Response, path: str, attempts: int) -> HyperTrackerApiError:
-    """The error for an answer whose body never came as whole JSON."""
-    return HyperTrackerApiError(
-        f"HyperTracker answered GET {path} with a body that is not JSON "
-        f"({response.headers.get('Content-Type', 'no content type')}) on all {attempts} "
-        f"attempts. {RERUN_ADVICE}",
-        response.status_code,
-    )
-
-
-def api_message(response: Response) -> str:
-    """Returns the human part of an error answer, whatever its envelope."""
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        html = "html" in response.headers.get("Content-Type", "")
-        return response.reason if html else response.text[:200]
-    if isinstance(body, dict):
-        message = body.get("message") or body.get("error") or body
-        return "; ".join(message) if isinstance(message, list) else str(message)
-    return str(body)[:200]
+        with bounded(self._bounds("heatmap_file")):
+            return download_file(self._files, url, self.attempts)

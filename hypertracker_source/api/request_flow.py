@@ -54,7 +54,7 @@ class RequestGate:
         self._opened = False
         self._stop: HyperTrackerError | None = None
         self._on_stop: list[Callable[[], None]] = []
-        LIVE_GATES.add(self)
+        _LIVE_GATES.add(self)
 
     def on_stop(self, cut: Callable[[], None]) -> None:
         """Has `cut` called when the gate stops: it ends the requests already under way."""
@@ -105,17 +105,17 @@ class RequestGate:
             raise self._stop
 
 
-LIVE_GATES: "weakref.WeakSet[RequestGate]" = weakref.WeakSet()
+_LIVE_GATES: "weakref.WeakSet[RequestGate]" = weakref.WeakSet()
 """The gates of every client alive in this process, for `interrupt_requests`."""
 
 
 def interrupt_requests(signal_number: int) -> None:
     """Stops every client of this process: no request is sent or retried after this."""
-    for gate in list(LIVE_GATES):
+    for gate in list(_LIVE_GATES):
         gate.stop(HyperTrackerInterruptedError(signal_number))
 
 
-class Budget(Protocol):
+class _Budget(Protocol):
     """What counts each request against a usage budget (budget.SpendLedger)."""
 
     def charge(self) -> None:
@@ -132,7 +132,7 @@ class GatedAdapter(BoundedAdapter):
         gate: RequestGate,
         pacer: RequestPacer | None,
         pool_maxsize: int,
-        budget: Budget | None = None,
+        budget: _Budget | None = None,
     ) -> None:
         super().__init__(pool_maxsize=pool_maxsize)
         self._gate = gate

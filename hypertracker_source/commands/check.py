@@ -7,8 +7,9 @@ from dlt.common.configuration.inject import with_config
 from dlt.common.typing import TSecretStrValue
 
 from hypertracker_source.api.budget import pipeline_ledger
-from hypertracker_source.api.client import RERUN_ADVICE, HyperTrackerClient
+from hypertracker_source.api.client import HyperTrackerClient
 from hypertracker_source.api.endpoints import STATUS
+from hypertracker_source.api.errors import RERUN_ADVICE
 from hypertracker_source.config.defaults import (
     API_BASE_URL,
     DEFAULT_HEATMAP_COINS,

@@ -10,8 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hypertracker_source.api.answers import gunzip_bounded
-from hypertracker_source.api.client import HEATMAP_FILE, ApiAnswer, HyperTrackerClient, check_status
+from hypertracker_source.api.client import ApiAnswer, HyperTrackerClient
 from hypertracker_source.api.endpoints import HEATMAP_EXPORT
+from hypertracker_source.api.errors import check_status
+from hypertracker_source.api.files import HEATMAP_FILE
 from hypertracker_source.config.defaults import EXPORT_LINK_ATTEMPTS
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
 from hypertracker_source.schema import HEATMAP_FIELDS, SNAPSHOT_AT, TIMESTAMP, rows_to_arrow
