@@ -1,7 +1,9 @@
 """The `hypertracker report` page: interactive heatmaps, cohort risk and liquidations over time.
 
-queries reads the dataset, charts draws plotly figures, page writes the self-contained HTML file;
-settings holds the report's constants.
+queries reads the dataset; sections lays out each part's text, tables and chart, drawn by
+heatmap_chart, risk_chart and liquidations_chart on what charts shares; page writes the
+self-contained HTML file; text and markup write numbers and the API's strings; settings holds the
+report's constants.
 Importing this package needs no plotly; writing a page does.
 """
 

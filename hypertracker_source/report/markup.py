@@ -8,7 +8,7 @@ text, never run. plotly.io escapes the JSON it writes into scripts; ids it write
 import html
 import re
 
-SAFE_ID_CHARACTERS = re.compile(r"[A-Za-z0-9:.-]")
+_SAFE_ID_CHARACTERS = re.compile(r"[A-Za-z0-9:.-]")
 """Characters an element id keeps as they are; every other one is written as _ and its code."""
 
 
@@ -24,7 +24,7 @@ def element_id(prefix: str, name: str) -> str:
     names never share an id and no id needs quoting in HTML, CSS selectors or scripts.
     """
     slug = "".join(
-        char if SAFE_ID_CHARACTERS.fullmatch(char) else f"_{ord(char):x}_" for char in name
+        char if _SAFE_ID_CHARACTERS.fullmatch(char) else f"_{ord(char):x}_" for char in name
     )
     return f"{prefix}{slug}"
 

@@ -22,7 +22,7 @@ from hypertracker_source.report.settings import (
 
 REPORT_TABLES = ("liquidation_heatmap", "liquidation_risk", "liquidation_fills", "segments")
 
-TIME_BUCKETS = (
+_TIME_BUCKETS = (
     ("hour", timedelta(hours=1)),
     ("day", timedelta(days=1)),
     ("week", timedelta(weeks=1)),
@@ -30,47 +30,47 @@ TIME_BUCKETS = (
 )
 """The bucket widths the liquidations-over-time chart can take, narrowest first."""
 
-SNAPSHOTS = "(SELECT DISTINCT coin, snapshot_at FROM liquidation_heatmap)"
-SNAPSHOT_TIMES_QUERY = f"SELECT coin, snapshot_at FROM {SNAPSHOTS} AS s"
-HEATMAP_QUERY = """
+_SNAPSHOTS = "(SELECT DISTINCT coin, snapshot_at FROM liquidation_heatmap)"
+_SNAPSHOT_TIMES_QUERY = f"SELECT coin, snapshot_at FROM {_SNAPSHOTS} AS s"
+_HEATMAP_QUERY = """
 SELECT coin, snapshot_at, price_bin_start, price_bin_end, liquidation_value, positions_count,
        most_impacted_segment
 FROM liquidation_heatmap
 WHERE snapshot_at >= CAST('{since}' AS TIMESTAMPTZ)
 ORDER BY coin, snapshot_at, price_bin_index
 """
-MARKS_QUERY = f"""
+_MARKS_QUERY = f"""
 SELECT coin, snapshot_at, mark_price, mark_at FROM (
   SELECT s.coin, s.snapshot_at, f.liquidation_mark_px AS mark_price, f.time AS mark_at,
          ROW_NUMBER() OVER (PARTITION BY s.coin, s.snapshot_at
                             ORDER BY f.time DESC, f.address DESC, f.start_position DESC) AS recency
-  FROM {SNAPSHOTS} AS s
+  FROM {_SNAPSHOTS} AS s
   JOIN liquidation_fills AS f
     ON f.coin = s.coin AND f.time <= s.snapshot_at AND f.liquidation_mark_px IS NOT NULL
 ) AS m
 WHERE recency = 1
 """
 """The mark price of each coin's last liquidation at or before each heatmap snapshot."""
-RISK_QUERY = """
+_RISK_QUERY = """
 SELECT r.segment_id, r.coin, r.total_value, r.risk_value, r.percent_risk, r.snapshot_at
 FROM liquidation_risk AS r
 JOIN (SELECT segment_id, MAX(snapshot_at) AS latest FROM liquidation_risk GROUP BY segment_id) AS l
   ON r.segment_id = l.segment_id AND r.snapshot_at = l.latest
 """
-SNAPSHOT_SPAN_QUERY = """
+_SNAPSHOT_SPAN_QUERY = """
 SELECT MIN(snapshot_at) AS first_snapshot, MAX(snapshot_at) AS last_snapshot,
        COUNT(DISTINCT snapshot_at) AS snapshots
 FROM {table}
 """
-FILLS_SPAN_QUERY = "SELECT MIN(time) AS first_fill, MAX(time) AS last_fill FROM liquidation_fills"
-FILLS_QUERY = """
+_FILLS_SPAN_QUERY = "SELECT MIN(time) AS first_fill, MAX(time) AS last_fill FROM liquidation_fills"
+_FILLS_QUERY = """
 SELECT coin, side, DATE_TRUNC('{unit}', time AT TIME ZONE 'UTC') AS bucket, SUM(px * sz) AS value,
        COUNT(*) AS fills
 FROM liquidation_fills
 GROUP BY coin, side, DATE_TRUNC('{unit}', time AT TIME ZONE 'UTC')
 ORDER BY bucket, coin, side
 """
-CASCADES_QUERY = f"""
+_CASCADES_QUERY = f"""
 WITH gaps AS (
   SELECT coin, time, address, side, start_position, px, px * sz AS notional,
          CASE WHEN EXTRACT(epoch FROM time) - LAG(EXTRACT(epoch FROM time)) OVER (
@@ -103,11 +103,11 @@ HAVING COUNT(DISTINCT address) >= {CASCADE_MIN_WALLETS}
 """Bursts of one coin's liquidations, as the dbt package's liquidation_cascades model finds them.
 
 Unordered: sqlglot writes an ORDER BY on an aggregate as its alias, which MariaDB refuses."""
-SEGMENTS_QUERY = "SELECT id, name, category FROM segments"
-STORED_SCHEMAS_QUERY = "SELECT DISTINCT schema_name FROM _dlt_version"
-LISTED_DATASETS = 10
+_SEGMENTS_QUERY = "SELECT id, name, category FROM segments"
+_STORED_SCHEMAS_QUERY = "SELECT DISTINCT schema_name FROM _dlt_version"
+_LISTED_DATASETS = 10
 """How many datasets an error about a missing one names."""
-DATASETS_QUERY = """
+_DATASETS_QUERY = """
 SELECT DISTINCT table_schema FROM information_schema.tables WHERE table_name = '_dlt_loads'
 """
 
@@ -178,37 +178,37 @@ def read_report_data(dataset: dlt.Dataset) -> ReportData:
             "`hypertracker demo`), or name the dataset that holds them with --dataset"
         )
     loaded = [table for table in REPORT_TABLES if table in tables]
-    counts = relation_rows(dataset.row_counts(table_names=loaded))
+    counts = _relation_rows(dataset.row_counts(table_names=loaded))
     data = ReportData(
         dataset.dataset_name,
         datetime.now(timezone.utc),
         tables,
         {row["table_name"]: row["row_count"] for row in counts},
-        read_cohorts(dataset, tables),
+        _read_cohorts(dataset, tables),
     )
     if "liquidation_heatmap" in tables:
-        data.heatmaps = read_heatmaps(dataset, "liquidation_fills" in tables)
-        data.snapshot_span = read_snapshot_span(dataset, "liquidation_heatmap")
+        data.heatmaps = _read_heatmaps(dataset, "liquidation_fills" in tables)
+        data.snapshot_span = _read_snapshot_span(dataset, "liquidation_heatmap")
     if "liquidation_risk" in tables:
-        data.risk = query_rows(dataset, RISK_QUERY)
-        data.snapshot_span = data.snapshot_span or read_snapshot_span(dataset, "liquidation_risk")
+        data.risk = _query_rows(dataset, _RISK_QUERY)
+        data.snapshot_span = data.snapshot_span or _read_snapshot_span(dataset, "liquidation_risk")
     if "liquidation_fills" in tables:
-        (span,) = query_rows(dataset, FILLS_SPAN_QUERY)
+        (span,) = _query_rows(dataset, _FILLS_SPAN_QUERY)
         if span["first_fill"] is not None:
             data.fill_span = (span["first_fill"], span["last_fill"])
-            unit, width = bucket_for(span["last_fill"] - span["first_fill"])
-            data.buckets = Buckets(unit, width, bucket_rows(dataset, unit))
-            cascades = query_rows(dataset, CASCADES_QUERY)
+            unit, width = _bucket_for(span["last_fill"] - span["first_fill"])
+            data.buckets = Buckets(unit, width, _bucket_rows(dataset, unit))
+            cascades = _query_rows(dataset, _CASCADES_QUERY)
             data.cascades = sorted(cascades, key=lambda row: (row["started_at"], row["coin"]))
     return data
 
 
-def bucket_rows(dataset: dlt.Dataset, unit: str) -> list[dict[str, Any]]:
+def _bucket_rows(dataset: dlt.Dataset, unit: str) -> list[dict[str, Any]]:
     """Liquidated value per coin, side and bucket, each bucket an instant in UTC.
 
     MySQL and MariaDB hand the truncated time back as text, without a zone: it is UTC there.
     """
-    rows = query_rows(dataset, FILLS_QUERY.format(unit=unit))
+    rows = _query_rows(dataset, _FILLS_QUERY.format(unit=unit))
     for row in rows:
         bucket = row["bucket"]
         bucket = datetime.fromisoformat(bucket) if isinstance(bucket, str) else bucket
@@ -216,42 +216,42 @@ def bucket_rows(dataset: dlt.Dataset, unit: str) -> list[dict[str, Any]]:
     return rows
 
 
-def query_rows(dataset: dlt.Dataset, sql: str) -> list[dict[str, Any]]:
+def _query_rows(dataset: dlt.Dataset, sql: str) -> list[dict[str, Any]]:
     """Runs a query written in DuckDB's SQL on any destination; returns its rows."""
-    return relation_rows(dataset.query(sql, query_dialect="duckdb"))
+    return _relation_rows(dataset.query(sql, query_dialect="duckdb"))
 
 
-def relation_rows(relation: dlt.Relation) -> list[dict[str, Any]]:
+def _relation_rows(relation: dlt.Relation) -> list[dict[str, Any]]:
     """A relation's rows as dicts (none when dlt reads back no table)."""
     table = relation.arrow()
     return [] if table is None else table.to_pylist()
 
 
-def read_cohorts(dataset: dlt.Dataset, tables: set[str]) -> Cohorts:
+def _read_cohorts(dataset: dlt.Dataset, tables: set[str]) -> Cohorts:
     """The cohorts from the `segments` table, or their known names when it was not loaded."""
     if "segments" not in tables:
         return Cohorts(dict(SEGMENT_NAMES), {})
-    rows = query_rows(dataset, SEGMENTS_QUERY)
+    rows = _query_rows(dataset, _SEGMENTS_QUERY)
     return Cohorts(
         {row["id"]: row["name"] for row in rows}, {row["id"]: row["category"] for row in rows}
     )
 
 
-def read_heatmaps(dataset: dlt.Dataset, with_marks: bool) -> dict[str, list[Snapshot]]:
+def _read_heatmaps(dataset: dlt.Dataset, with_marks: bool) -> dict[str, list[Snapshot]]:
     """Each coin's recent heatmap snapshots, oldest first, with the mark price at each."""
     times: dict[str, list[datetime]] = defaultdict(list)
-    for row in query_rows(dataset, SNAPSHOT_TIMES_QUERY):
+    for row in _query_rows(dataset, _SNAPSHOT_TIMES_QUERY):
         times[row["coin"]].append(row["snapshot_at"])
     if not times:
         return {}
-    chosen = {(coin, moment) for coin, moments in times.items() for moment in recent(moments)}
+    chosen = {(coin, moment) for coin, moments in times.items() for moment in _recent(moments)}
     since = min(moment for _, moment in chosen).isoformat()
     snapshots: dict[tuple[str, datetime], Snapshot] = {}
-    for row in query_rows(dataset, HEATMAP_QUERY.format(since=since)):
+    for row in _query_rows(dataset, _HEATMAP_QUERY.format(since=since)):
         key = (row["coin"], row["snapshot_at"])
         if key in chosen:
             snapshots.setdefault(key, Snapshot(*key)).bins.append(row)
-    for mark in query_rows(dataset, MARKS_QUERY) if with_marks else []:
+    for mark in _query_rows(dataset, _MARKS_QUERY) if with_marks else []:
         snapshot = snapshots.get((mark["coin"], mark["snapshot_at"]))
         if snapshot is not None:
             snapshot.mark_price, snapshot.mark_at = mark["mark_price"], mark["mark_at"]
@@ -261,7 +261,7 @@ def read_heatmaps(dataset: dlt.Dataset, with_marks: bool) -> dict[str, list[Snap
     return dict(by_coin)
 
 
-def recent(moments: list[datetime]) -> list[datetime]:
+def _recent(moments: list[datetime]) -> list[datetime]:
     """The snapshots the slider shows: those of the last hours, thinned evenly to the most it
     steps through, the latest always among them."""
     latest = max(moments)
@@ -270,20 +270,20 @@ def recent(moments: list[datetime]) -> list[datetime]:
     return window[::-1][::step][::-1]
 
 
-def read_snapshot_span(dataset: dlt.Dataset, table: str) -> tuple[datetime, datetime, int] | None:
+def _read_snapshot_span(dataset: dlt.Dataset, table: str) -> tuple[datetime, datetime, int] | None:
     """The first and last snapshot of a table and how many there are, or None when empty."""
-    (span,) = query_rows(dataset, SNAPSHOT_SPAN_QUERY.format(table=table))
+    (span,) = _query_rows(dataset, _SNAPSHOT_SPAN_QUERY.format(table=table))
     if span["first_snapshot"] is None:
         return None
     return span["first_snapshot"], span["last_snapshot"], span["snapshots"]
 
 
-def bucket_for(span: timedelta) -> tuple[str, timedelta]:
+def _bucket_for(span: timedelta) -> tuple[str, timedelta]:
     """The narrowest time bucket that draws the span in at most REPORT_MAX_TIME_BUCKETS bars."""
-    for unit, width in TIME_BUCKETS:
+    for unit, width in _TIME_BUCKETS:
         if span / width <= REPORT_MAX_TIME_BUCKETS:
             return unit, width
-    return TIME_BUCKETS[-1]
+    return _TIME_BUCKETS[-1]
 
 
 def stored_dataset(destination: Any, dataset_name: str) -> dlt.Dataset:
@@ -294,29 +294,29 @@ def stored_dataset(destination: Any, dataset_name: str) -> dlt.Dataset:
     """
     dataset = dlt.dataset(destination, dataset_name)
     try:
-        names = sorted(name for (name,) in dataset(STORED_SCHEMAS_QUERY).fetchall())
+        names = sorted(name for (name,) in dataset(_STORED_SCHEMAS_QUERY).fetchall())
     except DatabaseUndefinedRelation:
-        raise HyperTrackerError(missing_dataset_message(destination, dataset_name)) from None
+        raise HyperTrackerError(_missing_dataset_message(destination, dataset_name)) from None
     if len(names) < 2:
         return dataset
     schemas = [dlt.dataset(destination, dataset_name, schema=name).schema for name in names]
     return dlt.dataset(destination, dataset_name, schema=schemas)
 
 
-def missing_dataset_message(destination: Any, dataset_name: str) -> str:
+def _missing_dataset_message(destination: Any, dataset_name: str) -> str:
     """Says that a dataset is not in the destination, and names the ones that are."""
-    found = loaded_datasets(destination)
-    listed = ", ".join(found[:LISTED_DATASETS]) if found else "none"
-    if len(found) > LISTED_DATASETS:
-        listed += f" and {len(found) - LISTED_DATASETS} more"
+    found = _loaded_datasets(destination)
+    listed = ", ".join(found[:_LISTED_DATASETS]) if found else "none"
+    if len(found) > _LISTED_DATASETS:
+        listed += f" and {len(found) - _LISTED_DATASETS} more"
     return (
         f"No dataset {dataset_name!r} was loaded in this destination (datasets loaded with dlt "
         f"there: {listed}): name one with --dataset, or load it with `hypertracker load`"
     )
 
 
-def loaded_datasets(destination: Any) -> list[str]:
+def _loaded_datasets(destination: Any) -> list[str]:
     """The datasets (schemas) of a destination that hold dlt's load table."""
     with dlt.dataset(destination, "information_schema").sql_client as client:
-        rows = client.execute_sql(DATASETS_QUERY)
+        rows = client.execute_sql(_DATASETS_QUERY)
     return sorted(name for (name,) in rows or [])

@@ -7,25 +7,25 @@ Hyperliquid quotes them). The page states the rule once, as NUMBER_RULE.
 
 from datetime import datetime, timedelta
 
-AMOUNT_FIGURES = 3
-PRICE_FIGURES = 5
-SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
+_AMOUNT_FIGURES = 3
+_PRICE_FIGURES = 5
+_SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k"))
 """The suffixes plotly.js writes on an axis in exponent format "B", largest first."""
 AXIS_FORMAT = {"tickprefix": "$", "exponentformat": "B", "separatethousands": False}
 """A plotly axis of USD written like the page's text: $60k, $3.5M, $1.2B."""
 NUMBER_RULE = (
-    f"Dollar figures: amounts to {AMOUNT_FIGURES} significant figures, prices to "
-    f"{PRICE_FIGURES}, with k for thousand, M million, B billion ($3.44M, $912, $102.45k)."
+    f"Dollar figures: amounts to {_AMOUNT_FIGURES} significant figures, prices to "
+    f"{_PRICE_FIGURES}, with k for thousand, M million, B billion ($3.44M, $912, $102.45k)."
 )
-MINUS = "\u2212"
+_MINUS = "\u2212"
 """plotly.js writes a negative tick with a true minus sign after the prefix: $\u22125M."""
 
 
-def usd(value: float, figures: int) -> str:
+def _usd(value: float, figures: int) -> str:
     """A USD figure to some significant figures, trailing zeros dropped: $1.27B, $3.6k, $0.0123."""
-    sign = MINUS if value < 0 else ""
+    sign = _MINUS if value < 0 else ""
     magnitude = abs(value)
-    for threshold, suffix in SUFFIXES:
+    for threshold, suffix in _SUFFIXES:
         if float(f"{magnitude:.{figures}g}") >= threshold:
             return f"${sign}{magnitude / threshold:.{figures}g}{suffix}"
     return f"${sign}{magnitude:.{figures}g}" if magnitude else "$0"
@@ -33,12 +33,12 @@ def usd(value: float, figures: int) -> str:
 
 def money(value: float) -> str:
     """A USD amount to three significant figures: $1.27B, $351M, $12.3k, $42.5, $0.0123."""
-    return usd(value, AMOUNT_FIGURES)
+    return _usd(value, _AMOUNT_FIGURES)
 
 
 def price(value: float) -> str:
     """A price to five significant figures, as Hyperliquid quotes it: $104.25k, $0.011834."""
-    return usd(value, PRICE_FIGURES)
+    return _usd(value, _PRICE_FIGURES)
 
 
 def price_range(start: float, end: float) -> str:
