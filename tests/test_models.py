@@ -1,6 +1,7 @@
 """The bundled dbt package, run by dlt's dbt runner on real DuckDB and PostgreSQL datasets."""
 
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypertracker_simulator import Simulator
 from hypertracker_source.commands.cli import main
 from hypertracker_source.commands.models import DBT_PACKAGE, run_models
 from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+from hypertracker_source.report.queries import read_report_data
 
 pytest.importorskip("dbt.adapters.duckdb", reason="dbt is in the models extra")
 
@@ -63,9 +65,39 @@ def assert_hourly_matches(pipeline: dlt.Pipeline, sim: Simulator) -> None:
         assert landed[key][1] == pytest.approx(notional, rel=1e-9)
 
 
+def utc_wall_time(moment: datetime) -> datetime:
+    """An instant as its naive UTC wall time, as the models store it."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def assert_report_finds_the_models_cascades(pipeline: dlt.Pipeline) -> None:
+    """The report's cascades are the liquidation_cascades model's, on the same loaded data."""
+    modelled = {
+        (row["coin"], utc_wall_time(row["started_at"])): row
+        for row in rows(pipeline, "SELECT * FROM {d}.liquidation_cascades")
+    }
+    reported = {
+        (row["coin"], utc_wall_time(row["started_at"])): row
+        for row in read_report_data(pipeline.dataset()).cascades
+    }
+    assert reported.keys() == modelled.keys()
+    for key, cascade in reported.items():
+        model = modelled[key]
+        assert utc_wall_time(cascade["ended_at"]) == utc_wall_time(model["ended_at"])
+        assert (cascade["fills"], cascade["wallets"]) == (model["fills"], model["wallets"])
+        assert (cascade["first_price"], cascade["last_price"]) == (
+            model["first_price"],
+            model["last_price"],
+        )
+        assert cascade["notional"] == pytest.approx(model["notional_usd"], rel=1e-9)
+        assert cascade["longs_notional"] == pytest.approx(model["longs_notional_usd"], rel=1e-9)
+
+
 def assert_models_match(pipeline: dlt.Pipeline, sim: Simulator) -> None:
-    """The marts hold the simulator's hours, cascades, latest heatmaps and latest risk."""
+    """The marts hold the simulator's hours, cascades, latest heatmaps and latest risk; the
+    report finds the same cascades."""
     assert_hourly_matches(pipeline, sim)
+    assert_report_finds_the_models_cascades(pipeline)
     fills = sim.expected_fills()
     cascades = {
         (row["coin"], epoch_ms(row["started_at"].isoformat() + "Z")): row

@@ -46,9 +46,12 @@ def report_sections(data: ReportData, prefix: str) -> list[Section]:
     ]
 
 
-def _missing_table_note(table: str, how: str) -> str:
-    """Says that a table was not loaded, and how to load it."""
-    return f"This dataset has no {table} table: load it with {how}."
+def _no_data_note(data: ReportData, table: str, how: str, has_rows: bool) -> str | None:
+    """Says that a table was not loaded, and how to load it, or that it is empty; None when the
+    section has rows to show."""
+    if table not in data.tables:
+        return f"This dataset has no {table} table: load it with {how}."
+    return None if has_rows else f"The {table} table is empty."
 
 
 def _heatmap_section(data: ReportData, prefix: str) -> Section:
@@ -64,13 +67,13 @@ def _heatmap_section(data: ReportData, prefix: str) -> Section:
         "the slider steps through the snapshots loaded so far. The chart opens on the range "
         f"that holds {REPORT_HEATMAP_VALUE_SHARE:.0%} of the value.",
     )
-    if "liquidation_heatmap" not in data.tables:
-        section.note = _missing_table_note(
-            "liquidation_heatmap", "`hypertracker load --resources liquidation_heatmap`"
-        )
-        return section
-    if not data.heatmaps:
-        section.note = "The liquidation_heatmap table is empty."
+    section.note = _no_data_note(
+        data,
+        "liquidation_heatmap",
+        "`hypertracker load --resources liquidation_heatmap`",
+        bool(data.heatmaps),
+    )
+    if section.note:
         return section
     rows = []
     for coin, snapshots in sorted(data.heatmaps.items()):
@@ -155,15 +158,14 @@ def _risk_section(data: ReportData, prefix: str) -> Section:
         f"{REPORT_RISK_COINS} with the most value at risk summed over the size cohorts. From the "
         "latest snapshot of each cohort.",
     )
-    if "liquidation_risk" not in data.tables:
-        section.note = _missing_table_note(
-            "liquidation_risk",
-            "`hypertracker load` (its resources are liquidation_risk_<cohort>, such as "
-            "liquidation_risk_smart_money)",
-        )
-        return section
-    if not data.risk:
-        section.note = "The liquidation_risk table is empty."
+    section.note = _no_data_note(
+        data,
+        "liquidation_risk",
+        "`hypertracker load` (its resources are liquidation_risk_<cohort>, such as "
+        "liquidation_risk_smart_money)",
+        bool(data.risk),
+    )
+    if section.note:
         return section
     totals = {category: _risk_totals(data, category) for category, _ in _COHORT_GROUPS}
     size_risk = totals["size"][0]
@@ -228,13 +230,13 @@ def _liquidations_section(data: ReportData, prefix: str) -> Section:
         f"all coins or one of the {REPORT_FILL_COINS} with the most value liquidated; drag the "
         "range slider to zoom in time.",
     )
-    if "liquidation_fills" not in data.tables:
-        section.note = _missing_table_note(
-            "liquidation_fills", "`hypertracker load --resources liquidation_fills`"
-        )
-        return section
-    if data.buckets is None:
-        section.note = "The liquidation_fills table is empty."
+    section.note = _no_data_note(
+        data,
+        "liquidation_fills",
+        "`hypertracker load --resources liquidation_fills`",
+        data.buckets is not None,
+    )
+    if section.note or data.buckets is None:
         return section
     rows = data.buckets.rows
     totals: dict[str, float] = defaultdict(float)
