@@ -1,1 +1,1 @@
-"""Transport: the HTTP client, its endpoints, answers' bounds, pacing and the request budget."""
+"""Transport: the client, its endpoints, errors, file downloads, answer bounds, pacing, budget."""
