@@ -18,11 +18,11 @@ class RequestPacer:
     """Spaces request starts evenly, across threads, to stay under a requests-per-minute limit."""
 
     # Hand-written: dlt paces nothing, and an even spacing needs only a lock and a clock.
-    SAFETY = 1.02
+    _SAFETY = 1.02
     """Keeps the spacing 2% wider than the limit, so that network jitter never bunches a window."""
 
     def __init__(self, requests_per_minute: int) -> None:
-        self.interval = 60.0 * self.SAFETY / requests_per_minute
+        self._interval = 60.0 * self._SAFETY / requests_per_minute
         self._next_start = 0.0
         self._lock = threading.Lock()
 
@@ -31,7 +31,7 @@ class RequestPacer:
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next_start)
-            self._next_start = start + self.interval
+            self._next_start = start + self._interval
         if start > now:
             time.sleep(start - now)
 
