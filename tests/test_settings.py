@@ -14,7 +14,7 @@ from hypertracker_source.commands.check import configured_client, configured_set
 from hypertracker_source.commands.init import CONFIG_TEMPLATE
 from hypertracker_source.config.documents import settings_table
 from hypertracker_source.config.flags import add_setting_flags, flags_to_settings
-from hypertracker_source.config.resolve import resolve_settings
+from hypertracker_source.config.resolve import resolve_settings, uncoerced_setting_error
 from hypertracker_source.config.settings import SETTINGS
 from hypertracker_source.exceptions import HyperTrackerConfigError
 
@@ -111,3 +111,12 @@ def test_planned_settings_resolve_from_dlt_config_given_ones_first(
     settings = configured_settings(segment_ids="1,2")
     assert settings.segment_ids == (1, 2)
     assert settings.heatmap_coins == ("BTC",)
+
+
+@pytest.mark.fast
+def test_a_value_dlt_cannot_coerce_gets_its_settings_own_error():
+    error = uncoerced_setting_error("max_body_mb", "abc")
+    assert error is not None
+    assert (error.setting, error.problem) == ("max_body_mb", "it is not a table")
+    assert uncoerced_setting_error("page_size", "7") is None
+    assert uncoerced_setting_error("run_stats", "abc") is None

@@ -27,9 +27,12 @@ _planned_settings = injected_settings(
 
 def configured_client(pipeline: Any = None, **given: Any) -> HyperTrackerClient:
     """A client with the key, address, pace, answer limits and request budget that the source
-    resolves from dlt config, or given; its requests count into the pipeline's spend when one is
-    given."""
-    settings = resolve_client_settings(**_client_settings(**given))
+    resolves from dlt config, or of the settings given (the client's, of any); its requests count
+    into the pipeline's spend when one is given."""
+    own = {setting.name for setting in CLIENT_SETTINGS}
+    settings = resolve_client_settings(
+        **_client_settings(**{name: value for name, value in given.items() if name in own})
+    )
     ledger = pipeline_ledger(pipeline, settings.budget) if pipeline is not None else None
     return HyperTrackerClient(
         settings.base_url,

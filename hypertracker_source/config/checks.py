@@ -41,7 +41,7 @@ def whole_number(low: int, high: int | None, problem: str, fix: str) -> Check:
     """The check of a whole number from low up to high (None: no upper bound)."""
 
     def check(setting: str, value: Any) -> int:
-        number = as_number(setting, value, fix)
+        number = _as_number(setting, value, fix)
         if number != int(number) or number < low or (high is not None and number > high):
             raise HyperTrackerConfigError(setting, value, problem, fix)
         return int(number)
@@ -66,7 +66,7 @@ def coin_list(case_sensitive: bool) -> Check:
     """The check of a list of coin names; where case matters, refusing two spellings of one."""
 
     def check(setting: str, value: ListSetting) -> tuple[str, ...]:
-        return tuple(check_coins(setting, value, case_sensitive))
+        return tuple(_check_coins(setting, value, case_sensitive))
 
     return check
 
@@ -93,7 +93,7 @@ def as_list(setting: str, value: ListSetting) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-def as_number(setting: str, value: object, fix: str) -> float:
+def _as_number(setting: str, value: object, fix: str) -> float:
     """Returns a numeric setting as a number, taking numeric strings (environment variables)."""
     number: object = value
     if isinstance(value, str):
@@ -205,7 +205,7 @@ def check_flag(setting: str, value: bool | str) -> bool:
 def check_lag(setting: str, lag: float | str | timedelta) -> timedelta:
     """Returns how far behind its high-water mark a run re-reads fills."""
     fix = "Use for example lag=3600"
-    seconds = lag.total_seconds() if isinstance(lag, timedelta) else as_number(setting, lag, fix)
+    seconds = lag.total_seconds() if isinstance(lag, timedelta) else _as_number(setting, lag, fix)
     if not 0 <= seconds <= MAX_LAG.total_seconds():
         raise HyperTrackerConfigError(
             setting, lag, f"it must be a number of seconds, 0 to {MAX_LAG.total_seconds():.0f}", fix
@@ -229,7 +229,7 @@ def check_segment_ids(setting: str, segment_ids: ListSetting) -> tuple[int, ...]
     return tuple(dict.fromkeys(chosen))
 
 
-def check_coins(setting: str, coins: ListSetting, case_sensitive: bool = True) -> list[str]:
+def _check_coins(setting: str, coins: ListSetting, case_sensitive: bool = True) -> list[str]:
     """Returns a coin list setting's coins, without duplicates, refusing blank names.
 
     Where case matters, two spellings of one name are refused: were the API to match coins in any
@@ -273,7 +273,7 @@ def check_requests_per_minute(setting: str, requests_per_minute: str | int) -> i
 def check_response_deadline(setting: str, response_deadline: float | str) -> float:
     """Returns the seconds one answer may take, refusing none, negative or infinite."""
     fix = "Use for example response_deadline=120 (seconds)"
-    seconds = as_number(setting, response_deadline, fix)
+    seconds = _as_number(setting, response_deadline, fix)
     if seconds <= 0:
         raise HyperTrackerConfigError(
             setting, response_deadline, "it must be a number of seconds above 0", fix
@@ -296,7 +296,7 @@ def check_max_body_mb(
         raise HyperTrackerConfigError(setting, max_body_mb, "it is not a table", fix)
     limits = {**MAX_BODY_MB}
     for kind, megabytes in given.items():
-        number = as_number(setting, megabytes, fix)
+        number = _as_number(setting, megabytes, fix)
         if kind not in MAX_BODY_MB or number <= 0:
             raise HyperTrackerConfigError(
                 setting, max_body_mb, f"{kind} = {megabytes!r} is not a kind and a size", fix

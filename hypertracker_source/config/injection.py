@@ -10,7 +10,7 @@ from dlt.common.configuration.inject import with_config
 from hypertracker_source.config.settings import SOURCE_NAME, Setting
 
 
-def settings_signature(settings: Iterable[Setting]) -> inspect.Signature:
+def _settings_signature(settings: Iterable[Setting]) -> inspect.Signature:
     """The keyword parameters of these settings: name, type and default, as the source's."""
     return inspect.Signature(
         [
@@ -35,5 +35,5 @@ def injected_settings(settings: Iterable[Setting], name: str) -> Callable[..., d
     # Hand-written: dlt's with_config derives what it injects from a function's signature only;
     # this function's is made from the declarations. dlt names its configuration after the name.
     settings_as_resolved.__qualname__ = name
-    settings_as_resolved.__signature__ = settings_signature(settings)  # type: ignore[attr-defined]
+    settings_as_resolved.__signature__ = _settings_signature(settings)  # type: ignore[attr-defined]
     return with_config(settings_as_resolved, sections=(known_sections.SOURCES, SOURCE_NAME))
