@@ -29,7 +29,7 @@ from hypertracker_source.config.defaults import (
     REJECTED_FILLS_TABLE,
 )
 from hypertracker_source.config.resolve import FillsPlan, SourceSettings, resolve_settings
-from hypertracker_source.config.settings import SETTINGS
+from hypertracker_source.config.settings import SETTINGS, SOURCE_NAME
 from hypertracker_source.destinations.duckdb import check_duckdb_dataset
 from hypertracker_source.fills.contract import (
     REJECTED_FILL_COLUMNS,
@@ -64,7 +64,7 @@ HEATMAP_RESOURCE = "liquidation_heatmap"
 """The heatmaps' resource, whose state records the data version each coin last loaded."""
 
 
-@dlt.source(name="hypertracker")
+@dlt.source(name=SOURCE_NAME)
 def hypertracker(
     api_key: TSecretStrValue | None = None,
     base_url: str = API_BASE_URL,

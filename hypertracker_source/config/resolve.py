@@ -1,4 +1,4 @@
-"""Checks and normalises the source's settings before any request is made."""
+"""The source's settings checked in the order declared, before any request, into frozen records."""
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
