@@ -14,6 +14,7 @@ from dlt.sources import DltResource
 from hypertracker_source.api.budget import SpendLedger, active_pipeline_ledger
 from hypertracker_source.api.client import HyperTrackerClient, RunStats
 from hypertracker_source.api.endpoints import HEATMAP_EXPORT, RISK, SEGMENTS
+from hypertracker_source.config.checks import ListSetting
 from hypertracker_source.config.defaults import (
     API_BASE_URL,
     DATA_VERSION_KEY,
@@ -27,12 +28,8 @@ from hypertracker_source.config.defaults import (
     MAX_FILLS_PER_RUN,
     REJECTED_FILLS_TABLE,
 )
-from hypertracker_source.config.resolve import (
-    FillsPlan,
-    ListSetting,
-    SourceSettings,
-    resolve_settings,
-)
+from hypertracker_source.config.resolve import FillsPlan, SourceSettings, resolve_settings
+from hypertracker_source.config.settings import SETTINGS, SOURCE_NAME
 from hypertracker_source.destinations.duckdb import check_duckdb_dataset
 from hypertracker_source.fills.contract import (
     REJECTED_FILL_COLUMNS,
@@ -67,7 +64,7 @@ HEATMAP_RESOURCE = "liquidation_heatmap"
 """The heatmaps' resource, whose state records the data version each coin last loaded."""
 
 
-@dlt.source(name="hypertracker")
+@dlt.source(name=SOURCE_NAME)
 def hypertracker(
     api_key: TSecretStrValue | None = None,
     base_url: str = API_BASE_URL,
@@ -93,68 +90,17 @@ def hypertracker(
 ) -> Sequence[DltResource]:
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
 
-    Every argument also resolves from `[sources.hypertracker]` in .dlt/config.toml and
-    .dlt/secrets.toml, or from SOURCES__HYPERTRACKER__<NAME> environment variables.
+    Every argument but run_stats is a setting, declared once in hypertracker_source/config/
+    settings.py (what each does: the README's Settings table); each also resolves from
+    `[sources.hypertracker]` in .dlt/config.toml and .dlt/secrets.toml, or from
+    SOURCES__HYPERTRACKER__<NAME> environment variables.
 
     Args:
-        api_key: The HyperTracker API token (a secret).
-        base_url: The API's address.
-        start_date: Where fill history starts (ISO 8601 or datetime); moved earlier later on,
-            the history it adds is loaded once.
-        end_date: Makes the run a back-fill of fills from start_date up to (not including)
-            end_date, which leaves the incremental high-water marks as they are; unset for
-            incremental loads.
-        coins: Fills of these coins only, each with its own high-water mark; all markets if unset.
-        address: Fills of this wallet only.
-        side: Fills of this side only: A (ask, sell) or B (bid, buy).
-        heatmap_coins: The coins whose liquidation heatmap to load.
-        segment_ids: The cohorts whose liquidation risk to load; all 16 if unset.
-        page_size: Fills per request, 1 to 1000.
-        lag: Seconds below the newest fill it had read that each run reads again, for fills
-            the API indexes late.
-        max_fills_per_run: At most this many fills a run reads (about one request per 1,000);
-            a long history loads over several runs, each its own load package with its marks,
-            and `load_until_caught_up` runs them back to back. 0: no limit.
-        requests_per_minute: Pace every request to this rate: a number, or a plan name
-            (pulse, surge, flow, stream); unpaced if unset.
-        refresh_snapshots: Fetch heatmaps and risk even when the API's data version is loaded.
-        merge_strategy: How every table merges on its key: delete-insert (SQL databases) or
-            upsert (delta or iceberg tables on the filesystem destination).
-        response_deadline: Seconds one answer may take, connection to last byte; retried
-            like a read timeout when it takes longer.
-        max_body_mb: Megabytes an answer's body may hold, by kind (fills, risk, segments,
-            status, export, heatmap_file, heatmap_inflated); unset kinds keep their defaults.
-        plan: The API plan (free, pulse, surge, flow, stream): sets the two budgets and
-            requests_per_minute, each unless set on its own.
-        daily_request_budget: At most this many API requests (usage tokens) per UTC day, retries
-            included, counted across runs in the pipeline's state; a run that reaches it stops
-            with HyperTrackerBudgetError, keeping what it loaded.
-        monthly_request_budget: The same per UTC month.
         run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
             export, risk, segments, status), retries included, and the API's state status.
     """
-    settings = resolve_settings(
-        api_key=api_key,
-        base_url=base_url,
-        start_date=start_date,
-        end_date=end_date,
-        coins=coins,
-        address=address,
-        side=side,
-        heatmap_coins=heatmap_coins,
-        segment_ids=segment_ids,
-        page_size=page_size,
-        lag=lag,
-        max_fills_per_run=max_fills_per_run,
-        requests_per_minute=requests_per_minute,
-        refresh_snapshots=refresh_snapshots,
-        merge_strategy=merge_strategy,
-        response_deadline=response_deadline,
-        max_body_mb=max_body_mb,
-        plan=plan,
-        daily_request_budget=daily_request_budget,
-        monthly_request_budget=monthly_request_budget,
-    )
+    given = locals()
+    settings = resolve_settings(**{setting.name: given[setting.name] for setting in SETTINGS})
     use_returning_memory_pool()
     use_returning_malloc()
     ledger = active_pipeline_ledger(settings.budget)

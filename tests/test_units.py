@@ -13,13 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hypertracker_source import hypertracker
+from hypertracker_source.config.checks import as_list, check_start_date
 from hypertracker_source.config.defaults import (
     DEFAULT_HEATMAP_COINS,
     FILLS_MAX_PAGE_SIZE,
     HISTORY_START,
     MAX_FILLS_PER_RUN,
 )
-from hypertracker_source.config.resolve import as_list, check_start_date, resolve_settings
+from hypertracker_source.config.resolve import resolve_settings
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
 from hypertracker_source.fills.reads import fills_page, fills_table, split_windows, window_end
 from hypertracker_source.schema import FILL_PRIMARY_KEY
@@ -176,8 +177,8 @@ def test_list_settings_accept_lists_json_and_commas():
 
 
 def test_start_date_before_history_is_clamped_to_its_first_day():
-    assert check_start_date("2020-01-01") == pendulum.datetime(2025, 7, 27)
-    assert check_start_date("2026-02-25") == pendulum.datetime(2026, 2, 25)
+    assert check_start_date("start_date", "2020-01-01") == pendulum.datetime(2025, 7, 27)
+    assert check_start_date("start_date", "2026-02-25") == pendulum.datetime(2026, 2, 25)
 
 
 SECRET = "a-secret-key-1234"

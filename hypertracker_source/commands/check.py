@@ -2,60 +2,47 @@
 
 from typing import Any
 
-from dlt.common.configuration import known_sections
-from dlt.common.configuration.inject import with_config
-from dlt.common.typing import TSecretStrValue
-
 from hypertracker_source.api.budget import pipeline_ledger
 from hypertracker_source.api.client import HyperTrackerClient
 from hypertracker_source.api.endpoints import STATUS
 from hypertracker_source.api.errors import RERUN_ADVICE
-from hypertracker_source.config.defaults import (
-    API_BASE_URL,
-    DEFAULT_HEATMAP_COINS,
-    DEFAULT_LAG,
-    DEFAULT_RESPONSE_DEADLINE,
-    FILLS_MAX_PAGE_SIZE,
-    HISTORY_START,
-    MAX_FILLS_PER_RUN,
-)
+from hypertracker_source.config.injection import injected_settings
 from hypertracker_source.config.resolve import (
-    ListSetting,
+    CLIENT_SETTINGS,
     SourceSettings,
-    check_api_key,
-    check_base_url,
-    check_request_budget,
-    check_requests_per_minute,
-    check_response_deadline,
-    plan_rate,
+    resolve_client_settings,
     resolve_settings,
 )
+from hypertracker_source.config.settings import SETTINGS
 from hypertracker_source.exceptions import HyperTrackerApiError
 
 CHECK_ADVICE = "Nothing was loaded: check only asks the API's status"
 """What a failed check did, in place of a load's advice."""
 
 
-@with_config(sections=(known_sections.SOURCES, "hypertracker"))
-def configured_client(
-    api_key: TSecretStrValue | None = None,
-    base_url: str = API_BASE_URL,
-    requests_per_minute: str | int | None = None,
-    response_deadline: float = DEFAULT_RESPONSE_DEADLINE,
-    plan: str | None = None,
-    daily_request_budget: int | str | None = None,
-    monthly_request_budget: int | str | None = None,
-    pipeline: Any = None,
-) -> HyperTrackerClient:
-    """A client with the key, address, pace, answer deadline and request budget that the source
-    resolves from dlt config; its requests count into the pipeline's spend when one is given."""
-    url = check_base_url(base_url)
-    key = check_api_key(api_key)
-    budget = check_request_budget(plan, daily_request_budget, monthly_request_budget)
-    rate = check_requests_per_minute(requests_per_minute) or plan_rate(budget)
-    ledger = pipeline_ledger(pipeline, budget) if pipeline is not None else None
-    deadline = check_response_deadline(response_deadline)
-    return HyperTrackerClient(url, key, rate, response_deadline=deadline, ledger=ledger)
+_client_settings = injected_settings(CLIENT_SETTINGS, "client_settings")
+_planned_settings = injected_settings(
+    [setting for setting in SETTINGS if setting.name != "end_date"], "planned_settings"
+)
+
+
+def configured_client(pipeline: Any = None, **given: Any) -> HyperTrackerClient:
+    """A client with the key, address, pace, answer limits and request budget that the source
+    resolves from dlt config, or of the settings given (the client's, of any); its requests count
+    into the pipeline's spend when one is given."""
+    own = {setting.name for setting in CLIENT_SETTINGS}
+    settings = resolve_client_settings(
+        **_client_settings(**{name: value for name, value in given.items() if name in own})
+    )
+    ledger = pipeline_ledger(pipeline, settings.budget) if pipeline is not None else None
+    return HyperTrackerClient(
+        settings.base_url,
+        settings.api_key,
+        settings.requests_per_minute,
+        response_deadline=settings.response_deadline,
+        max_body_bytes=settings.max_body_bytes,
+        ledger=ledger,
+    )
 
 
 def api_status(client: HyperTrackerClient) -> dict[str, str]:
@@ -72,44 +59,7 @@ def checked_status(client: HyperTrackerClient) -> dict[str, str]:
         raise type(error)(message, error.status_code) from None
 
 
-@with_config(sections=(known_sections.SOURCES, "hypertracker"))
-def configured_settings(
-    api_key: TSecretStrValue | None = None,
-    base_url: str = API_BASE_URL,
-    start_date: str | None = HISTORY_START,
-    coins: ListSetting = None,
-    address: str | None = None,
-    side: str | None = None,
-    heatmap_coins: ListSetting = DEFAULT_HEATMAP_COINS,
-    segment_ids: ListSetting = None,
-    page_size: int = FILLS_MAX_PAGE_SIZE,
-    lag: float = DEFAULT_LAG.total_seconds(),
-    max_fills_per_run: int = MAX_FILLS_PER_RUN,
-    requests_per_minute: str | int | None = None,
-    refresh_snapshots: bool = False,
-    plan: str | None = None,
-    daily_request_budget: int | str | None = None,
-    monthly_request_budget: int | str | None = None,
-) -> SourceSettings:
-    """The source's settings as `hypertracker()` resolves them from dlt config, for the commands
-    that plan a run without running it."""
-    return resolve_settings(
-        api_key=api_key,
-        base_url=base_url,
-        start_date=start_date,
-        end_date=None,
-        coins=coins,
-        address=address,
-        side=side,
-        heatmap_coins=heatmap_coins,
-        segment_ids=segment_ids,
-        page_size=page_size,
-        lag=lag,
-        max_fills_per_run=max_fills_per_run,
-        requests_per_minute=requests_per_minute,
-        refresh_snapshots=refresh_snapshots,
-        merge_strategy="delete-insert",
-        plan=plan,
-        daily_request_budget=daily_request_budget,
-        monthly_request_budget=monthly_request_budget,
-    )
+def configured_settings(**given: Any) -> SourceSettings:
+    """The source's settings as `hypertracker()` resolves them from dlt config, or given, for the
+    commands that plan an incremental run without running it."""
+    return resolve_settings(**_planned_settings(**given))

@@ -42,6 +42,7 @@ from hypertracker_source.config.defaults import (
     SEGMENT_NAMES,
     STATUS_MAX_BEHIND,
 )
+from hypertracker_source.config.flags import SETTING_FLAGS, add_setting_flags, flags_to_settings
 from hypertracker_source.exceptions import (
     HyperTrackerBudgetError,
     HyperTrackerConfigError,
@@ -138,11 +139,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_load_options(load)
-    load.add_argument(
-        "--end-date",
-        help="with --start-date: back-fill the fills from start to end date (marks stay put; "
-        f"{SETTING_VARIABLE.format('END_DATE')})",
-    )
+    add_setting_flags(load, load_only=True)
     load.add_argument(
         "--demo",
         action="store_true",
@@ -311,26 +308,7 @@ def add_load_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dataset", help=f"dataset (schema) to load into (default: {DATASET})")
     parser.add_argument("--resources", help="comma-separated resources to load (default: all)")
-    parser.add_argument(
-        "--start-date",
-        help="where fill history starts (default: 2025-07-27, the API's first day; "
-        f"{SETTING_VARIABLE.format('START_DATE')})",
-    )
-    parser.add_argument(
-        "--coins",
-        help="comma-separated coins whose fills to load, case-sensitive (default: all markets; "
-        f"{SETTING_VARIABLE.format('COINS')})",
-    )
-    parser.add_argument(
-        "--heatmap-coins",
-        help="comma-separated coins whose heatmap to load (default: BTC,ETH,HYPE; "
-        f"{SETTING_VARIABLE.format('HEATMAP_COINS')})",
-    )
-    parser.add_argument(
-        "--segments",
-        help="comma-separated segment ids whose risk to load (default: all 16; "
-        f"{SETTING_VARIABLE.format('SEGMENT_IDS')})",
-    )
+    add_setting_flags(parser)
     add_lock_option(parser)
 
 
@@ -385,25 +363,11 @@ def add_follow_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-SETTING_FLAGS = {
-    "start_date": "start_date",
-    "end_date": "end_date",
-    "coins": "coins",
-    "heatmap_coins": "heatmap_coins",
-    "segments": "segment_ids",
-}
-"""The options that set a source setting, by argument name: the setting each sets."""
-
-
 def source_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The source arguments given on the command line; the rest resolve from dlt config."""
     if getattr(args, "end_date", None) and not args.start_date:
         refuse_end_without_start(args.end_date)
-    return {
-        setting: getattr(args, arg)
-        for arg, setting in SETTING_FLAGS.items()
-        if getattr(args, arg, None)
-    }
+    return flags_to_settings(args)
 
 
 def refuse_end_without_start(end_date: str) -> None:

@@ -33,15 +33,6 @@ LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
 FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
 """Errors that no retry can mend: follow stops on them."""
-CLIENT_SETTINGS = (
-    "api_key",
-    "base_url",
-    "requests_per_minute",
-    "plan",
-    "daily_request_budget",
-    "monthly_request_budget",
-)
-"""The settings of follow's own client, for its status polls."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +118,7 @@ def follow(
     retried after a doubling backoff. A rejected key, a bad setting or a stop signal (wrapped by dlt
     or not) ends follow at once: a stop is never taken for a failed load.
     """
-    client_settings = {name: settings[name] for name in CLIENT_SETTINGS if name in settings}
-    client = configured_client(**client_settings, pipeline=pipeline)
+    client = configured_client(**settings, pipeline=pipeline)
     spread = BudgetSpread(client.ledger)
     loaded_version: str | None = None
     loads = failures = 0
@@ -162,7 +152,7 @@ def follow(
             say(clock, f"up to date; next check at {next_check:%Y-%m-%dT%H:%M:%S%z}")
         except Exception as error:
             if isinstance(root_cause(error), HyperTrackerBudgetError) and not stop_signal(error):
-                client = configured_client(**client_settings, pipeline=pipeline)
+                client = configured_client(**settings, pipeline=pipeline)
                 if sleep_until_renewal(clock, spread, client):
                     break
                 continue

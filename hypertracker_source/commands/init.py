@@ -1,6 +1,5 @@
 """`hypertracker init`: a project folder's dlt settings, secrets template and pipeline script."""
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -8,12 +7,7 @@ from pathlib import Path
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
-from hypertracker_source.config.defaults import (
-    DEFAULT_HEATMAP_COINS,
-    DEFAULT_LAG,
-    FILLS_MAX_PAGE_SIZE,
-    HISTORY_START,
-)
+from hypertracker_source.config.documents import config_lines
 from hypertracker_source.exceptions import HyperTrackerError
 
 CONFIG_PATH = Path(".dlt/config.toml")
@@ -32,29 +26,9 @@ CONFIG_TEMPLATE = f"""\
 # [extract] workers is EXTRACT__WORKERS. The API key goes in .dlt/secrets.toml, never here.
 
 [sources.hypertracker]
-# What loads: uncomment a setting to change it; the values shown are the defaults.
-# Coins whose liquidation heatmap to load:
-# heatmap_coins = {json.dumps(list(DEFAULT_HEATMAP_COINS))}
-# Fills of these coins only, each with its own high-water mark (default: all markets):
-# coins = ["BTC", "ETH"]
-# Fills of one wallet only, or of one side only (A: ask, sell; B: bid, buy):
-# address = "0x..."
-# side = "A"
-# Cohorts whose liquidation risk to load (default: all 16):
-# segment_ids = [9, 10]
-# Where fill history starts on a first run:
-# start_date = "{HISTORY_START}"
-# Seconds each run re-reads behind its high-water mark, for fills the API indexes late:
-# lag = {DEFAULT_LAG.total_seconds():g}
-# Fills per request, 1 to 1000:
-# page_size = {FILLS_MAX_PAGE_SIZE}
-# Pace every request to your plan: pulse, surge, flow, stream, or a number per minute:
-# requests_per_minute = "pulse"
-# Fetch heatmaps and risk even when the API's data version is already loaded:
-# refresh_snapshots = false
-# How tables merge: delete-insert for SQL databases, upsert for delta or iceberg on a bucket:
-# merge_strategy = "delete-insert"
-
+# What loads: uncomment a setting to change it. A value shown is the default, or, where the
+# default is none, an example.
+{config_lines()}
 [runtime]
 log_level = "WARNING"
 
