@@ -23,9 +23,9 @@ from hypertracker_source import RunStats
 from hypertracker_source.api.client import RERUN_ADVICE, RetryingClient
 from hypertracker_source.api.endpoints import ENDPOINTS
 from hypertracker_source.api.request_flow import GatedAdapter, RequestGate
-from hypertracker_source.commands.cli import root_cause
 from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.runs.failures import root_cause
 
 STORM = Faults(
     error_rate=0.15,

@@ -20,7 +20,8 @@ from hypertracker_simulator import Simulator
 from hypertracker_source.api.client import HyperTrackerClient
 from hypertracker_source.api.endpoints import STATUS
 from hypertracker_source.api.request_flow import interrupt_requests
-from hypertracker_source.commands.cli import LOCAL_DATABASE, PIPELINE_NAME, main
+from hypertracker_source.commands import main
+from hypertracker_source.commands.options import LOCAL_DATABASE, PIPELINE_NAME
 from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY, STOP_GRACE
 from hypertracker_source.exceptions import (
     HyperTrackerInterruptedError,
@@ -110,7 +111,7 @@ def command(folder: Path, sim: Simulator, *args: str) -> subprocess.Popen[str]:
         "RUNTIME__REQUEST_BACKOFF_FACTOR": "0.05",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "hypertracker_source.commands.cli", *args],
+        [sys.executable, "-m", "hypertracker_source.commands", *args],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,8 +1,9 @@
 """`hypertracker follow`: one load per API data version, asleep until the API's next update."""
 
-import time
+import argparse
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -13,6 +14,14 @@ from hypertracker_source.api.client import HyperTrackerClient, RunStats
 from hypertracker_source.api.endpoints import STATUS
 from hypertracker_source.commands.check import configured_client
 from hypertracker_source.commands.follow_budget import BudgetSpread, VersionChoice
+from hypertracker_source.commands.loading import run_load
+from hypertracker_source.commands.options import (
+    LOAD_EPILOG,
+    AddCommand,
+    add_load_options,
+    pipeline_from_args,
+    source_settings,
+)
 from hypertracker_source.config.defaults import (
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
@@ -27,7 +36,8 @@ from hypertracker_source.exceptions import (
     HyperTrackerError,
 )
 from hypertracker_source.runs.failures import root_cause
-from hypertracker_source.runs.stopping import stop_signal
+from hypertracker_source.runs.run_lock import pipeline_lock
+from hypertracker_source.runs.stopping import sleep_unless_stopped, stop_requested, stop_signal
 
 LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
@@ -97,18 +107,69 @@ class Clock(Protocol):
 
 
 class WallClock:
-    """The wall clock, and a plain sleep: a signal ends follow through stopping.py, sleep or not."""
-
-    stopped = False
+    """The wall clock, and a sleep that stopping.py ends: a stop signal ends follow, asleep or
+    not."""
 
     def now(self) -> datetime:
         """The current time in UTC."""
         return datetime.now(timezone.utc)
 
     def wait(self, seconds: float) -> bool:
-        """Sleeps `seconds`; never stopped, since a signal raises out of the sleep."""
-        time.sleep(seconds)
-        return False
+        """Sleeps up to `seconds`; True when a stop signal came."""
+        return sleep_unless_stopped(seconds)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop signal came."""
+        return stop_requested()
+
+
+_TIMING_HELP = {
+    "poll_margin": "seconds past the API's announced next update to ask again",
+    "min_sleep": "shortest sleep, when the update is late; first backoff",
+    "max_sleep": "longest sleep between two status requests",
+    "max_backoff": "longest sleep after failures in a row",
+}
+"""What each bound of FollowTiming means, as its option's help says."""
+
+
+def register(add_command: AddCommand) -> None:
+    """Adds `follow` and its options to the command line: where to load, and how long to sleep."""
+    parser = add_command(
+        "follow",
+        help="load once per API data version until stopped (SIGTERM, Ctrl-C)",
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_load_options(parser)
+    for bound in fields(FollowTiming):
+        parser.add_argument(
+            f"--{bound.name.replace('_', '-')}",
+            type=_finite_seconds,
+            default=bound.default,
+            help=f"{_TIMING_HELP[bound.name]} ({bound.default:g})",
+        )
+    parser.set_defaults(handler=_run)
+
+
+def _finite_seconds(text: str) -> float:
+    """Reads a number of seconds, refusing NaN and infinity (argparse names the flag)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+    return seconds
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Runs `hypertracker follow` until SIGTERM or Ctrl-C, holding its pipeline's lock."""
+    bounds = {bound.name: getattr(args, bound.name) for bound in fields(FollowTiming)}
+    timing = FollowTiming(**bounds)
+    pipeline = pipeline_from_args(args)
+    with pipeline_lock(pipeline, args.lock_wait):
+        follow(pipeline, source_settings(args), run_load, WallClock(), timing, args.resources)
 
 
 def follow(

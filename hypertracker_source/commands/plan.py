@@ -1,9 +1,11 @@
 """`hypertracker plan`: what the next run and a day of `follow` cost, per endpoint, against the
 request budget and each of the API's plans, from the pipeline's state and one status request."""
 
+import argparse
+import json
 import math
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import dlt
@@ -14,7 +16,14 @@ from pendulum import DateTime
 from hypertracker_source import snapshot_requests_due
 from hypertracker_source.api.budget import Spend, pipeline_ledger, requests_left, spend_text
 from hypertracker_source.api.endpoints import FILLS, SEGMENTS, STATUS
+from hypertracker_source.commands.check import configured_settings, status_within_budget
 from hypertracker_source.commands.follow_budget import FILLS_VERSION_COST, plan_version_costs
+from hypertracker_source.commands.options import (
+    AddCommand,
+    add_load_options,
+    pipeline_from_args,
+    source_settings,
+)
 from hypertracker_source.commands.status import dataset_row, loaded_version
 from hypertracker_source.config.defaults import FASTEST_REFRESH, FILLS_RESOURCE, PLANS
 from hypertracker_source.config.resolve import RequestBudget, SourceSettings
@@ -25,6 +34,29 @@ from hypertracker_source.runs.chunks import fills_resource_state
 SLOWEST_REFRESH = timedelta(minutes=30)
 """The longest time between two API data versions."""
 DAY = timedelta(days=1)
+
+
+def register(add_command: AddCommand) -> None:
+    """Adds `plan` and its options to the command line."""
+    plan = add_command(
+        "plan",
+        help="what the next run and a day of follow cost in requests, against the budget and "
+        "each API plan (1 status request)",
+    )
+    add_load_options(plan)
+    plan.add_argument("--json", action="store_true", help="print JSON for machines")
+    plan.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Runs `hypertracker plan`: the cost of the next run and of a day of follow."""
+    pipeline = pipeline_from_args(args)
+    settings = configured_settings(**source_settings(args))
+    status = status_within_budget(pipeline) or {
+        "lastUpdate": datetime.now(timezone.utc).isoformat()
+    }
+    plan = make_plan(pipeline, settings, status)
+    print(json.dumps(plan, indent=2) if args.json else plan_text(plan))
 
 
 class Landed(NamedTuple):
