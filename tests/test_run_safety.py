@@ -170,7 +170,7 @@ def test_two_loads_started_together_one_loads_the_other_exits_with_the_locks_lin
         f"by process {first.pid} on "
     ), second_err
     assert second_err.rstrip().endswith("or wait longer with --lock-wait SECONDS"), second_err
-    assert "(cli.py load)" in second_err
+    assert "(__main__.py load)" in second_err
     assert len(second_err.splitlines()) == 1
     keys = fill_keys(tmp_path / LOCAL_DATABASE)
     assert len(keys) == len(set(keys)) == len(simulator.expected_fills())

@@ -23,10 +23,10 @@ from hypertracker_source.commands.options import (
 from hypertracker_source.commands.report import print_written
 from hypertracker_source.runs.run_lock import pipeline_lock
 
-DEMO_API_KEY = "demo-key"
+_DEMO_API_KEY = "demo-key"
 DEMO_SEED = 7
 DEMO_FILLS = 20_000
-DEMO_REPORT = "hypertracker_demo.html"
+_DEMO_REPORT = "hypertracker_demo.html"
 _DEMO_QUERY = (
     "SELECT coin, COUNT(*) AS fills FROM hypertracker.liquidation_fills "
     "GROUP BY coin ORDER BY fills DESC LIMIT 5"
@@ -39,10 +39,10 @@ def register(add_command: AddCommand) -> None:
     """Adds `demo` and its options to the command line."""
     demo = add_command(
         "demo",
-        help=f"load everything offline into {DEMO_DATABASE} and write {DEMO_REPORT}",
+        help=f"load everything offline into {DEMO_DATABASE} and write {_DEMO_REPORT}",
         description=f"Serve the bundled simulator of the API on 127.0.0.1, load all of its data "
         f"into {DEMO_DATABASE} (the demo's own pipeline, {DEMO_PIPELINE}), and write the report "
-        f"{DEMO_REPORT}. No key and no network needed.",
+        f"{_DEMO_REPORT}. No key and no network needed.",
     )
     demo.add_argument(
         "--fills",
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> None:
     try:
         from hypertracker_source.report import write_report
 
-        print_written(write_report(pipeline.dataset(), Path(DEMO_REPORT)))
+        print_written(write_report(pipeline.dataset(), Path(_DEMO_REPORT)))
     except MissingDependencyException:
         print(f"No report: it needs plotly, which is missing. Install it with {_PLOTLY_INSTALL}")
 
@@ -83,8 +83,8 @@ def demo_pipeline() -> dlt.Pipeline:
 @contextlib.contextmanager
 def demo_api(fills: int = DEMO_FILLS) -> Iterator[dict[str, str]]:
     """Runs the bundled simulator and yields the source settings that point at it."""
-    with Simulator(seed=DEMO_SEED, fills=fills, api_key=DEMO_API_KEY) as simulator:
-        yield {"api_key": DEMO_API_KEY, "base_url": simulator.url}
+    with Simulator(seed=DEMO_SEED, fills=fills, api_key=_DEMO_API_KEY) as simulator:
+        yield {"api_key": _DEMO_API_KEY, "base_url": simulator.url}
 
 
 def _query_command(database: str, query: str) -> str:

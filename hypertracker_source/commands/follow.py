@@ -41,9 +41,9 @@ from hypertracker_source.runs.stopping import sleep_unless_stopped, stop_request
 
 LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
-FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
+_FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
 """Errors that no retry can mend: follow stops on them."""
-CLIENT_SETTINGS = (
+_CLIENT_SETTINGS = (
     "api_key",
     "base_url",
     "requests_per_minute",
@@ -106,7 +106,7 @@ class Clock(Protocol):
         ...
 
 
-class WallClock:
+class _WallClock:
     """The wall clock, and a sleep that stopping.py ends: a stop signal ends follow, asleep or
     not."""
 
@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> None:
     timing = FollowTiming(**bounds)
     pipeline = pipeline_from_args(args)
     with pipeline_lock(pipeline, args.lock_wait):
-        follow(pipeline, source_settings(args), run_load, WallClock(), timing, args.resources)
+        follow(pipeline, source_settings(args), run_load, _WallClock(), timing, args.resources)
 
 
 def follow(
@@ -188,7 +188,7 @@ def follow(
     retried after a doubling backoff. A rejected key, a bad setting or a stop signal (wrapped by dlt
     or not) ends follow at once: a stop is never taken for a failed load.
     """
-    client_settings = {name: settings[name] for name in CLIENT_SETTINGS if name in settings}
+    client_settings = {name: settings[name] for name in _CLIENT_SETTINGS if name in settings}
     client = configured_client(**client_settings, pipeline=pipeline)
     spread = BudgetSpread(client.ledger)
     loaded_version: str | None = None
@@ -196,14 +196,14 @@ def follow(
     polls_before = 0
     while not clock.stopped:
         if spread.exhausted(clock.now()):
-            if sleep_until_renewal(clock, spread, client):
+            if _sleep_until_renewal(clock, spread, client):
                 break
             continue
         try:
             status = client.get_json(STATUS)
             if status["lastUpdate"] != loaded_version:
                 choice = spread.choose(clock.now())
-                say(clock, version_line(status["lastUpdate"], choice))
+                say(clock, _version_line(status["lastUpdate"], choice))
                 if choice.load:
                     stats = RunStats(status=status)
                     chosen = choice.resources(resources)
@@ -213,7 +213,7 @@ def follow(
                     polls = client.stats.requests["status"] - polls_before
                     polls_before = client.stats.requests["status"]
                     spread.learn(stats, polls, choice.snapshots)
-                    say(clock, load_line(loaded_version, stats, polls))
+                    say(clock, _load_line(loaded_version, stats, polls))
             failures = 0
             seconds = max(
                 timing.until_update(status.get("nextUpdate"), clock.now()),
@@ -224,10 +224,10 @@ def follow(
         except Exception as error:
             if isinstance(root_cause(error), HyperTrackerBudgetError) and not stop_signal(error):
                 client = configured_client(**client_settings, pipeline=pipeline)
-                if sleep_until_renewal(clock, spread, client):
+                if _sleep_until_renewal(clock, spread, client):
                     break
                 continue
-            if isinstance(root_cause(error), FINAL_ERRORS) or stop_signal(error):
+            if isinstance(root_cause(error), _FINAL_ERRORS) or stop_signal(error):
                 raise
             failures += 1
             seconds = timing.backoff(failures)
@@ -238,7 +238,7 @@ def follow(
     return loads
 
 
-def load_line(version: str, stats: RunStats, polls: int) -> str:
+def _load_line(version: str, stats: RunStats, polls: int) -> str:
     """One line about a load: the version, rows per table, the requests it took, and the spend."""
     rows = ", ".join(f"{table} {stats.rows[table]}" for table in TABLE_NAMES)
     spent = sum(stats.requests.values())
@@ -246,7 +246,7 @@ def load_line(version: str, stats: RunStats, polls: int) -> str:
     return f"loaded data version {version}: {rows} rows; {spent} requests + {polls} status{budget}"
 
 
-def sleep_until_renewal(clock: Clock, spread: BudgetSpread, client: HyperTrackerClient) -> bool:
+def _sleep_until_renewal(clock: Clock, spread: BudgetSpread, client: HyperTrackerClient) -> bool:
     """Sleeps until the request budget renews, saying so; True when follow was stopped."""
     seconds = spread.until_renewal(clock.now())
     spent = client.ledger.spend_text() if client.ledger else ""
@@ -254,7 +254,7 @@ def sleep_until_renewal(clock: Clock, spread: BudgetSpread, client: HyperTracker
     return clock.wait(seconds)
 
 
-def version_line(version: str, choice: VersionChoice) -> str:
+def _version_line(version: str, choice: VersionChoice) -> str:
     """The line about a new data version: loading it, its fills alone, or not yet (the budget)."""
     if not choice.load:
         return f"data version {version}: not loaded yet ({choice.reason}); its fills load later"

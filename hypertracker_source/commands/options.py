@@ -90,7 +90,7 @@ def add_lock_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-SETTING_FLAGS = {
+_SETTING_FLAGS = {
     "start_date": "start_date",
     "end_date": "end_date",
     "coins": "coins",
@@ -140,7 +140,7 @@ def source_settings(args: argparse.Namespace) -> dict[str, Any]:
         _refuse_end_without_start(args.end_date)
     return {
         setting: getattr(args, arg)
-        for arg, setting in SETTING_FLAGS.items()
+        for arg, setting in _SETTING_FLAGS.items()
         if getattr(args, arg, None)
     }
 
@@ -158,7 +158,7 @@ def typed_flag(args: argparse.Namespace, error: BaseException) -> str | None:
     """The option and value the user typed for the setting a config error names, if typed."""
     if not isinstance(error, HyperTrackerConfigError):
         return None
-    for arg, setting in SETTING_FLAGS.items():
+    for arg, setting in _SETTING_FLAGS.items():
         if setting == error.setting and getattr(args, arg, None):
             return f"--{arg.replace('_', '-')} {getattr(args, arg)}"
     return None

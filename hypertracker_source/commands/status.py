@@ -50,8 +50,8 @@ def _run(args: argparse.Namespace) -> int:
     api = None if args.offline else status_within_budget(pipeline)
     version = api["lastUpdate"] if api else None
     max_behind = timedelta(hours=args.max_behind_hours)
-    status = pipeline_status(pipeline, version, datetime.now(timezone.utc), max_behind)
-    print(json.dumps(status, indent=2) if args.json else status_text(status))
+    status = _pipeline_status(pipeline, version, datetime.now(timezone.utc), max_behind)
+    print(json.dumps(status, indent=2) if args.json else _status_text(status))
     return EXIT_BEHIND if status["stale"] else 0
 
 
@@ -69,7 +69,7 @@ def dataset_row(pipeline: dlt.Pipeline, sql: str) -> tuple[Any, ...] | None:
         return None
 
 
-def dataset_value(pipeline: dlt.Pipeline, sql: str) -> Any:
+def _dataset_value(pipeline: dlt.Pipeline, sql: str) -> Any:
     """The one value a query of the pipeline's dataset returns; None when its table is missing."""
     row = dataset_row(pipeline, sql)
     return row[0] if row else None
@@ -78,13 +78,13 @@ def dataset_value(pipeline: dlt.Pipeline, sql: str) -> Any:
 def table_rows(pipeline: dlt.Pipeline) -> dict[str, int | None]:
     """Rows per table of the source in the pipeline's dataset; None for a table not there yet."""
     return {
-        table: dataset_value(pipeline, f"SELECT COUNT(*) FROM {table}") for table in TABLE_NAMES
+        table: _dataset_value(pipeline, f"SELECT COUNT(*) FROM {table}") for table in TABLE_NAMES
     }
 
 
 def newest_fill(pipeline: dlt.Pipeline) -> str | None:
     """The time of the newest fill landed, or None."""
-    newest = dataset_value(pipeline, f"SELECT MAX(time) FROM {FILLS_RESOURCE}")
+    newest = _dataset_value(pipeline, f"SELECT MAX(time) FROM {FILLS_RESOURCE}")
     return None if newest is None else ensure_pendulum_datetime(newest).isoformat()
 
 
@@ -117,7 +117,7 @@ def last_run(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
     }
 
 
-def pipeline_status(
+def _pipeline_status(
     pipeline: dlt.Pipeline, api_version: str | None, now: datetime, max_behind: timedelta
 ) -> dict[str, Any]:
     """Everything `status` shows, and whether the data is further behind than `max_behind`:
@@ -142,7 +142,7 @@ def pipeline_status(
     }
 
 
-def status_text(status: dict[str, Any]) -> str:
+def _status_text(status: dict[str, Any]) -> str:
     """The status for people: one screen."""
     rows = status["rows"]
     lines = [f"Pipeline {status['pipeline']}, dataset {status['dataset']}:"]
