@@ -6,6 +6,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from importlib.metadata import version
+from typing import Any
 
 import dlt
 
@@ -69,10 +70,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         version=f"%(prog)s {version('hypertracker-source')} (dlt {dlt.__version__})",
     )
     subparsers = parser.add_subparsers(dest="command")
+
+    def add_command(name: str, **described: Any) -> argparse.ArgumentParser:
+        """Adds a command, which takes --debug too."""
+        return subparsers.add_parser(name, parents=[common], **described)
+
     for command in _COMMANDS:
-        command.register(
-            lambda name, **described: subparsers.add_parser(name, parents=[common], **described)
-        )
+        command.register(add_command)
     args, unknown = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)

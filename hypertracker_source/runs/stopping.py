@@ -75,6 +75,8 @@ def stop_requested() -> bool:
 def sleep_unless_stopped(seconds: float) -> bool:
     """Sleeps up to `seconds`; True when a stop signal came. In the main thread the signal raises
     out of the sleep at once; elsewhere the sleep ends within _WAKE_EVERY seconds of it."""
+    # Hand-written: dlt's signal-aware sleep (dlt.common.runtime.signals.sleep) wakes on dlt's own
+    # handler only, which keep_dlt_off_signals keeps out.
     deadline = time.monotonic() + seconds
     while not stop_requested() and (left := deadline - time.monotonic()) > 0:
         time.sleep(min(left, _WAKE_EVERY))
