@@ -33,7 +33,7 @@ import dlt
 
 from benchmarks.measure import CHILD_ENVIRONMENT, PROJECT_ROOT, machine, markdown_table
 from hypertracker_simulator import Faults, Simulator
-from hypertracker_source.commands.cli import LOCAL_DATABASE, PIPELINE_NAME
+from hypertracker_source.commands.options import LOCAL_DATABASE, PIPELINE_NAME
 from hypertracker_source.config.defaults import REJECTED_FILLS_TABLE
 from hypertracker_source.fills.contract import REJECTED_FILL_KEY
 from hypertracker_source.schema import FILL_PRIMARY_KEY
@@ -155,7 +155,7 @@ class Run:
             [
                 sys.executable,
                 "-m",
-                "hypertracker_source.commands.cli",
+                "hypertracker_source.commands",
                 *args,
                 *destination_args(trial),
             ],

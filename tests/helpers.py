@@ -230,8 +230,7 @@ def all_pages(
 def main_without(module: str, argv: list[str]) -> subprocess.CompletedProcess:
     """Runs the `hypertracker` command in a fresh interpreter that cannot import `module`."""
     blocked = (
-        f"import sys; sys.modules[{module!r}] = None; "
-        "from hypertracker_source.commands.cli import main"
+        f"import sys; sys.modules[{module!r}] = None; from hypertracker_source.commands import main"
     )
     return subprocess.run(
         [sys.executable, "-c", f"{blocked}; sys.exit(main({argv!r}))"],

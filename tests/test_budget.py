@@ -22,8 +22,8 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.api.budget import SPEND_JOURNAL, Spend, SpendLedger, stored_spend
+from hypertracker_source.commands import main
 from hypertracker_source.commands.check import configured_settings
-from hypertracker_source.commands.cli import main
 from hypertracker_source.commands.follow import FollowTiming, follow
 from hypertracker_source.commands.follow_budget import BudgetSpread
 from hypertracker_source.commands.loading import run_load

@@ -14,14 +14,10 @@ from helpers import POSTGRES_URL, PipelineFactory, main_without, source_for
 from oracles import expected_cascades, expected_mark
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.commands.cli import (
-    DEMO_DATABASE,
-    DEMO_FILLS,
-    DEMO_SEED,
-    LOCAL_DATABASE,
-    main,
-)
+from hypertracker_source.commands import main
+from hypertracker_source.commands.demo import DEMO_FILLS, DEMO_SEED
 from hypertracker_source.commands.docs import loaded_schema, tables_markdown
+from hypertracker_source.commands.options import DEMO_DATABASE, LOCAL_DATABASE
 from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
 from hypertracker_source.report import money, price_range
 from hypertracker_source.report.settings import (

@@ -21,7 +21,7 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_simulator.hostile import BAD_FILL_KINDS, OVERSIZED_FIELD, break_fill
-from hypertracker_source.commands.cli import main
+from hypertracker_source.commands import main
 from hypertracker_source.config.defaults import (
     FILL_FIELD_MAX_BYTES,
     REJECTED_FIELD_SHOWN_BYTES,

@@ -24,7 +24,7 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.commands.cli import main
+from hypertracker_source.commands import main
 from hypertracker_source.config.defaults import DEFAULT_LAG, TABLE_NAMES
 from hypertracker_source.destinations.mysql import MERGE_KEY_INDEX, index_merge_keys
 

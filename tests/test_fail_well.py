@@ -28,16 +28,13 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.api.errors import unreachable_cause
-from hypertracker_source.commands.cli import (
-    DEMO_DATABASE,
-    DEMO_FILLS,
-    LOCAL_DATABASE,
-    main,
-    root_cause,
-)
+from hypertracker_source.commands import main
+from hypertracker_source.commands.demo import DEMO_FILLS
+from hypertracker_source.commands.options import DEMO_DATABASE, LOCAL_DATABASE
 from hypertracker_source.config.defaults import SEGMENT_NAMES, TABLE_NAMES
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.runs.dlt_log import command_line_text
+from hypertracker_source.runs.failures import root_cause
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 DEFAULT_RUNTIME_BUDGET = 60.0

@@ -24,9 +24,9 @@ from hypertracker_source.api.client import RetryingClient
 from hypertracker_source.api.endpoints import ENDPOINTS
 from hypertracker_source.api.errors import RERUN_ADVICE
 from hypertracker_source.api.request_flow import GatedAdapter, RequestGate
-from hypertracker_source.commands.cli import root_cause
 from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.exceptions import HyperTrackerApiError
+from hypertracker_source.runs.failures import root_cause
 
 STORM = Faults(
     error_rate=0.15,

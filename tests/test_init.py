@@ -11,7 +11,7 @@ import tomlkit
 from helpers import API_KEY, assert_fills_equal, landed
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.commands.cli import main
+from hypertracker_source.commands import main
 from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 
 HYPERTRACKER = str(Path(sys.executable).with_name("hypertracker"))

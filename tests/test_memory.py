@@ -14,7 +14,8 @@ from helpers import API_KEY, assert_fills_equal
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.commands.cli import LOCAL_DATABASE, main
+from hypertracker_source.commands import main
+from hypertracker_source.commands.options import LOCAL_DATABASE
 from hypertracker_source.runs.failures import DUCKDB_MEMORY_HEADLINE
 from hypertracker_source.runs.memory import (
     ARROW_POOL_VARIABLE,

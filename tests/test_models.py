@@ -11,7 +11,7 @@ from helpers import PipelineFactory, epoch_ms, main_without, source_for
 from oracles import expected_cascades, expected_hourly, expected_mark
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.commands.cli import main
+from hypertracker_source.commands import main
 from hypertracker_source.commands.models import DBT_PACKAGE, run_models
 from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.report.queries import read_report_data

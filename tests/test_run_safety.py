@@ -20,7 +20,8 @@ from hypertracker_simulator import Simulator
 from hypertracker_source.api.client import HyperTrackerClient
 from hypertracker_source.api.endpoints import STATUS
 from hypertracker_source.api.request_flow import interrupt_requests
-from hypertracker_source.commands.cli import LOCAL_DATABASE, PIPELINE_NAME, main
+from hypertracker_source.commands import main
+from hypertracker_source.commands.options import LOCAL_DATABASE, PIPELINE_NAME
 from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY, STOP_GRACE
 from hypertracker_source.exceptions import (
     HyperTrackerInterruptedError,
@@ -110,7 +111,7 @@ def command(folder: Path, sim: Simulator, *args: str) -> subprocess.Popen[str]:
         "RUNTIME__REQUEST_BACKOFF_FACTOR": "0.05",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "hypertracker_source.commands.cli", *args],
+        [sys.executable, "-m", "hypertracker_source.commands", *args],
         cwd=folder,
         env=env,
         stdout=subprocess.PIPE,
@@ -169,7 +170,7 @@ def test_two_loads_started_together_one_loads_the_other_exits_with_the_locks_lin
         f"by process {first.pid} on "
     ), second_err
     assert second_err.rstrip().endswith("or wait longer with --lock-wait SECONDS"), second_err
-    assert "(cli.py load)" in second_err
+    assert "(__main__.py load)" in second_err
     assert len(second_err.splitlines()) == 1
     keys = fill_keys(tmp_path / LOCAL_DATABASE)
     assert len(keys) == len(set(keys)) == len(simulator.expected_fills())
@@ -266,3 +267,45 @@ def test_a_live_holder_is_named_and_a_killed_ones_lock_is_free(tmp_path: Path):
         mine = lock_holder(pipeline)
         assert mine is not None and mine.pid == os.getpid()
     assert lock_holder(pipeline) is None
+
+
+SLEEPER = """
+import os, signal, sys, threading, time
+from hypertracker_source.runs.stopping import (
+    signals_stop_the_command, sleep_unless_stopped, stop_exit_code, stop_requested,
+)
+woke = []
+def sleeper():
+    started = time.monotonic()
+    woke.append((sleep_unless_stopped(60), time.monotonic() - started))
+try:
+    with signals_stop_the_command():
+        thread = threading.Thread(target=sleeper)
+        thread.start()
+        print(stop_requested(), flush=True)
+        os.kill(os.getpid(), signal.SIG{name})
+        time.sleep(60)
+except KeyboardInterrupt as error:
+    thread.join(10)
+    print(stop_requested(), *woke[0], flush=True)
+    sys.exit(stop_exit_code(error))
+"""
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_wakes_a_sleep_in_another_thread_and_decides_the_exit_code(
+    signal_number: int,
+):
+    """The main thread's sleep is cut by the signal, another thread's sleep (follow's clock's) ends
+    within a second of it, and the command exits 128 + the signal with its interrupted line."""
+    script = SLEEPER.replace("{name}", signal.Signals(signal_number).name[3:])
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    before, after = done.stdout.splitlines()
+    stopped, woke, slept = after.split()
+    assert (before, stopped, woke) == ("False", "True", "True"), done.stdout
+    assert float(slept) < 1.5
+    assert done.returncode == 128 + signal_number, done.stderr
+    assert f"hypertracker: interrupted ({signal.Signals(signal_number).name})" in done.stderr

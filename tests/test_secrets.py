@@ -15,7 +15,7 @@ from helpers import PipelineFactory
 
 from hypertracker_simulator import Faults, Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.commands.cli import main
+from hypertracker_source.commands import main
 
 KEY = "htk-live-6Qz8-DO-NOT-LEAK-4e1f"
 WRONG_KEY = "htk-live-9Xw2-REVOKED-ALSO-SECRET-77c0"

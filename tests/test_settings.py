@@ -87,7 +87,7 @@ def test_checks_client_resolves_the_clients_settings_from_dlt_config(
     key_in_env.setenv("SOURCES__HYPERTRACKER__RESPONSE_DEADLINE", "30")
     client = configured_client()
     assert client.base_url == "http://127.0.0.1:9"
-    assert client.max_body_bytes["status"] == 2_000_000
+    assert client.body_limit("status").max_bytes == 2_000_000
     assert client.response_deadline == 30
 
 

@@ -192,7 +192,7 @@ class HyperTrackerClient:
         self._files = RetryingClient(
             None, None, raise_for_status=False, session_attrs={"max_redirects": MAX_FILE_REDIRECTS}
         )
-        self._response_deadline = response_deadline
+        self.response_deadline = response_deadline
         self._max_body_bytes = max_body_bytes or {
             kind: int(megabytes * BYTES_PER_MB) for kind, megabytes in MAX_BODY_MB.items()
         }
@@ -207,7 +207,7 @@ class HyperTrackerClient:
 
     def _bounds(self, kind: str) -> AnswerBounds:
         """What an answer of this kind may take: the deadline, and its body's size limit."""
-        return AnswerBounds(self._response_deadline, self.body_limit(kind))
+        return AnswerBounds(self.response_deadline, self.body_limit(kind))
 
     def _count_request(self, endpoint: Endpoint) -> Callable[..., Response]:
         """A response hook that counts an answered request, retries included: each costs a token."""

@@ -14,19 +14,19 @@ from dlt.common.schema.typing import TColumnSchema
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 
-KEY_HINTS = {"primary_key": "primary key", "merge_key": "merge key", "row_key": "row key"}
-DLT_COLUMN_MEANINGS = {
+_KEY_HINTS = {"primary_key": "primary key", "merge_key": "merge key", "row_key": "row key"}
+_DLT_COLUMN_MEANINGS = {
     "_dlt_load_id": "The dlt load that wrote the row (_dlt_loads.load_id)",
     "_dlt_id": "dlt's unique id of the row",
 }
 """What dlt's own columns hold: dlt adds them, so the source declares no description for them."""
-DOC_FILLS = 200
+_DOC_FILLS = 200
 """Enough simulated fills for every column of the source to appear."""
 
 
 def loaded_schema() -> dlt.Schema:
     """The schema dlt keeps after a full load of the simulator into a throwaway DuckDB file."""
-    with tempfile.TemporaryDirectory() as folder, Simulator(fills=DOC_FILLS) as simulator:
+    with tempfile.TemporaryDirectory() as folder, Simulator(fills=_DOC_FILLS) as simulator:
         pipeline = dlt.pipeline(
             pipeline_name="hypertracker_docs",
             destination=dlt.destinations.duckdb(str(Path(folder) / "docs.duckdb")),
@@ -47,15 +47,15 @@ def column_type(column: TColumnSchema) -> str:
     )
 
 
-def column_keys(column: TColumnSchema) -> str:
+def _column_keys(column: TColumnSchema) -> str:
     """The key hints a column carries, in words."""
-    return ", ".join(words for hint, words in KEY_HINTS.items() if column.get(hint))
+    return ", ".join(words for hint, words in _KEY_HINTS.items() if column.get(hint))
 
 
 def column_meaning(name: str, column: TColumnSchema) -> str:
     """A column's one-line description, with its unit."""
     description = column.get("description")
-    return description if description else DLT_COLUMN_MEANINGS.get(name, "")
+    return description if description else _DLT_COLUMN_MEANINGS.get(name, "")
 
 
 def tables_markdown(schema: dlt.Schema) -> str:
@@ -71,7 +71,7 @@ def tables_markdown(schema: dlt.Schema) -> str:
         for column_name, column in table["columns"].items():
             nullable = "yes" if column.get("nullable", True) else "no"
             lines.append(
-                f"| `{column_name}` | {column_type(column)} | {column_keys(column)} | {nullable} "
+                f"| `{column_name}` | {column_type(column)} | {_column_keys(column)} | {nullable} "
                 f"| {column_meaning(column_name, column)} |"
             )
         lines.append("")

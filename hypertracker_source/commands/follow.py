@@ -1,8 +1,9 @@
 """`hypertracker follow`: one load per API data version, asleep until the API's next update."""
 
-import time
+import argparse
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
@@ -13,6 +14,14 @@ from hypertracker_source.api.client import HyperTrackerClient, RunStats
 from hypertracker_source.api.endpoints import STATUS
 from hypertracker_source.commands.check import configured_client
 from hypertracker_source.commands.follow_budget import BudgetSpread, VersionChoice
+from hypertracker_source.commands.loading import run_load
+from hypertracker_source.commands.options import (
+    LOAD_EPILOG,
+    AddCommand,
+    add_load_options,
+    pipeline_from_args,
+    source_settings,
+)
 from hypertracker_source.config.defaults import (
     FOLLOW_MAX_BACKOFF,
     FOLLOW_MAX_SLEEP,
@@ -27,11 +36,12 @@ from hypertracker_source.exceptions import (
     HyperTrackerError,
 )
 from hypertracker_source.runs.failures import root_cause
-from hypertracker_source.runs.stopping import stop_signal
+from hypertracker_source.runs.run_lock import pipeline_lock
+from hypertracker_source.runs.stopping import sleep_unless_stopped, stop_requested, stop_signal
 
 LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""
-FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
+_FINAL_ERRORS = (HyperTrackerAuthError, HyperTrackerConfigError)
 """Errors that no retry can mend: follow stops on them."""
 
 
@@ -87,19 +97,70 @@ class Clock(Protocol):
         ...
 
 
-class WallClock:
-    """The wall clock, and a plain sleep: a signal ends follow through stopping.py, sleep or not."""
-
-    stopped = False
+class _WallClock:
+    """The wall clock, and a sleep that stopping.py ends: a stop signal ends follow, asleep or
+    not."""
 
     def now(self) -> datetime:
         """The current time in UTC."""
         return datetime.now(timezone.utc)
 
     def wait(self, seconds: float) -> bool:
-        """Sleeps `seconds`; never stopped, since a signal raises out of the sleep."""
-        time.sleep(seconds)
-        return False
+        """Sleeps up to `seconds`; True when a stop signal came."""
+        return sleep_unless_stopped(seconds)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a stop signal came."""
+        return stop_requested()
+
+
+_TIMING_HELP = {
+    "poll_margin": "seconds past the API's announced next update to ask again",
+    "min_sleep": "shortest sleep, when the update is late; first backoff",
+    "max_sleep": "longest sleep between two status requests",
+    "max_backoff": "longest sleep after failures in a row",
+}
+"""What each bound of FollowTiming means, as its option's help says."""
+
+
+def register(add_command: AddCommand) -> None:
+    """Adds `follow` and its options to the command line: where to load, and how long to sleep."""
+    parser = add_command(
+        "follow",
+        help="load once per API data version until stopped (SIGTERM, Ctrl-C)",
+        epilog=LOAD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_load_options(parser)
+    for bound in fields(FollowTiming):
+        parser.add_argument(
+            f"--{bound.name.replace('_', '-')}",
+            type=_finite_seconds,
+            default=bound.default,
+            help=f"{_TIMING_HELP[bound.name]} ({bound.default:g})",
+        )
+    parser.set_defaults(handler=_run)
+
+
+def _finite_seconds(text: str) -> float:
+    """Reads a number of seconds, refusing NaN and infinity (argparse names the flag)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number of seconds")
+    return seconds
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Runs `hypertracker follow` until SIGTERM or Ctrl-C, holding its pipeline's lock."""
+    bounds = {bound.name: getattr(args, bound.name) for bound in fields(FollowTiming)}
+    timing = FollowTiming(**bounds)
+    pipeline = pipeline_from_args(args)
+    with pipeline_lock(pipeline, args.lock_wait):
+        follow(pipeline, source_settings(args), run_load, _WallClock(), timing, args.resources)
 
 
 def follow(
@@ -125,14 +186,14 @@ def follow(
     polls_before = 0
     while not clock.stopped:
         if spread.exhausted(clock.now()):
-            if sleep_until_renewal(clock, spread, client):
+            if _sleep_until_renewal(clock, spread, client):
                 break
             continue
         try:
             status = client.get_json(STATUS)
             if status["lastUpdate"] != loaded_version:
                 choice = spread.choose(clock.now())
-                say(clock, version_line(status["lastUpdate"], choice))
+                say(clock, _version_line(status["lastUpdate"], choice))
                 if choice.load:
                     stats = RunStats(status=status)
                     chosen = choice.resources(resources)
@@ -142,7 +203,7 @@ def follow(
                     polls = client.stats.requests["status"] - polls_before
                     polls_before = client.stats.requests["status"]
                     spread.learn(stats, polls, choice.snapshots)
-                    say(clock, load_line(loaded_version, stats, polls))
+                    say(clock, _load_line(loaded_version, stats, polls))
             failures = 0
             seconds = max(
                 timing.until_update(status.get("nextUpdate"), clock.now()),
@@ -153,10 +214,10 @@ def follow(
         except Exception as error:
             if isinstance(root_cause(error), HyperTrackerBudgetError) and not stop_signal(error):
                 client = configured_client(**settings, pipeline=pipeline)
-                if sleep_until_renewal(clock, spread, client):
+                if _sleep_until_renewal(clock, spread, client):
                     break
                 continue
-            if isinstance(root_cause(error), FINAL_ERRORS) or stop_signal(error):
+            if isinstance(root_cause(error), _FINAL_ERRORS) or stop_signal(error):
                 raise
             failures += 1
             seconds = timing.backoff(failures)
@@ -167,7 +228,7 @@ def follow(
     return loads
 
 
-def load_line(version: str, stats: RunStats, polls: int) -> str:
+def _load_line(version: str, stats: RunStats, polls: int) -> str:
     """One line about a load: the version, rows per table, the requests it took, and the spend."""
     rows = ", ".join(f"{table} {stats.rows[table]}" for table in TABLE_NAMES)
     spent = sum(stats.requests.values())
@@ -175,7 +236,7 @@ def load_line(version: str, stats: RunStats, polls: int) -> str:
     return f"loaded data version {version}: {rows} rows; {spent} requests + {polls} status{budget}"
 
 
-def sleep_until_renewal(clock: Clock, spread: BudgetSpread, client: HyperTrackerClient) -> bool:
+def _sleep_until_renewal(clock: Clock, spread: BudgetSpread, client: HyperTrackerClient) -> bool:
     """Sleeps until the request budget renews, saying so; True when follow was stopped."""
     seconds = spread.until_renewal(clock.now())
     spent = client.ledger.spend_text() if client.ledger else ""
@@ -183,7 +244,7 @@ def sleep_until_renewal(clock: Clock, spread: BudgetSpread, client: HyperTracker
     return clock.wait(seconds)
 
 
-def version_line(version: str, choice: VersionChoice) -> str:
+def _version_line(version: str, choice: VersionChoice) -> str:
     """The line about a new data version: loading it, its fills alone, or not yet (the budget)."""
     if not choice.load:
         return f"data version {version}: not loaded yet ({choice.reason}); its fills load later"

@@ -20,11 +20,11 @@ from hypertracker_source.config.resolve import RequestBudget
 FILLS_VERSION_COST = 3
 """A fills-only version's requests before one is measured: the poll that finds it, one late poll,
 one fills page."""
-SNAPSHOTS_COST = len(DEFAULT_HEATMAP_COINS) + len(SEGMENT_NAMES) + 1
+_SNAPSHOTS_COST = len(DEFAULT_HEATMAP_COINS) + len(SEGMENT_NAMES) + 1
 """The snapshot requests of a version before they are measured: heatmaps, risk, segments."""
 
 
-def today_allowance(budget: RequestBudget, spend: Spend, now: datetime) -> float | None:
+def _today_allowance(budget: RequestBudget, spend: Spend, now: datetime) -> float | None:
     """Requests left for the rest of today: the daily budget's, and the month's rest shared
     evenly over its days left, today included; None when no budget is set."""
     shares: list[float] = []
@@ -37,7 +37,7 @@ def today_allowance(budget: RequestBudget, spend: Spend, now: datetime) -> float
     return max(0.0, min(shares)) if shares else None
 
 
-def versions_left_today(now: datetime) -> int:
+def _versions_left_today(now: datetime) -> int:
     """The most data versions the API can still make today, this one included."""
     return max(1, math.ceil((next_day(now) - now) / FASTEST_REFRESH))
 
@@ -73,7 +73,7 @@ class BudgetSpread:
     def __init__(self, ledger: SpendLedger | None) -> None:
         self._ledger = ledger
         self.fills_cost = FILLS_VERSION_COST
-        self.snapshots_cost = SNAPSHOTS_COST
+        self.snapshots_cost = _SNAPSHOTS_COST
 
     @property
     def budget(self) -> RequestBudget | None:
@@ -87,7 +87,7 @@ class BudgetSpread:
         budget = self.budget
         if budget is None or self._ledger is None:
             return None
-        return today_allowance(budget, self._ledger.spend(), now)
+        return _today_allowance(budget, self._ledger.spend(), now)
 
     def choose(self, now: datetime) -> VersionChoice:
         """What to load of the new version found now."""
@@ -96,7 +96,7 @@ class BudgetSpread:
             return VersionChoice(True, True, "no budget set")
         if allowance < self.fills_cost:
             return VersionChoice(False, False, f"{allowance:.0f} requests left for today")
-        reserve = self.fills_cost * versions_left_today(now)
+        reserve = self.fills_cost * _versions_left_today(now)
         if allowance - self.snapshots_cost >= reserve:
             return VersionChoice(True, True, "within the budget")
         return VersionChoice(

@@ -1,5 +1,6 @@
 """`hypertracker init`: a project folder's dlt settings, secrets template and pipeline script."""
 
+import argparse
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
+from hypertracker_source.commands.options import AddCommand
 from hypertracker_source.config.documents import config_lines
 from hypertracker_source.exceptions import HyperTrackerError
 
@@ -90,6 +92,28 @@ FILES = {
     PIPELINE_PATH: PIPELINE_TEMPLATE,
 }
 """What `hypertracker init` writes, by path in the project folder."""
+
+
+def register(add_command: AddCommand) -> None:
+    """Adds `init` and its option to the command line."""
+    init = add_command(
+        "init",
+        help="write .dlt/config.toml, a secrets template and a pipeline script here",
+        description="Write .dlt/config.toml (every setting, commented), .dlt/secrets.toml (for "
+        "the API key, readable by you only) and hypertracker_pipeline.py in the current folder, "
+        "and add the secrets file to .gitignore.",
+    )
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite files that exist, keeping what is set under [sources.hypertracker]",
+    )
+    init.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Runs `hypertracker init`: the project files, in the current folder."""
+    write_project(Path.cwd(), args.force)
 
 
 def write_project(folder: Path, force: bool = False) -> list[Path]:

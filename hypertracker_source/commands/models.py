@@ -1,5 +1,6 @@
-"""The bundled dbt package (staging and marts over the raw tables), run by dlt's dbt runner."""
+"""`hypertracker models`: the bundled dbt package, built and tested by dlt's dbt runner."""
 
+import argparse
 import contextlib
 import importlib
 import os
@@ -13,6 +14,13 @@ from dlt.common.runners import Venv
 from dlt.helpers.dbt import DBTPackageRunner
 from dlt.helpers.dbt.exceptions import DBTNodeResult
 
+from hypertracker_source.commands.options import (
+    DATASET,
+    LOCAL_DATABASE,
+    PIPELINE_NAME,
+    AddCommand,
+    destination_arg,
+)
 from hypertracker_source.config.defaults import TABLE_NAMES
 from hypertracker_source.exceptions import HyperTrackerError
 
@@ -21,6 +29,52 @@ DBT_PACKAGE = Path(__file__).parent.parent / "dbt_package"
 
 DBT_ADAPTERS = {"duckdb": "dbt.adapters.duckdb", "postgres": "dbt.adapters.postgres"}
 """The dbt adapter module of each destination the package is tested on."""
+
+
+def register(add_command: AddCommand) -> None:
+    """Adds `models` and its options to the command line."""
+    models = add_command(
+        "models",
+        help="build and test the bundled dbt models in a loaded dataset",
+        description="Build and test the bundled dbt models (hourly liquidations and cascades) "
+        "in a dataset that `hypertracker load` filled, with dlt's dbt runner. Needs dbt: "
+        'pip install -e ".[models]" in the project\'s clone.',
+    )
+    models.add_argument(
+        "--destination",
+        default=LOCAL_DATABASE,
+        help=f"a DuckDB file, or a dlt destination name (default: {LOCAL_DATABASE})",
+    )
+    models.add_argument(
+        "--pipeline-name", default=PIPELINE_NAME, help=f"dlt pipeline name ({PIPELINE_NAME})"
+    )
+    models.add_argument(
+        "--dataset", default=DATASET, help=f"the dataset the models read ({DATASET})"
+    )
+    models.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+    models.add_argument("--skip-tests", action="store_true", help="build without the dbt tests")
+    models.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Runs `hypertracker models`: dbt builds and tests the bundled models in the dataset."""
+    if args.destination.endswith(".duckdb") and not Path(args.destination).is_file():
+        raise HyperTrackerError(
+            f"No DuckDB file at {args.destination}: load one with `hypertracker load` first, "
+            "or name it (or another destination) with --destination"
+        )
+    pipeline = dlt.pipeline(
+        pipeline_name=args.pipeline_name,
+        destination=destination_arg(args.destination, args.dataset),
+        dataset_name=args.dataset,
+    )
+    results = run_models(pipeline, args.full_refresh, not args.skip_tests)
+    built = [result for result in results if result.status == "success"]
+    passed = [result for result in results if result.status == "pass"]
+    print(
+        f"\nModels: {len(built)} built in dataset {args.dataset}"
+        + ("" if args.skip_tests else f", {len(passed)} tests passed")
+    )
 
 
 def run_models(

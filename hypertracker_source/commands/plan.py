@@ -1,9 +1,11 @@
 """`hypertracker plan`: what the next run and a day of `follow` cost, per endpoint, against the
 request budget and each of the API's plans, from the pipeline's state and one status request."""
 
+import argparse
+import json
 import math
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 import dlt
@@ -14,7 +16,14 @@ from pendulum import DateTime
 from hypertracker_source import snapshot_requests_due
 from hypertracker_source.api.budget import Spend, pipeline_ledger, requests_left, spend_text
 from hypertracker_source.api.endpoints import FILLS, SEGMENTS, STATUS
+from hypertracker_source.commands.check import configured_settings, status_within_budget
 from hypertracker_source.commands.follow_budget import FILLS_VERSION_COST, plan_version_costs
+from hypertracker_source.commands.options import (
+    AddCommand,
+    add_load_options,
+    pipeline_from_args,
+    source_settings,
+)
 from hypertracker_source.commands.status import dataset_row, loaded_version
 from hypertracker_source.config.defaults import FASTEST_REFRESH, FILLS_RESOURCE, PLANS
 from hypertracker_source.config.resolve import RequestBudget, SourceSettings
@@ -22,19 +31,42 @@ from hypertracker_source.fills.marks import FILTERS_KEY
 from hypertracker_source.fills.reads import split_windows
 from hypertracker_source.runs.chunks import fills_resource_state
 
-SLOWEST_REFRESH = timedelta(minutes=30)
+_SLOWEST_REFRESH = timedelta(minutes=30)
 """The longest time between two API data versions."""
-DAY = timedelta(days=1)
+_DAY = timedelta(days=1)
 
 
-class Landed(NamedTuple):
+def register(add_command: AddCommand) -> None:
+    """Adds `plan` and its options to the command line."""
+    plan = add_command(
+        "plan",
+        help="what the next run and a day of follow cost in requests, against the budget and "
+        "each API plan (1 status request)",
+    )
+    add_load_options(plan)
+    plan.add_argument("--json", action="store_true", help="print JSON for machines")
+    plan.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Runs `hypertracker plan`: the cost of the next run and of a day of follow."""
+    pipeline = pipeline_from_args(args)
+    settings = configured_settings(**source_settings(args))
+    status = status_within_budget(pipeline) or {
+        "lastUpdate": datetime.now(timezone.utc).isoformat()
+    }
+    plan = make_plan(pipeline, settings, status)
+    print(json.dumps(plan, indent=2) if args.json else _plan_text(plan))
+
+
+class _Landed(NamedTuple):
     """The fills landed in a span of time: how many, and the span they cover."""
 
     fills: int
     covered: timedelta
 
 
-def landed_fills(pipeline: dlt.Pipeline, start: datetime, end: datetime) -> Landed:
+def landed_fills(pipeline: dlt.Pipeline, start: datetime, end: datetime) -> _Landed:
     """The fills the pipeline's dataset holds in [start, end), and the time they span."""
     sql = (
         f"SELECT COUNT(*), MIN(time), MAX(time) FROM {FILLS_RESOURCE} "
@@ -42,12 +74,12 @@ def landed_fills(pipeline: dlt.Pipeline, start: datetime, end: datetime) -> Land
     )
     row = dataset_row(pipeline, sql)
     if not row or not row[0]:
-        return Landed(0, timedelta())
+        return _Landed(0, timedelta())
     first, last = (ensure_pendulum_datetime(moment) for moment in row[1:])
-    return Landed(int(row[0]), last - first)
+    return _Landed(int(row[0]), last - first)
 
 
-class FillRate:
+class _FillRate:
     """Fills per second of history, from what the state has read: each filter's finished history
     (its fills over its span) and, in each window still pending, the fills landed over the span
     between the oldest and the newest of them (a window is read from one end)."""
@@ -66,7 +98,7 @@ class FillRate:
             covered += max(timedelta(), until - start)
             for read in marks.get("backlog", []):
                 if read.get("start"):
-                    window_start, window_end = window_span(read)
+                    window_start, window_end = _window_span(read)
                     covered -= window_end - window_start
                     covered += landed_fills(pipeline, window_start, window_end).covered
         self.seconds = max(0.0, covered.total_seconds())
@@ -94,7 +126,7 @@ class FillRate:
         )
 
 
-def window_span(read: dict[str, Any]) -> tuple[DateTime, DateTime]:
+def _window_span(read: dict[str, Any]) -> tuple[DateTime, DateTime]:
     """The [start, end) a pending window read covers."""
     return ensure_pendulum_datetime(read["start"]), ensure_pendulum_datetime(read["end"])
 
@@ -105,7 +137,7 @@ def pages(fills: float, page_size: int) -> int:
 
 
 def fills_requests(
-    pipeline: dlt.Pipeline, settings: SourceSettings, last_update: DateTime, rate: FillRate
+    pipeline: dlt.Pipeline, settings: SourceSettings, last_update: DateTime, rate: _FillRate
 ) -> tuple[int, int]:
     """The next run's fills requests and the pending history's (windows) among them."""
     state = fills_resource_state(pipeline)
@@ -127,16 +159,16 @@ def fills_requests(
         backlog = marks.get("backlog", [])
         for read in backlog:
             if read.get("start"):
-                cost = pages(rate.left_in_window(*window_span(read)), page_size)
+                cost = pages(rate.left_in_window(*_window_span(read)), page_size)
                 total, history = total + cost, history + cost
             else:
-                total += walk_pages(marks, settings, last_update, per_second)
+                total += _walk_pages(marks, settings, last_update, per_second)
         if not backlog:
-            total += walk_pages(marks, settings, last_update, per_second)
+            total += _walk_pages(marks, settings, last_update, per_second)
     return total, history
 
 
-def walk_pages(
+def _walk_pages(
     marks: dict[str, Any], settings: SourceSettings, last_update: datetime, per_second: float | None
 ) -> int:
     """The pages of a walk from the newest fill down to the newest one read, less `lag`."""
@@ -149,7 +181,7 @@ def next_run(
     pipeline: dlt.Pipeline, settings: SourceSettings, last_update: DateTime
 ) -> dict[str, Any]:
     """The next `load`'s requests, per endpoint, and the pending history's fills requests."""
-    rate = FillRate(pipeline, fills_resource_state(pipeline))
+    rate = _FillRate(pipeline, fills_resource_state(pipeline))
     fills, history = fills_requests(pipeline, settings, last_update, rate)
     version = last_update.isoformat()
     requests = Counter({STATUS.name: 1, FILLS.name: fills, SEGMENTS.name: 1})
@@ -167,7 +199,7 @@ def follow_day(settings: SourceSettings) -> dict[str, Any]:
     """A day of `follow`: requests per version, and per day at the fastest and slowest refresh."""
     snapshots = len(settings.heatmap_coins) + len(settings.segment_ids) + 1
     per_version = FILLS_VERSION_COST + snapshots
-    versions = [int(DAY / FASTEST_REFRESH), int(DAY / SLOWEST_REFRESH)]
+    versions = [int(_DAY / FASTEST_REFRESH), int(_DAY / _SLOWEST_REFRESH)]
     return {
         "per_version": per_version,
         "fills_only_per_version": FILLS_VERSION_COST,
@@ -176,7 +208,9 @@ def follow_day(settings: SourceSettings) -> dict[str, Any]:
     }
 
 
-def against_plans(budget: RequestBudget, day: dict[str, Any], history: int) -> list[dict[str, Any]]:
+def _against_plans(
+    budget: RequestBudget, day: dict[str, Any], history: int
+) -> list[dict[str, Any]]:
     """What each plan (and the configured budget) gives `follow`, and the days history takes."""
     rows = []
     budgets = [("configured", budget)] if budget.daily or budget.monthly else []
@@ -230,11 +264,11 @@ def make_plan(
         },
         "next_run": run,
         "follow_day": day,
-        "plans": against_plans(settings.budget, day, run["history"]),
+        "plans": _against_plans(settings.budget, day, run["history"]),
     }
 
 
-def plan_text(plan: dict[str, Any]) -> str:
+def _plan_text(plan: dict[str, Any]) -> str:
     """The plan for people: one screen."""
     run, day, budget = plan["next_run"], plan["follow_day"], plan["budget"]
     lines = [

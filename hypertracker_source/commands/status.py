@@ -1,15 +1,58 @@
 """`hypertracker status`: what a pipeline holds and how fresh it is, on one screen."""
 
-from datetime import datetime, timedelta
+import argparse
+import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import dlt
 from dlt.common.time import ensure_pendulum_datetime
 
+from hypertracker_source.commands.check import status_within_budget
 from hypertracker_source.commands.loading import left_to_read
-from hypertracker_source.config.defaults import DATA_VERSION_KEY, FILLS_RESOURCE, TABLE_NAMES
+from hypertracker_source.commands.options import AddCommand, add_load_options, pipeline_from_args
+from hypertracker_source.config.defaults import (
+    DATA_VERSION_KEY,
+    EXIT_BEHIND,
+    FILLS_RESOURCE,
+    STATUS_MAX_BEHIND,
+    TABLE_NAMES,
+)
 from hypertracker_source.runs import run_lock
 from hypertracker_source.runs.chunks import pending_fill_reads
+
+
+def register(add_command: AddCommand) -> None:
+    """Adds `status` and its options to the command line."""
+    status = add_command(
+        "status",
+        help="what a pipeline holds and how fresh it is; exits "
+        f"{EXIT_BEHIND} when the data is too far behind",
+    )
+    add_load_options(status)
+    status.add_argument(
+        "--max-behind-hours",
+        type=float,
+        default=STATUS_MAX_BEHIND.total_seconds() / 3600,
+        help="hours the loaded data version may trail the API's (or, --offline, the clock) "
+        f"before the exit code is {EXIT_BEHIND} ({STATUS_MAX_BEHIND.total_seconds() / 3600:g})",
+    )
+    status.add_argument(
+        "--offline", action="store_true", help="ask the API nothing (compare with the clock)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Runs `hypertracker status`; its exit code says whether the data is too far behind."""
+    pipeline = pipeline_from_args(args)
+    api = None if args.offline else status_within_budget(pipeline)
+    version = api["lastUpdate"] if api else None
+    max_behind = timedelta(hours=args.max_behind_hours)
+    status = _pipeline_status(pipeline, version, datetime.now(timezone.utc), max_behind)
+    print(json.dumps(status, indent=2) if args.json else _status_text(status))
+    return EXIT_BEHIND if status["stale"] else 0
 
 
 def lock_holder(pipeline: dlt.Pipeline) -> str | None:
@@ -26,7 +69,7 @@ def dataset_row(pipeline: dlt.Pipeline, sql: str) -> tuple[Any, ...] | None:
         return None
 
 
-def dataset_value(pipeline: dlt.Pipeline, sql: str) -> Any:
+def _dataset_value(pipeline: dlt.Pipeline, sql: str) -> Any:
     """The one value a query of the pipeline's dataset returns; None when its table is missing."""
     row = dataset_row(pipeline, sql)
     return row[0] if row else None
@@ -35,13 +78,13 @@ def dataset_value(pipeline: dlt.Pipeline, sql: str) -> Any:
 def table_rows(pipeline: dlt.Pipeline) -> dict[str, int | None]:
     """Rows per table of the source in the pipeline's dataset; None for a table not there yet."""
     return {
-        table: dataset_value(pipeline, f"SELECT COUNT(*) FROM {table}") for table in TABLE_NAMES
+        table: _dataset_value(pipeline, f"SELECT COUNT(*) FROM {table}") for table in TABLE_NAMES
     }
 
 
 def newest_fill(pipeline: dlt.Pipeline) -> str | None:
     """The time of the newest fill landed, or None."""
-    newest = dataset_value(pipeline, f"SELECT MAX(time) FROM {FILLS_RESOURCE}")
+    newest = _dataset_value(pipeline, f"SELECT MAX(time) FROM {FILLS_RESOURCE}")
     return None if newest is None else ensure_pendulum_datetime(newest).isoformat()
 
 
@@ -74,7 +117,7 @@ def last_run(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
     }
 
 
-def pipeline_status(
+def _pipeline_status(
     pipeline: dlt.Pipeline, api_version: str | None, now: datetime, max_behind: timedelta
 ) -> dict[str, Any]:
     """Everything `status` shows, and whether the data is further behind than `max_behind`:
@@ -99,7 +142,7 @@ def pipeline_status(
     }
 
 
-def status_text(status: dict[str, Any]) -> str:
+def _status_text(status: dict[str, Any]) -> str:
     """The status for people: one screen."""
     rows = status["rows"]
     lines = [f"Pipeline {status['pipeline']}, dataset {status['dataset']}:"]

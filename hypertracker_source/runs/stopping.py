@@ -1,10 +1,12 @@
-"""How every command stops on SIGTERM or SIGINT: at once, within STOP_GRACE seconds at most."""
+"""How every command stops on SIGTERM or SIGINT: at once, within STOP_GRACE seconds at most, with
+exit code 128 + the signal (143, 130)."""
 
 import contextlib
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +20,9 @@ from hypertracker_source.runs.failures import (
     interrupting_signal,
 )
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_WAKE_EVERY = 0.5
+"""Seconds between two looks at the stop signals, for a sleep outside the main thread."""
 
 
 @contextlib.contextmanager
@@ -37,20 +41,18 @@ def signals_stop_the_command() -> Iterator[None]:
         return
 
     def on_signal(signal_number: int, frame: Any) -> None:
-        if stopping.is_set():
-            exit_now(signal_number)
-        stopping.set()
+        if stop_requested():
+            _exit_now(signal_number)
         _RECEIVED.append(signal_number)
         interrupt_requests(signal_number)
-        watchdog = threading.Timer(STOP_GRACE, exit_now, (signal_number,))
+        watchdog = threading.Timer(STOP_GRACE, _exit_now, (signal_number,))
         watchdog.daemon = True
         watchdog.start()
         raise CommandInterrupted(signal_number)
 
-    stopping = threading.Event()
     _RECEIVED.clear()
-    handlers = {number: signal.getsignal(number) for number in STOP_SIGNALS}
-    for number in STOP_SIGNALS:
+    handlers = {number: signal.getsignal(number) for number in _STOP_SIGNALS}
+    for number in _STOP_SIGNALS:
         signal.signal(number, on_signal)
     try:
         yield
@@ -60,7 +62,25 @@ def signals_stop_the_command() -> Iterator[None]:
 
 
 _RECEIVED: list[int] = []
-"""The stop signal the running command received, if any (cleared as a command starts)."""
+"""The stop signals the running command received, in order (cleared as a command starts).
+
+A list, not an Event: the handler may run while the main thread holds an Event's lock."""
+
+
+def stop_requested() -> bool:
+    """Whether a stop signal reached the running command."""
+    return bool(_RECEIVED)
+
+
+def sleep_unless_stopped(seconds: float) -> bool:
+    """Sleeps up to `seconds`; True when a stop signal came. In the main thread the signal raises
+    out of the sleep at once; elsewhere the sleep ends within _WAKE_EVERY seconds of it."""
+    # Hand-written: dlt's signal-aware sleep (dlt.common.runtime.signals.sleep) wakes on dlt's own
+    # handler only, which keep_dlt_off_signals keeps out.
+    deadline = time.monotonic() + seconds
+    while not stop_requested() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, _WAKE_EVERY))
+    return stop_requested()
 
 
 def stop_signal(error: BaseException) -> int | None:
@@ -69,16 +89,31 @@ def stop_signal(error: BaseException) -> int | None:
     return _RECEIVED[0] if _RECEIVED else interrupting_signal(error)
 
 
-def exit_now(signal_number: int) -> None:
-    """Ends the process at once with the interrupted line and exit code 128 + signal."""
-    print_interrupted(signal_number)
-    os._exit(128 + signal_number)
+def stop_exit_code(error: BaseException) -> int | None:
+    """The exit code of a command that a stop signal ended, its interrupted line printed; None
+    when no signal ended it."""
+    signal_number = stop_signal(error)
+    if signal_number is None:
+        return None
+    _print_interrupted(signal_number)
+    return _exit_code(signal_number)
+
+
+def _exit_code(signal_number: int) -> int:
+    """The exit code of a command a signal ended: 128 + the signal, as a shell reports it."""
+    return 128 + signal_number
+
+
+def _exit_now(signal_number: int) -> None:
+    """Ends the process at once with the interrupted line and its exit code."""
+    _print_interrupted(signal_number)
+    os._exit(_exit_code(signal_number))
 
 
 _HEADLINE_SHOWN = threading.Event()
 
 
-def print_interrupted(signal_number: int) -> None:
+def _print_interrupted(signal_number: int) -> None:
     """Prints the interrupted command's line, once whoever ends the process first."""
     if not _HEADLINE_SHOWN.is_set():
         _HEADLINE_SHOWN.set()
