@@ -11,7 +11,7 @@ from helpers import API_KEY, PipelineFactory, assert_fills_equal, fills_state, l
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import RunStats, load_until_caught_up, pending_fill_reads
-from hypertracker_source.fills.reads import iso
+from hypertracker_source.fills.windows import iso
 from hypertracker_source.schema import FILL_PRIMARY_KEY
 
 QUIET_COIN = "xyz:MSTR"
