@@ -1,5 +1,4 @@
-"""The fills pages one run may ask for: the one place `max_fills_per_run` and the request budget
-are counted."""
+"""The pages a fills run may ask for: max_fills_per_run and the request budget, counted once."""
 
 import math
 import threading

@@ -1,5 +1,4 @@
-"""A fills read's walk over its cursor pages, reported to its filter's marks, and the reads of a
-run; a coin that returned no fills is checked for a misspelling."""
+"""The reads of a fills run, each walked over its cursor pages; a coin without fills warned of."""
 
 import logging
 from collections import Counter
