@@ -23,7 +23,7 @@ import pendulum
 from benchmarks.measure import machine, markdown_table, run_child, write_result
 from hypertracker_simulator import SimulatorProcess, start_simulator_process
 from hypertracker_source.config.defaults import HISTORY_START
-from hypertracker_source.fills.reads import iso, split_windows
+from hypertracker_source.fills.windows import iso, split_windows
 
 API_KEY = "bench-key"
 SEED = 7

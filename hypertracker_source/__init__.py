@@ -31,13 +31,15 @@ from hypertracker_source.config.defaults import (
 from hypertracker_source.config.resolve import FillsPlan, SourceSettings, resolve_settings
 from hypertracker_source.config.settings import SETTINGS, SOURCE_NAME
 from hypertracker_source.destinations.duckdb import check_duckdb_dataset
+from hypertracker_source.fills.budget import RunBudget
 from hypertracker_source.fills.contract import (
     REJECTED_FILL_COLUMNS,
     REJECTED_FILL_KEY,
     RejectedFills,
 )
-from hypertracker_source.fills.marks import pending_reads, plan_run
-from hypertracker_source.fills.reads import FillQuery, batched, read_fills
+from hypertracker_source.fills.pages import batched
+from hypertracker_source.fills.reads import FillQuery, fill_queries, read_fills
+from hypertracker_source.fills.state import pending_reads, running_fills_state
 from hypertracker_source.runs.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.runs.memory import use_returning_malloc, use_returning_memory_pool
 from hypertracker_source.schema import (
@@ -215,19 +217,18 @@ def fill_windows(
 ) -> Iterator[FillQuery]:
     """The fills reads of this run, windows and walks of each filter, for the fills transformer.
 
-    The state it plans in is the fills transformer's, the one owner of every filter's marks: the
-    reads it yields are that state's own records, which the transformer updates page by page.
-    Records the API data version it read at, when known, for `hypertracker status`. The pages
-    fit what the request budget leaves after the run's other requests ahead; with none left and
-    reads pending, the run stops here, before any request.
+    It plans them into the fills state, each filter's into its marks, which the transformer's
+    reads report their pages to. Records the API data version it read at, when known, for
+    `hypertracker status`. The pages fit what the request budget leaves after the run's other
+    requests ahead; with none left and reads pending, the run stops here, before any request.
     """
     ledger.keep_in_state(None)
-    state = dlt.current.resource_state(FILLS_RESOURCE)
+    state = running_fills_state()
     left = ledger.left()
-    pages = None if left is None else left - reserved()
-    if pages is not None and pages <= 0 and pending_reads(state):
+    budget = RunBudget(plan, None if left is None else left - reserved())
+    if budget.requests_spent and pending_reads(state):
         raise ledger.spent_error()
-    yield from plan_run(plan, state, lambda: data_version.last_update, pages)
+    yield from fill_queries(plan, state, lambda: data_version.last_update, budget)
     if data_version.known:
         dlt.current.source_state()[DATA_VERSION_KEY] = data_version.known["lastUpdate"]
 

@@ -3,15 +3,26 @@
 from datetime import timedelta
 from typing import Any
 
+import dlt
 import pendulum
 import pytest
+import requests
 import time_machine
 from dlt.sources.rest_api import rest_api_source
-from helpers import API_KEY, PipelineFactory, assert_fills_equal, fills_state, landed, source_for
+from helpers import (
+    API_KEY,
+    FILLS,
+    PipelineFactory,
+    assert_fills_equal,
+    fills_state,
+    landed,
+    source_for,
+)
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import RunStats, load_until_caught_up, pending_fill_reads
-from hypertracker_source.fills.reads import iso
+from hypertracker_source.config.defaults import HISTORY_START
+from hypertracker_source.fills.windows import iso, split_windows
 from hypertracker_source.schema import FILL_PRIMARY_KEY
 
 QUIET_COIN = "xyz:MSTR"
@@ -208,3 +219,76 @@ def test_a_generic_incremental_cursor_never_gets_past_a_pause_of_three_months(
             generic.run(generic_incremental_source(simulator, iso(recent)))
             ours.run(fills_only(simulator, start_date=recent))
     assert len(landed(ours, "liquidation_fills")) == len(landed(generic, "liquidation_fills")) + 50
+
+
+def stored_state_source(resource_state: dict[str, Any]) -> Any:
+    """A source of this one's name whose fills resource only stores this state, as an older
+    version of it left it."""
+
+    @dlt.source(name="hypertracker")
+    def hypertracker() -> Any:
+        @dlt.resource(name="liquidation_fills")
+        def liquidation_fills() -> Any:
+            dlt.current.resource_state().update(resource_state)
+            yield from ()
+
+        return liquidation_fills
+
+    return hypertracker()
+
+
+def test_a_state_written_before_the_marks_object_is_resumed_exactly(
+    make_pipeline: PipelineFactory,
+):
+    """The fills state of a first run cut short after one page, in the JSON shape of 0.4 (the
+    reads' dicts in the backlog): the next runs resume the cut window at its stored cursor, read
+    the windows left, and load every other fill once."""
+    with Simulator(seed=5, fills=3000, api_key=API_KEY) as sim:
+        start, last_update = pendulum.parse(HISTORY_START), pendulum.instance(sim.last_update)
+        first, *others = split_windows(start, last_update)
+        page = requests.get(
+            f"{sim.url}{FILLS}",
+            {"start": iso(first.start), "end": iso(first.end), "limit": 100},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=10,
+        ).json()
+        assert page["nextCursor"] and len(page["fills"]) == 100
+        windows = [
+            {
+                "start": iso(window.start),
+                "end": iso(window.end),
+                "kept_from": window.kept_from and iso(window.kept_from),
+                "kept_before": window.kept_before and iso(window.kept_before),
+            }
+            for window in (first, *others)
+        ]
+        windows[0].update(
+            cursor=page["nextCursor"],
+            newest=max(fill["time"] for fill in page["fills"]),
+            page="0123456789abcdef",
+            stalled=0,
+        )
+        windows[-1]["probe"] = True
+        stored = {
+            "filters": {
+                "coin=*|address=*|side=*": {
+                    "loaded_from": iso(start),
+                    "history_until": iso(last_update),
+                    "backlog": windows,
+                }
+            }
+        }
+        pipeline = make_pipeline()
+        pipeline.run(stored_state_source(stored))
+        assert fills_state(pipeline) == stored["filters"]
+
+        sim.reset_requests()
+        load_until_caught_up(pipeline, lambda: fills_only(sim, page_size=100))
+        unread = [fill for fill in sim.expected_fills() if fill not in page["fills"]]
+        assert_fills_equal(pipeline, unread)
+        assert len(unread) == 3000 - 100
+        assert pending_fill_reads(pipeline) == 0
+        marks = fills_state(pipeline)["coin=*|address=*|side=*"]
+        assert marks["loaded_from"] == iso(start) and marks["history_until"] == iso(last_update)
+        assert marks["newest"] == sim.expected_fills()[-1]["time"]
+        assert sim.request_counts()["fills"] <= (3000 - 100) / 100 + len(windows) + 1

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.fills.reads import Window, backfill_windows, fills_table, split_windows
+from hypertracker_source.fills.pages import fills_table
+from hypertracker_source.fills.windows import Window, backfill_windows, split_windows
 from hypertracker_source.schema import FILL_PRIMARY_KEY
 
 WALLETS = (

@@ -22,7 +22,8 @@ from hypertracker_source.config.defaults import (
 )
 from hypertracker_source.config.resolve import resolve_settings
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerConfigError
-from hypertracker_source.fills.reads import fills_page, fills_table, split_windows, window_end
+from hypertracker_source.fills.pages import fills_page, fills_table
+from hypertracker_source.fills.windows import split_windows, window_end
 from hypertracker_source.schema import FILL_PRIMARY_KEY
 
 PIECE = {

@@ -13,10 +13,9 @@ from dlt.common.configuration.container import Container
 from dlt.common.pipeline import PipelineContext, pipeline_state
 
 from hypertracker_source.config.resolve import RequestBudget
+from hypertracker_source.config.settings import SOURCE_NAME
 from hypertracker_source.exceptions import HyperTrackerBudgetError
 
-_SOURCE_STATE_KEY = "hypertracker"
-"""The source's section in the pipeline state (its name)."""
 _SPEND_STATE_KEY = "request_spend"
 """Where the source state keeps the requests spent this UTC day and month."""
 SPEND_JOURNAL = "request_spend.json"
@@ -216,7 +215,7 @@ class SpendLedger:
             state, writable = pipeline_state(Container())
             if writable and state is not None:
                 sources = state.setdefault("sources", {})
-                self._bind(sources.setdefault(_SOURCE_STATE_KEY, {}))
+                self._bind(sources.setdefault(SOURCE_NAME, {}))
         return item
 
     def _bind(self, source_state: dict[str, Any]) -> None:
@@ -269,7 +268,7 @@ def _journal_path(working_dir: str | None) -> Path | None:
 
 def stored_spend(pipeline_state_: Mapping[str, Any]) -> object:
     """The spend record a pipeline's state holds, if any."""
-    return pipeline_state_.get("sources", {}).get(_SOURCE_STATE_KEY, {}).get(_SPEND_STATE_KEY)
+    return pipeline_state_.get("sources", {}).get(SOURCE_NAME, {}).get(_SPEND_STATE_KEY)
 
 
 def pipeline_ledger(pipeline: Any, budget: RequestBudget) -> SpendLedger:

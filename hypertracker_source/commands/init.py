@@ -10,6 +10,7 @@ from tomlkit.exceptions import TOMLKitError
 
 from hypertracker_source.commands.options import AddCommand
 from hypertracker_source.config.documents import config_lines
+from hypertracker_source.config.settings import SOURCE_NAME
 from hypertracker_source.exceptions import HyperTrackerError
 
 CONFIG_PATH = Path(".dlt/config.toml")
@@ -19,7 +20,7 @@ GITIGNORE_PATH = Path(".gitignore")
 IGNORED_LINE = ".dlt/secrets.toml"
 SECRETS_MODE = 0o600
 """The secrets file is readable and writable by its owner only."""
-SOURCE_SECTION = ("sources", "hypertracker")
+SOURCE_SECTION = ("sources", SOURCE_NAME)
 """The section of the files whose settings `init --force` keeps."""
 
 CONFIG_TEMPLATE = f"""\

@@ -27,9 +27,9 @@ from hypertracker_source.commands.options import (
 from hypertracker_source.commands.status import dataset_row, loaded_version
 from hypertracker_source.config.defaults import FASTEST_REFRESH, FILLS_RESOURCE, PLANS
 from hypertracker_source.config.resolve import RequestBudget, SourceSettings
-from hypertracker_source.fills.marks import FILTERS_KEY
-from hypertracker_source.fills.reads import split_windows
-from hypertracker_source.runs.chunks import fills_resource_state
+from hypertracker_source.config.settings import SOURCE_NAME
+from hypertracker_source.fills.state import FILTERS_KEY, pipeline_fills_state
+from hypertracker_source.fills.windows import split_windows
 
 _SLOWEST_REFRESH = timedelta(minutes=30)
 """The longest time between two API data versions."""
@@ -140,7 +140,7 @@ def fills_requests(
     pipeline: dlt.Pipeline, settings: SourceSettings, last_update: DateTime, rate: _FillRate
 ) -> tuple[int, int]:
     """The next run's fills requests and the pending history's (windows) among them."""
-    state = fills_resource_state(pipeline)
+    state = pipeline_fills_state(pipeline)
     filters = state.get(FILTERS_KEY, {})
     per_second = rate.per_second
     page_size = settings.fills.page_size
@@ -181,11 +181,11 @@ def next_run(
     pipeline: dlt.Pipeline, settings: SourceSettings, last_update: DateTime
 ) -> dict[str, Any]:
     """The next `load`'s requests, per endpoint, and the pending history's fills requests."""
-    rate = _FillRate(pipeline, fills_resource_state(pipeline))
+    rate = _FillRate(pipeline, pipeline_fills_state(pipeline))
     fills, history = fills_requests(pipeline, settings, last_update, rate)
     version = last_update.isoformat()
     requests = Counter({STATUS.name: 1, FILLS.name: fills, SEGMENTS.name: 1})
-    resources = pipeline.state.get("sources", {}).get("hypertracker", {}).get("resources", {})
+    resources = pipeline.state.get("sources", {}).get(SOURCE_NAME, {}).get("resources", {})
     requests.update(snapshot_requests_due(settings, resources, version))
     return {
         "requests": dict(requests),

@@ -18,6 +18,7 @@ from hypertracker_source.config.defaults import (
     STATUS_MAX_BEHIND,
     TABLE_NAMES,
 )
+from hypertracker_source.config.settings import SOURCE_NAME
 from hypertracker_source.runs import run_lock
 from hypertracker_source.runs.chunks import pending_fill_reads
 
@@ -90,7 +91,7 @@ def newest_fill(pipeline: dlt.Pipeline) -> str | None:
 
 def loaded_version(pipeline: dlt.Pipeline) -> str | None:
     """The newest API data version the pipeline loaded (by its fills or its snapshots)."""
-    source = pipeline.state.get("sources", {}).get("hypertracker", {})
+    source = pipeline.state.get("sources", {}).get(SOURCE_NAME, {})
     versions = [source.get(DATA_VERSION_KEY)] + [
         version
         for resource in source.get("resources", {}).values()

@@ -1,1 +1,1 @@
-"""The fills engine: filters, windows, marks, cursor pages and the data contract."""
+"""The fills engine: windows, planner, run budget, marks, cursor pages, reads, data contract."""

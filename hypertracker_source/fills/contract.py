@@ -23,13 +23,13 @@ from hypertracker_source.schema import (
     column_hints,
 )
 
-REQUIRED_COLUMNS = tuple(dict.fromkeys(("time", *FILL_PRIMARY_KEY)))
+_REQUIRED_COLUMNS = tuple(dict.fromkeys(("time", *FILL_PRIMARY_KEY)))
 """Columns a fill must have: `time` (the marks and windows follow it) and the key."""
-NON_NEGATIVE_COLUMNS = ("sz", "px")
+_NON_NEGATIVE_COLUMNS = ("sz", "px")
 """Columns a fill may not hold a negative number in."""
 
 REJECTED_FILL_KEY = "fill_hash"
-REJECTED_FIELDS = api_fields(
+_REJECTED_FIELDS = api_fields(
     (REJECTED_FILL_KEY, pa.string(), "Hash of the fill as read: a fill read again is stored once"),
     ("field_name", pa.string(), "The first column that broke the contract"),
     ("reason", pa.string(), "How it broke it: address is null, sz is negative, ..."),
@@ -42,16 +42,16 @@ REJECTED_FIELDS = api_fields(
     ),
 )
 """The columns of a rejected fill's row."""
-READ_STAMPS = api_fields(
+_READ_STAMPS = api_fields(
     ("fill_read", pa.string(), "The read that last met it: the filter, and its window or walk"),
     ("data_version", TIMESTAMP, "The API's data version (lastUpdate) of the run that last met it"),
 )
 """The columns that say where and when a rejected fill was last read."""
-REJECTED_FILL_COLUMNS = column_hints((*REJECTED_FIELDS, *READ_STAMPS))
+REJECTED_FILL_COLUMNS = column_hints((*_REJECTED_FIELDS, *_READ_STAMPS))
 """The columns of the table of rejected fills, as dlt hints."""
 
 
-class FillRule(NamedTuple):
+class _FillRule(NamedTuple):
     """One clause of the contract: a column, and where its values break it (None: nowhere)."""
 
     column: str
@@ -63,12 +63,12 @@ class FillRule(NamedTuple):
         return self.breaks(table[self.column])
 
 
-def null_rows(column: Any) -> pa.Array | None:
+def _null_rows(column: Any) -> pa.Array | None:
     """Where a column is null (its null count is known without a pass)."""
     return pc.is_null(column) if column.null_count else None
 
 
-def negative_rows(column: Any) -> pa.Array | None:
+def _negative_rows(column: Any) -> pa.Array | None:
     """Where a numeric column is below zero."""
     lowest = pc.min(column).as_py()
     if lowest is None or lowest >= 0:
@@ -76,19 +76,19 @@ def negative_rows(column: Any) -> pa.Array | None:
     return pc.fill_null(pc.less(column, 0), False)
 
 
-def oversized_rows(column: Any) -> pa.Array | None:
+def _oversized_rows(column: Any) -> pa.Array | None:
     """Where a text column holds more bytes than any real field (none when all of it is less)."""
     if column.nbytes <= FILL_FIELD_MAX_BYTES:
         return None
     return pc.fill_null(pc.greater(pc.binary_length(column), FILL_FIELD_MAX_BYTES), False)
 
 
-def fill_rules(schema: pa.Schema) -> list[FillRule]:
+def _fill_rules(schema: pa.Schema) -> list[_FillRule]:
     """The contract's rules for a page of this schema, in the order a row's reason is chosen."""
-    rules = [FillRule(column, "is null", null_rows) for column in REQUIRED_COLUMNS]
-    rules += [FillRule(column, "is negative", negative_rows) for column in NON_NEGATIVE_COLUMNS]
+    rules = [_FillRule(column, "is null", _null_rows) for column in _REQUIRED_COLUMNS]
+    rules += [_FillRule(column, "is negative", _negative_rows) for column in _NON_NEGATIVE_COLUMNS]
     rules += [
-        FillRule(field.name, f"is longer than {FILL_FIELD_MAX_BYTES:,} bytes", oversized_rows)
+        _FillRule(field.name, f"is longer than {FILL_FIELD_MAX_BYTES:,} bytes", _oversized_rows)
         for field in schema
         if field.type == pa.string()
     ]
@@ -109,40 +109,42 @@ def split_fills(table: pa.Table) -> FillsSplit:
     # `discard_row` drops a row without a record of it, where a rejected fill must be kept.
     broken_by = [
         (rule, mask)
-        for rule in fill_rules(table.schema)
+        for rule in _fill_rules(table.schema)
         if (mask := rule.broken(table)) is not None
     ]
     broken = reduce(pc.or_, (mask for _, mask in broken_by)) if broken_by else None
     indices = pa.array([], pa.uint64()) if broken is None else pc.indices_nonzero(broken)
     if not len(indices):
-        return FillsSplit(table, rejected_table([]))
+        return FillsSplit(table, _rejected_table([]))
     rows = table.take(indices).to_pylist()
     reasons = [
         next(rule for rule, mask in broken_by if mask[p].as_py()) for p in indices.to_pylist()
     ]
     return FillsSplit(
         table.filter(pc.invert(broken)),
-        rejected_table([rejected_row(row, rule) for row, rule in zip(rows, reasons, strict=True)]),
+        _rejected_table(
+            [_rejected_row(row, rule) for row, rule in zip(rows, reasons, strict=True)]
+        ),
     )
 
 
-def rejected_row(fill: dict[str, Any], rule: FillRule) -> dict[str, Any]:
+def _rejected_row(fill: dict[str, Any], rule: _FillRule) -> dict[str, Any]:
     """A rejected fill as its row in the table of rejected fills (without the read's stamps)."""
     return {
-        REJECTED_FILL_KEY: hashlib.blake2b(json_bytes(fill), digest_size=16).hexdigest(),
+        REJECTED_FILL_KEY: hashlib.blake2b(_json_bytes(fill), digest_size=16).hexdigest(),
         "field_name": rule.column,
         "reason": f"{rule.column} {rule.problem}",
         "time": fill.get("time"),
-        "fill_json": json_bytes({name: shown(value) for name, value in fill.items()}).decode(),
+        "fill_json": _json_bytes({name: _shown(value) for name, value in fill.items()}).decode(),
     }
 
 
-def json_bytes(fill: dict[str, Any]) -> bytes:
+def _json_bytes(fill: dict[str, Any]) -> bytes:
     """A fill as JSON, its keys sorted, so that one fill always gives the same bytes."""
     return orjson.dumps(fill, option=orjson.OPT_SORT_KEYS)
 
 
-def shown(value: Any) -> Any:
+def _shown(value: Any) -> Any:
     """A value as a rejected row keeps it: text over the limit cut, with its full length."""
     if isinstance(value, str) and len(value.encode()) > FILL_FIELD_MAX_BYTES:
         cut = value.encode()[:REJECTED_FIELD_SHOWN_BYTES].decode(errors="ignore")
@@ -150,9 +152,9 @@ def shown(value: Any) -> Any:
     return value
 
 
-def rejected_table(rows: list[dict[str, Any]]) -> pa.Table:
+def _rejected_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rejected rows as an Arrow table."""
-    return pa.Table.from_pylist(rows, arrow_schema(REJECTED_FIELDS))
+    return pa.Table.from_pylist(rows, arrow_schema(_REJECTED_FIELDS))
 
 
 class RejectedFills(NamedTuple):
@@ -164,7 +166,7 @@ class RejectedFills(NamedTuple):
     def stamped(self, data_version: Any) -> pa.Table:
         """The rows with the read and the API's data version that met them."""
         rows = self.rows
-        for field, value in zip(READ_STAMPS, (self.read, data_version), strict=True):
+        for field, value in zip(_READ_STAMPS, (self.read, data_version), strict=True):
             column = pa.array([value] * rows.num_rows, field.arrow_type)
             rows = rows.append_column(field.column, column)
         return rows

@@ -1,8 +1,6 @@
 """A long fills history in chunks: one run each, back to back, until nothing is left to read."""
 
-import copy
 from collections.abc import Callable
-from typing import Any
 
 import dlt
 import pendulum
@@ -12,7 +10,7 @@ from pendulum import DateTime
 
 from hypertracker_source.config.defaults import FILLS_RESOURCE
 from hypertracker_source.exceptions import HyperTrackerError
-from hypertracker_source.fills.marks import pending_reads, pending_windows
+from hypertracker_source.fills.state import pending_reads, pending_windows, pipeline_fills_state
 from hypertracker_source.runs.recovery import finish_left_behind
 from hypertracker_source.runs.run_lock import pipeline_lock
 
@@ -20,20 +18,14 @@ ChunkDone = Callable[[int, LoadInfo], None]
 """Called after each chunk with its number (from 1) and what dlt loaded."""
 
 
-def fills_resource_state(pipeline: dlt.Pipeline) -> dict[str, Any]:
-    """A copy of the fills resource's state in the pipeline: marks and unfinished reads."""
-    resources = pipeline.state.get("sources", {}).get("hypertracker", {}).get("resources", {})
-    return copy.deepcopy(resources.get(FILLS_RESOURCE, {}))
-
-
 def pending_fill_reads(pipeline: dlt.Pipeline) -> int:
     """How many fills reads (windows, walks) the pipeline's state holds unfinished."""
-    return pending_reads(fills_resource_state(pipeline))
+    return pending_reads(pipeline_fills_state(pipeline))
 
 
 def pending_span(pipeline: dlt.Pipeline) -> tuple[DateTime, DateTime] | None:
     """The time span the pending fills reads cover, or None when nothing is left."""
-    state = fills_resource_state(pipeline)
+    state = pipeline_fills_state(pipeline)
     if not pending_reads(state):
         return None
     windows = pending_windows(state)
@@ -81,11 +73,11 @@ def load_chunks(
         on_chunk(1, loads[-1])
     follows_fills = FILLS_RESOURCE in source.selected_resources
     while follows_fills and pending_fill_reads(pipeline):
-        before = fills_resource_state(pipeline)
+        before = pipeline_fills_state(pipeline)
         loads.append(pipeline.run(make_source().with_resources(FILLS_RESOURCE)))
         if on_chunk:
             on_chunk(len(loads), loads[-1])
-        if fills_resource_state(pipeline) == before:
+        if pipeline_fills_state(pipeline) == before:
             raise HyperTrackerError(
                 "A fills chunk moved no read forward: stopping rather than looping; what loaded "
                 "stays, and a rerun resumes from the stored cursors"
