@@ -29,8 +29,8 @@ import dlt
 from benchmarks.measure import machine, markdown_table, write_result
 from hypertracker_simulator import SimulatorProcess, start_simulator_process
 from hypertracker_source import hypertracker
-from hypertracker_source.config.defaults import TABLE_NAMES
 from hypertracker_source.destinations.mysql import index_merge_keys
+from hypertracker_source.tables import TABLE_NAMES
 
 API_KEY = "bench-key"
 SEED = 7

@@ -22,7 +22,7 @@ from hypertracker_source.commands.cli import (
     main,
 )
 from hypertracker_source.commands.docs import loaded_schema, tables_markdown
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.report import money, price_range
 from hypertracker_source.report.settings import (
     REPORT_CASCADE_ROWS,
@@ -30,6 +30,7 @@ from hypertracker_source.report.settings import (
     REPORT_RISK_COINS,
 )
 from hypertracker_source.report.text import duration, percent, price
+from hypertracker_source.tables import TABLE_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 

@@ -35,9 +35,10 @@ from hypertracker_source.commands.cli import (
     main,
     root_cause,
 )
-from hypertracker_source.config.defaults import SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.config.defaults import SEGMENT_NAMES
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.runs.dlt_log import command_line_text
+from hypertracker_source.tables import TABLE_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 DEFAULT_RUNTIME_BUDGET = 60.0

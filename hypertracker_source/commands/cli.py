@@ -39,9 +39,9 @@ from hypertracker_source.config.defaults import (
     FOLLOW_MIN_SLEEP,
     FOLLOW_POLL_MARGIN,
     RUN_LOCK_WAIT,
-    SEGMENT_NAMES,
     STATUS_MAX_BEHIND,
 )
+from hypertracker_source.destinations.duckdb import names_clash
 from hypertracker_source.exceptions import (
     HyperTrackerBudgetError,
     HyperTrackerConfigError,
@@ -57,7 +57,7 @@ from hypertracker_source.runs.stopping import (
     signals_stop_the_command,
     stop_signal,
 )
-from hypertracker_source.snapshots.risk import risk_resource_name
+from hypertracker_source.tables import PUBLIC_RESOURCES
 
 __all__ = ["main", "root_cause"]
 
@@ -81,13 +81,6 @@ PLOTLY_INSTALL = "pip install plotly"
 PIPELINE_NAME = "hypertracker"
 DATASET = "hypertracker"
 SETTING_VARIABLE = "SOURCES__HYPERTRACKER__{}"
-PUBLIC_RESOURCES = (
-    "liquidation_fills",
-    "liquidation_heatmap",
-    *(risk_resource_name(segment_id) for segment_id in sorted(SEGMENT_NAMES)),
-    "segments",
-)
-"""The resources `--resources` takes; `liquidation_risk` stands for every cohort's."""
 LOAD_EPILOG = f"""resources (--resources, comma-separated; default all):
 {
     textwrap.fill(
@@ -590,7 +583,7 @@ def destination_arg(destination: str, dataset: str) -> Any:
             f"--destination {destination}: the folder {Path(destination).resolve().parent} does "
             "not exist. Create it first, or name a file in a folder that exists"
         )
-    if Path(destination).stem == dataset:
+    if names_clash(destination, dataset):
         raise HyperTrackerError(
             f"--destination {destination} and --dataset {dataset} share a name, and DuckDB "
             "then cannot tell the dataset from the file: rename one of them"

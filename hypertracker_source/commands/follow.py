@@ -18,7 +18,6 @@ from hypertracker_source.config.defaults import (
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
     FOLLOW_POLL_MARGIN,
-    TABLE_NAMES,
 )
 from hypertracker_source.exceptions import (
     HyperTrackerAuthError,
@@ -28,6 +27,7 @@ from hypertracker_source.exceptions import (
 )
 from hypertracker_source.runs.failures import root_cause
 from hypertracker_source.runs.stopping import stop_signal
+from hypertracker_source.tables import TABLE_NAMES
 
 LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""

@@ -13,8 +13,8 @@ from dlt.common.runners import Venv
 from dlt.helpers.dbt import DBTPackageRunner
 from dlt.helpers.dbt.exceptions import DBTNodeResult
 
-from hypertracker_source.config.defaults import TABLE_NAMES
 from hypertracker_source.exceptions import HyperTrackerError
+from hypertracker_source.tables import TABLE_NAMES
 
 DBT_PACKAGE = Path(__file__).parent.parent / "dbt_package"
 """The dbt project: dbt_project.yml, models, tests, and a DuckDB profile that works offline."""

@@ -7,9 +7,10 @@ import dlt
 from dlt.common.time import ensure_pendulum_datetime
 
 from hypertracker_source.commands.loading import left_to_read
-from hypertracker_source.config.defaults import DATA_VERSION_KEY, FILLS_RESOURCE, TABLE_NAMES
+from hypertracker_source.config.defaults import DATA_VERSION_KEY, FILLS_RESOURCE
 from hypertracker_source.runs import run_lock
 from hypertracker_source.runs.chunks import pending_fill_reads
+from hypertracker_source.tables import TABLE_NAMES
 
 
 def lock_holder(pipeline: dlt.Pipeline) -> str | None:
