@@ -72,7 +72,10 @@ def hypertracker(
     """HyperTracker's liquidation fills, heatmaps and cohort risk, and the cohorts themselves.
 
     Every argument also resolves from `[sources.hypertracker]` in .dlt/config.toml and
-    .dlt/secrets.toml, or from SOURCES__HYPERTRACKER__<NAME> environment variables.
+    .dlt/secrets.toml, or from SOURCES__HYPERTRACKER__<NAME> environment variables. Before its
+    first request, the source readies the destination of the pipeline running it (see
+    `destinations.profiles.prepare`: a DuckDB file named like the dataset is refused, MySQL's
+    staging tables get the index their merge needs).
 
     Args:
         api_key: The HyperTracker API token (a secret).

@@ -8,7 +8,7 @@ from dlt.destinations.sql_client import SqlClientBase
 from hypertracker_source.tables import TABLES, SourceTable
 
 MERGE_KEY_INDEX = "hypertracker_merge_key"
-TEXT_PREFIX = 64
+_TEXT_PREFIX = 64
 """Characters of a TEXT key column to index: MySQL and MariaDB index TEXT by a prefix only."""
 
 
@@ -26,29 +26,30 @@ def index_merge_keys(pipeline: dlt.Pipeline) -> list[str]:
         return []
     loaded = pipeline.default_schema.tables
     with pipeline.sql_client() as client, client.with_staging_dataset():
-        unindexed = [
-            table for table in TABLES if table.name in loaded and _needs_index(client, table.name)
+        staging = client.staging_dataset_name
+        present = _table_names(
+            client,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+            staging,
+        )
+        indexed = _table_names(
+            client,
+            "SELECT table_name FROM information_schema.statistics WHERE table_schema = %s"
+            " AND index_name = %s",
+            staging,
+            MERGE_KEY_INDEX,
+        )
+        due = [
+            table for table in TABLES if table.name in loaded and table.name in present - indexed
         ]
-        for table in unindexed:
+        for table in due:
             client.execute_sql(_create_index(client, pipeline, table))
-    return [table.name for table in unindexed]
+    return [table.name for table in due]
 
 
-def _needs_index(client: SqlClientBase[Any], table: str) -> bool:
-    """Whether a staging table exists without the merge key index."""
-    exists = client.execute_sql(
-        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-        client.staging_dataset_name,
-        table,
-    )
-    indexed = client.execute_sql(
-        "SELECT 1 FROM information_schema.statistics WHERE table_schema = %s"
-        " AND table_name = %s AND index_name = %s",
-        client.staging_dataset_name,
-        table,
-        MERGE_KEY_INDEX,
-    )
-    return bool(exists) and not indexed
+def _table_names(client: SqlClientBase[Any], sql: str, *params: str) -> set[str]:
+    """The table names a query of information_schema returns."""
+    return {name for (name,) in client.execute_sql(sql, *params) or []}
 
 
 def _create_index(client: SqlClientBase[Any], pipeline: dlt.Pipeline, table: SourceTable) -> str:
@@ -56,7 +57,7 @@ def _create_index(client: SqlClientBase[Any], pipeline: dlt.Pipeline, table: Sou
     columns = pipeline.default_schema.get_table_columns(table.name)
     key = [
         client.escape_column_name(name)
-        + (f"({TEXT_PREFIX})" if columns[name].get("data_type") == "text" else "")
+        + (f"({_TEXT_PREFIX})" if columns[name].get("data_type") == "text" else "")
         for name in table.primary_key
     ]
     return (

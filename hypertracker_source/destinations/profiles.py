@@ -39,7 +39,7 @@ PROFILES = {
 _DEFAULT = DestinationProfile()
 
 
-def destination_kind(pipeline: dlt.Pipeline) -> str | None:
+def _destination_kind(pipeline: dlt.Pipeline) -> str | None:
     """The pipeline's destination type (duckdb, postgres, ...), for SQLAlchemy its database's
     (mysql, mariadb, sqlite, ...); None without a destination."""
     if pipeline.destination is None:
@@ -53,15 +53,15 @@ def destination_kind(pipeline: dlt.Pipeline) -> str | None:
     return credentials.drivername.split("+", 1)[0]
 
 
-def profile_of(pipeline: dlt.Pipeline) -> DestinationProfile:
+def _profile_of(pipeline: dlt.Pipeline) -> DestinationProfile:
     """The profile of the pipeline's destination type; one that does nothing for most."""
-    kind = destination_kind(pipeline)
+    kind = _destination_kind(pipeline)
     return _DEFAULT if kind is None else PROFILES.get(kind, _DEFAULT)
 
 
 def after_load(pipeline: dlt.Pipeline) -> list[str]:
     """Takes the steps the pipeline's destination needs after a load; returns the tables changed."""
-    return profile_of(pipeline).after_load(pipeline)
+    return _profile_of(pipeline).after_load(pipeline)
 
 
 def prepare(pipeline: dlt.Pipeline) -> list[str]:
@@ -71,7 +71,7 @@ def prepare(pipeline: dlt.Pipeline) -> list[str]:
     The source calls it before its first request (so `pipeline.run(hypertracker())` needs no
     call of its own); call it to check a pipeline without a request.
     """
-    profile = profile_of(pipeline)
+    profile = _profile_of(pipeline)
     profile.check(pipeline)
     return profile.after_load(pipeline)
 
