@@ -40,7 +40,14 @@ from hypertracker_source.runs.memory import use_returning_malloc, use_returning_
 from hypertracker_source.snapshots.heatmap import heatmap_tables
 from hypertracker_source.snapshots.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.snapshots.versions import DataVersion, SnapshotTable, snapshot_resource
-from hypertracker_source.tables import FILLS, HEATMAP, REJECTED_FILLS, RISK, SEGMENTS
+from hypertracker_source.tables import (
+    FILLS,
+    HEATMAP,
+    REJECTED_FILLS,
+    RISK,
+    SEGMENTS,
+    SNAPSHOT_RESOURCES,
+)
 
 __all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
 
@@ -218,17 +225,12 @@ def snapshot_requests_due(
     )
 
 
-def snapshot_resource_names(settings: SourceSettings) -> list[str]:
-    """The names of the snapshot resources: the heatmaps', and each cohort's risk."""
-    return [HEATMAP.name, *(risk_resource_name(id_) for id_ in settings.segment_ids)]
-
-
 def requests_ahead(settings: SourceSettings, stats: RunStats, data_version: DataVersion) -> int:
     """The requests of a run other than fills pages that it has still to make: the snapshots due
     at the API's data version, and the segments, of the resources this run extracts."""
     resources = dlt.current.source_state().get("resources", {})
     selected = dlt.current.source().selected_resources
-    snapshots = [name for name in selected if name in snapshot_resource_names(settings)]
+    snapshots = [name for name in selected if name in SNAPSHOT_RESOURCES]
     version = data_version.last_update.isoformat() if snapshots else ""
     due = snapshot_requests_due(settings, resources, version, snapshots)
     segments_due = SEGMENTS.name in selected and not stats.requests[endpoints.SEGMENTS.name]

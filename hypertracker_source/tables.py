@@ -75,3 +75,8 @@ PUBLIC_RESOURCES = tuple(
     resource for table in TABLES if table.public for resource in table.resources
 )
 """The resources `--resources` takes; `liquidation_risk` stands for every cohort's."""
+SNAPSHOT_RESOURCES = frozenset(
+    resource for table in TABLES if table.snapshot for resource in table.resources
+)
+"""The resources that fetch a table the API rebuilds at each data version: the heatmaps', and
+each cohort's risk."""
