@@ -3,8 +3,8 @@
     .venv/bin/python -m benchmarks.bench_destinations     # about 5 minutes
 
 The whole source with its defaults (every fill, 3 heatmap coins, 16 cohorts) into DuckDB,
-PostgreSQL (127.0.0.1:5432), MariaDB (127.0.0.1:3306; once more with the fill key indexed after
-the first load) and parquet and delta on an S3 bucket (moto's
+PostgreSQL (127.0.0.1:5432), MariaDB (127.0.0.1:3306; once more with its destination profile
+turned off, so without the staging indexes) and parquet and delta on an S3 bucket (moto's
 S3 server on 127.0.0.1), from one simulator in a process of its own; then a new data version with
 new and late fills, and every pipeline once more. Iceberg upserts row by row through pyiceberg and
 gets a smaller history of its own, again against DuckDB. Each pipeline runs in this process, one
@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import boto3
@@ -29,8 +29,8 @@ import dlt
 from benchmarks.measure import machine, markdown_table, write_result
 from hypertracker_simulator import SimulatorProcess, start_simulator_process
 from hypertracker_source import hypertracker
-from hypertracker_source.config.defaults import TABLE_NAMES
-from hypertracker_source.destinations.mysql import index_merge_keys
+from hypertracker_source.destinations.profiles import PROFILES, DestinationProfile
+from hypertracker_source.tables import TABLE_NAMES
 
 API_KEY = "bench-key"
 SEED = 7
@@ -38,8 +38,8 @@ POSTGRES_URL = "postgresql://postgres:bench@127.0.0.1:5432/test"
 MARIADB_URL = "mysql+pymysql://root:@127.0.0.1:3306/test"
 S3_START_SECONDS = 30.0
 NEW_FILLS = 300
-MARIADB_INDEXED = "mariadb, merge keys indexed"
-"""MariaDB with `index_merge_keys` called after the first load, as docs/destinations.md advises."""
+MARIADB_UNINDEXED = "mariadb, no index"
+"""MariaDB with its destination profile turned off: no staging index before the rerun's merge."""
 LATE_FILLS = 50
 
 Destination = Callable[[], Any]
@@ -99,6 +99,17 @@ def bucket_destination(credentials: dict[str, str]) -> Destination:
     return make
 
 
+@contextmanager
+def without_profile(kind: str) -> Iterator[None]:
+    """Turns a destination type's profile off: no checks, no steps after a load."""
+    profile = PROFILES[kind]
+    PROFILES[kind] = DestinationProfile()
+    try:
+        yield
+    finally:
+        PROFILES[kind] = profile
+
+
 def runs_of(credentials: dict[str, str], workdir: str) -> dict[str, Run]:
     """The destinations of the main run, DuckDB first."""
     upsert = {"merge_strategy": "upsert"}
@@ -107,7 +118,7 @@ def runs_of(credentials: dict[str, str], workdir: str) -> dict[str, Run]:
         "duckdb": (lambda: dlt.destinations.duckdb(f"{workdir}/{uuid.uuid4().hex}.duckdb"), {}, {}),
         "postgres": (lambda: dlt.destinations.postgres(POSTGRES_URL), {}, {}),
         "mariadb": (lambda: dlt.destinations.sqlalchemy(MARIADB_URL), {}, {}),
-        MARIADB_INDEXED: (lambda: dlt.destinations.sqlalchemy(MARIADB_URL), {}, {}),
+        MARIADB_UNINDEXED: (lambda: dlt.destinations.sqlalchemy(MARIADB_URL), {}, {}),
         "parquet on S3": (bucket, {}, {}),
         "delta on S3": (bucket, upsert, {"table_format": "delta"}),
         "iceberg on S3": (bucket, upsert, {"table_format": "iceberg"}),
@@ -134,13 +145,12 @@ def measure_pair(
             sim.reset_requests()
             source = hypertracker(api_key=API_KEY, base_url=sim.url, **source_settings)
             started = time.perf_counter()
-            pipeline.run(source, **run_settings)
+            with without_profile("mysql") if name == MARIADB_UNINDEXED else nullcontext():
+                pipeline.run(source, **run_settings)
             figures[name][f"{step}_s"] = time.perf_counter() - started
             figures[name][f"{step}_requests"] = sum(sim.request_counts().values())
         if step == "first":
             sim.advance_state(new_fills=NEW_FILLS, late_fills=LATE_FILLS)
-            if MARIADB_INDEXED in pipelines:
-                index_merge_keys(pipelines[MARIADB_INDEXED])
     for name, pipeline in pipelines.items():
         counts = pipeline.dataset().row_counts(table_names=list(TABLE_NAMES)).fetchall()
         figures[name]["rows"] = dict(counts)

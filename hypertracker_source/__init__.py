@@ -11,9 +11,9 @@ from dlt.common.schema.typing import TMergeDispositionDict
 from dlt.common.typing import TSecretStrValue
 from dlt.sources import DltResource
 
+from hypertracker_source.api import endpoints
 from hypertracker_source.api.budget import SpendLedger, active_pipeline_ledger
 from hypertracker_source.api.client import HyperTrackerClient, RunStats
-from hypertracker_source.api.endpoints import HEATMAP_EXPORT, RISK, SEGMENTS
 from hypertracker_source.config.checks import ListSetting
 from hypertracker_source.config.defaults import (
     API_BASE_URL,
@@ -22,48 +22,33 @@ from hypertracker_source.config.defaults import (
     DEFAULT_LAG,
     DEFAULT_RESPONSE_DEADLINE,
     FILLS_MAX_PAGE_SIZE,
-    FILLS_RESOURCE,
     FILLS_ROWS_PER_ITEM,
     HISTORY_START,
     MAX_FILLS_PER_RUN,
-    REJECTED_FILLS_TABLE,
 )
 from hypertracker_source.config.resolve import FillsPlan, SourceSettings, resolve_settings
 from hypertracker_source.config.settings import SETTINGS, SOURCE_NAME
-from hypertracker_source.destinations.duckdb import check_duckdb_dataset
+from hypertracker_source.destinations.profiles import prepare_running_pipeline
 from hypertracker_source.fills.budget import RunBudget
-from hypertracker_source.fills.contract import (
-    REJECTED_FILL_COLUMNS,
-    REJECTED_FILL_KEY,
-    RejectedFills,
-)
+from hypertracker_source.fills.contract import RejectedFills
 from hypertracker_source.fills.pages import batched
 from hypertracker_source.fills.reads import FillQuery, fill_queries, read_fills
 from hypertracker_source.fills.state import pending_reads, running_fills_state
 from hypertracker_source.runs.chunks import load_until_caught_up, pending_fill_reads
 from hypertracker_source.runs.memory import use_returning_malloc, use_returning_memory_pool
-from hypertracker_source.schema import (
-    FILL_FIELDS,
-    FILL_PRIMARY_KEY,
-    HEATMAP_FIELDS,
-    HEATMAP_PRIMARY_KEY,
-    RISK_FIELDS,
-    RISK_PRIMARY_KEY,
-    SEGMENT_COLUMNS,
-    SEGMENT_ID,
-    SNAPSHOT_AT,
-    column_hints,
-)
 from hypertracker_source.snapshots.heatmap import heatmap_tables
 from hypertracker_source.snapshots.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.snapshots.versions import DataVersion, SnapshotTable, snapshot_resource
+from hypertracker_source.tables import (
+    FILLS,
+    HEATMAP,
+    REJECTED_FILLS,
+    RISK,
+    SEGMENTS,
+    SNAPSHOT_RESOURCES,
+)
 
 __all__ = ["RunStats", "hypertracker", "load_until_caught_up", "pending_fill_reads"]
-
-
-SEGMENTS_RESOURCE = "segments"
-HEATMAP_RESOURCE = "liquidation_heatmap"
-"""The heatmaps' resource, whose state records the data version each coin last loaded."""
 
 
 @dlt.source(name=SOURCE_NAME)
@@ -96,6 +81,9 @@ def hypertracker(
     settings.py (what each does: the README's Settings table); each also resolves from
     `[sources.hypertracker]` in .dlt/config.toml and .dlt/secrets.toml, or from
     SOURCES__HYPERTRACKER__<NAME> environment variables.
+    Before its first request, the source readies the destination of the pipeline running it (see
+    `destinations.profiles.prepare`: a DuckDB file named like the dataset is refused, MySQL's
+    staging tables get the index their merge needs).
 
     Args:
         run_stats: Receives what the run spent and saw: every API request by endpoint (fills,
@@ -111,7 +99,7 @@ def hypertracker(
         settings.api_key,
         settings.requests_per_minute,
         run_stats,
-        before_first_request=check_duckdb_dataset,
+        before_first_request=prepare_running_pipeline,
         response_deadline=settings.response_deadline,
         max_body_bytes=settings.max_body_bytes,
         ledger=ledger,
@@ -149,9 +137,9 @@ def hypertracker(
         resource.add_map(ledger.keep_in_state)
     declare_table_variant(
         fills,
-        REJECTED_FILLS_TABLE,
-        primary_key=REJECTED_FILL_KEY,
-        columns=REJECTED_FILL_COLUMNS,
+        REJECTED_FILLS.name,
+        primary_key=REJECTED_FILLS.primary_key,
+        columns=REJECTED_FILLS.columns,
         write_disposition=merge,
     )
     return (queries, *tables)
@@ -175,17 +163,14 @@ def snapshot_requests_due(
 
     return Counter(
         {
-            HEATMAP_EXPORT.name: sum(
-                due(HEATMAP_RESOURCE, coin) for coin in settings.heatmap_coins
+            endpoints.HEATMAP_EXPORT.name: sum(
+                due(HEATMAP.name, coin) for coin in settings.heatmap_coins
             ),
-            RISK.name: sum(due(risk_resource_name(id_), str(id_)) for id_ in settings.segment_ids),
+            endpoints.RISK.name: sum(
+                due(risk_resource_name(id_), str(id_)) for id_ in settings.segment_ids
+            ),
         }
     )
-
-
-def snapshot_resource_names(settings: SourceSettings) -> list[str]:
-    """The names of the snapshot resources: the heatmaps', and each cohort's risk."""
-    return [HEATMAP_RESOURCE, *(risk_resource_name(id_) for id_ in settings.segment_ids)]
 
 
 def requests_ahead(settings: SourceSettings, stats: RunStats, data_version: DataVersion) -> int:
@@ -193,10 +178,10 @@ def requests_ahead(settings: SourceSettings, stats: RunStats, data_version: Data
     at the API's data version, and the segments, of the resources this run extracts."""
     resources = dlt.current.source_state().get("resources", {})
     selected = dlt.current.source().selected_resources
-    snapshots = [name for name in selected if name in snapshot_resource_names(settings)]
+    snapshots = [name for name in selected if name in SNAPSHOT_RESOURCES]
     version = data_version.last_update.isoformat() if snapshots else ""
     due = snapshot_requests_due(settings, resources, version, snapshots)
-    segments_due = SEGMENTS_RESOURCE in selected and not stats.requests[SEGMENTS.name]
+    segments_due = SEGMENTS.name in selected and not stats.requests[endpoints.SEGMENTS.name]
     return sum(due.values()) + segments_due
 
 
@@ -234,9 +219,9 @@ def fill_windows(
 
 
 @dlt.transformer(
-    name=FILLS_RESOURCE,
-    primary_key=FILL_PRIMARY_KEY,
-    columns=column_hints(FILL_FIELDS),
+    name=FILLS.name,
+    primary_key=FILLS.primary_key,
+    columns=FILLS.columns,
     parallelized=True,
 )
 def liquidation_fills(
@@ -249,7 +234,7 @@ def liquidation_fills(
     for item in batched(read_fills(client, query), FILLS_ROWS_PER_ITEM):
         if isinstance(item, RejectedFills):
             stamped = item.stamped(data_version.last_update)
-            yield dlt.mark.with_table_name(stamped, REJECTED_FILLS_TABLE)
+            yield dlt.mark.with_table_name(stamped, REJECTED_FILLS.name)
         else:
             yield item
 
@@ -257,11 +242,11 @@ def liquidation_fills(
 def heatmap_table(client: HyperTrackerClient) -> SnapshotTable:
     """`liquidation_heatmap`: each coin's heatmap, one row per price bin, per API data version."""
     return SnapshotTable(
-        name=HEATMAP_RESOURCE,
+        name=HEATMAP.name,
         keys_name="heatmap_coins",
-        table_name="liquidation_heatmap",
-        primary_key=HEATMAP_PRIMARY_KEY,
-        columns=column_hints((*HEATMAP_FIELDS, SNAPSHOT_AT)),
+        table_name=HEATMAP.name,
+        primary_key=HEATMAP.primary_key,
+        columns=HEATMAP.columns,
         fetch=partial(heatmap_tables, client),
     )
 
@@ -272,14 +257,14 @@ def risk_table(client: HyperTrackerClient, segment_id: int) -> SnapshotTable:
     return SnapshotTable(
         name=risk_resource_name(segment_id),
         keys_name=f"segment_{segment_id}",
-        table_name="liquidation_risk",
-        primary_key=RISK_PRIMARY_KEY,
-        columns=column_hints((*RISK_FIELDS, SEGMENT_ID, SNAPSHOT_AT)),
+        table_name=RISK.name,
+        primary_key=RISK.primary_key,
+        columns=RISK.columns,
         fetch=partial(risk_tables, client),
     )
 
 
-@dlt.resource(name=SEGMENTS_RESOURCE, primary_key="id", columns=SEGMENT_COLUMNS)
+@dlt.resource(name=SEGMENTS.name, primary_key=SEGMENTS.primary_key, columns=SEGMENTS.columns)
 def segments(client: HyperTrackerClient) -> Iterator[list[dict[str, Any]]]:
     """The wallet cohorts, so that segment ids in risk and heatmap rows join to names."""
     yield segment_rows(client)

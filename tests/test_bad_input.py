@@ -18,13 +18,13 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.config.defaults import TABLE_NAMES
 from hypertracker_source.exceptions import (
     HyperTrackerApiError,
     HyperTrackerAuthError,
     HyperTrackerConfigError,
 )
 from hypertracker_source.runs.failures import root_cause
+from hypertracker_source.tables import TABLE_NAMES
 
 HEATMAP_COINS = ["BTC"]
 SEGMENT_IDS = [9]

@@ -18,7 +18,7 @@ from hypertracker_source.commands import main
 from hypertracker_source.commands.demo import DEMO_FILLS, DEMO_SEED
 from hypertracker_source.commands.docs import loaded_schema, tables_markdown
 from hypertracker_source.commands.options import DEMO_DATABASE, LOCAL_DATABASE
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.report import money, price_range
 from hypertracker_source.report.settings import (
     REPORT_CASCADE_ROWS,
@@ -26,6 +26,7 @@ from hypertracker_source.report.settings import (
     REPORT_RISK_COINS,
 )
 from hypertracker_source.report.text import duration, percent, price
+from hypertracker_source.tables import TABLE_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 

@@ -25,8 +25,12 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.commands import main
-from hypertracker_source.config.defaults import DEFAULT_LAG, TABLE_NAMES
+from hypertracker_source.config.defaults import DEFAULT_LAG
 from hypertracker_source.destinations.mysql import MERGE_KEY_INDEX, index_merge_keys
+from hypertracker_source.destinations.profiles import PROFILES, DestinationProfile
+from hypertracker_source.tables import TABLE_NAMES, TABLES
+
+PUBLIC_TABLES = [table for table in TABLES if table.public]
 
 SETTINGS = {"coins": ["BTC", "HYPE"], "heatmap_coins": ["ETH"], "segment_ids": [4, 12]}
 """A few of every table, so that a per-row merge (iceberg's) stays quick."""
@@ -95,21 +99,68 @@ def test_mariadb_lands_what_duckdb_lands(
 ):
     duckdb = make_pipeline(name="duckdb")
     mariadb = make_pipeline(mariadb_destination, name="mariadb")
-    indexed: list[list[str]] = []
-
-    def index_once_loaded() -> None:
-        indexed.extend([index_merge_keys(mariadb), index_merge_keys(mariadb)])
 
     runs = {"duckdb": (duckdb, {}, {}), "mariadb": (mariadb, {}, {})}
-    figures = load_two_versions(simulator, runs, index_once_loaded)
-
-    assert indexed == [list(TABLE_NAMES), []]
+    figures = load_two_versions(simulator, runs)
 
     assert_api_rows(mariadb.dataset(), simulator)
     assert_same_rows(duckdb.dataset(), mariadb.dataset())
     assert [requests for _, requests in figures["mariadb"]] == [
         requests for _, requests in figures["duckdb"]
     ]
+
+
+def test_a_plain_rerun_into_mariadb_indexes_the_staging_keys_before_its_merge(
+    simulator: Simulator, make_pipeline: PipelineFactory, mariadb_destination: Any
+):
+    """No CLI: the source indexes the staging tables the previous load made, at its extract."""
+    pipeline = make_pipeline(mariadb_destination, name="mariadb")
+    staging = f"{pipeline.dataset_name}_staging"
+    pipeline.run(source_for(simulator, **SETTINGS))
+    assert staging_indexes(staging) == {}
+    simulator.advance_state(new_fills=NEW_FILLS, late_fills=LATE_FILLS)
+
+    pipeline.run(source_for(simulator, **SETTINGS))
+
+    assert staging_indexes(staging) == {table.name: table.primary_key for table in PUBLIC_TABLES}
+    assert_api_rows(pipeline.dataset(), simulator)
+
+
+def test_the_load_command_indexes_each_mariadb_staging_table_once(
+    simulator_settings: Simulator,
+    make_pipeline: PipelineFactory,
+    mariadb_destination: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+):
+    """The command's steps after each chunk and the source's before each extract index a staging
+    table once between them, over chunks and runs."""
+    pipeline = make_pipeline(mariadb_destination)
+    indexed: list[str] = []
+
+    def index_and_record(loading: dlt.Pipeline) -> list[str]:
+        tables = index_merge_keys(loading)
+        indexed.extend(tables)
+        return tables
+
+    monkeypatch.setitem(PROFILES, "mysql", DestinationProfile(after_load=index_and_record))
+    monkeypatch.setenv("DESTINATION__SQLALCHEMY__CREDENTIALS", MARIADB_URL)
+    monkeypatch.setenv("DLT_DATA_DIR", str(Path(pipeline.pipelines_dir).parent))
+    monkeypatch.setenv("SOURCES__HYPERTRACKER__MAX_FILLS_PER_RUN", "1000")
+    command = [
+        *("load", "--destination", "sqlalchemy", "--pipeline-name", pipeline.pipeline_name),
+        *("--dataset", pipeline.dataset_name, "--heatmap-coins", "ETH", "--segments", "4,12"),
+    ]
+    try:
+        assert main(command) == 0
+        assert "chunk 2:" in capsys.readouterr().out
+        assert main(command) == 0
+        assert sorted(indexed) == sorted(TABLE_NAMES)
+        assert staging_indexes(f"{pipeline.dataset_name}_staging") == {
+            table.name: table.primary_key for table in PUBLIC_TABLES
+        }
+    finally:
+        drop_mariadb_datasets(pipeline.dataset_name)
 
 
 def test_mariadb_column_types_and_utc_timestamps(
@@ -283,7 +334,7 @@ def test_load_command_reaches_mariadb_and_a_bucket_by_name(
             simulator.expected_heatmap("ETH")
         )
         if destination == "sqlalchemy":
-            assert staging_indexes(f"{pipeline.dataset_name}_staging") == set(TABLE_NAMES)
+            assert set(staging_indexes(f"{pipeline.dataset_name}_staging")) == set(TABLE_NAMES)
     finally:
         if destination == "sqlalchemy":
             drop_mariadb_datasets(pipeline.dataset_name)
@@ -301,15 +352,19 @@ def mariadb_query(sql: str, *params: str) -> list[tuple]:
         return list(cursor.fetchall())
 
 
-def staging_indexes(staging_dataset: str) -> set[str]:
-    """The tables of a MariaDB staging dataset that have the source's merge key index."""
+def staging_indexes(staging_dataset: str) -> dict[str, tuple[str, ...]]:
+    """The tables of a MariaDB staging dataset that have the source's merge key index, and the
+    columns it indexes, in order."""
     rows = mariadb_query(
-        "SELECT table_name FROM information_schema.statistics"
-        " WHERE table_schema = %s AND index_name = %s",
+        "SELECT table_name, column_name FROM information_schema.statistics"
+        " WHERE table_schema = %s AND index_name = %s ORDER BY table_name, seq_in_index",
         staging_dataset,
         MERGE_KEY_INDEX,
     )
-    return {table for (table,) in rows}
+    indexes: dict[str, tuple[str, ...]] = {}
+    for table, column in rows:
+        indexes[table] = (*indexes.get(table, ()), column)
+    return indexes
 
 
 def drop_mariadb_datasets(dataset_name: str) -> None:

@@ -16,8 +16,9 @@ import pytest
 from helpers import API_KEY, POSTGRES_URL, PipelineFactory, assert_fills_equal, landed, source_for
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.report import stored_dataset
+from hypertracker_source.tables import TABLE_NAMES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DAGSTER_CHILD = Path(__file__).with_name("dagster_job_child.py")

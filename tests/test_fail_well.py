@@ -31,10 +31,11 @@ from hypertracker_source.api.errors import unreachable_cause
 from hypertracker_source.commands import main
 from hypertracker_source.commands.demo import DEMO_FILLS
 from hypertracker_source.commands.options import DEMO_DATABASE, LOCAL_DATABASE
-from hypertracker_source.config.defaults import SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.config.defaults import SEGMENT_NAMES
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.runs.dlt_log import command_line_text
 from hypertracker_source.runs.failures import root_cause
+from hypertracker_source.tables import TABLE_NAMES
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 DEFAULT_RUNTIME_BUDGET = 60.0

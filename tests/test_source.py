@@ -27,9 +27,10 @@ from helpers import (
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.commands import main
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES, TABLE_NAMES
+from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.fills.windows import window_end
 from hypertracker_source.snapshots.risk import risk_resource_name
+from hypertracker_source.tables import TABLE_NAMES
 
 
 def expected_heatmap_rows(sim: Simulator, coins: tuple[str, ...]) -> int:

@@ -42,7 +42,7 @@ def import_graph() -> dict[str, set[str]]:
 LAYERS = {
     "configuration": ("exceptions", "config"),
     "transport": ("api",),
-    "entities": ("schema", "fills", "snapshots"),
+    "entities": ("schema", "fills", "snapshots", "tables"),
     "destinations": ("destinations",),
     "runs": ("runs",),
     "source": ("",),

@@ -27,7 +27,6 @@ from hypertracker_source.config.defaults import (
     FOLLOW_MAX_SLEEP,
     FOLLOW_MIN_SLEEP,
     FOLLOW_POLL_MARGIN,
-    TABLE_NAMES,
 )
 from hypertracker_source.exceptions import (
     HyperTrackerAuthError,
@@ -38,6 +37,7 @@ from hypertracker_source.exceptions import (
 from hypertracker_source.runs.failures import root_cause
 from hypertracker_source.runs.run_lock import pipeline_lock
 from hypertracker_source.runs.stopping import sleep_unless_stopped, stop_requested, stop_signal
+from hypertracker_source.tables import TABLE_NAMES
 
 LoadOnce = Callable[..., RunStats]
 """One load, as `loading.run_load`: `(pipeline, settings, resources, stats=, summary=False)`."""

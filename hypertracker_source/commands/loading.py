@@ -10,10 +10,10 @@ from dlt.common.pipeline import LoadInfo
 from dlt.sources import DltSource
 
 from hypertracker_source import RunStats, hypertracker, load_until_caught_up, pending_fill_reads
-from hypertracker_source.config.defaults import FILLS_RESOURCE, REJECTED_FILLS_TABLE, TABLE_NAMES
-from hypertracker_source.destinations.mysql import index_merge_keys_on_mysql
+from hypertracker_source.destinations.profiles import after_load
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.runs.chunks import pending_span
+from hypertracker_source.tables import FILLS, REJECTED_FILLS, TABLES
 
 
 def run_load(
@@ -29,8 +29,9 @@ def run_load(
     landed and what it cost.
 
     A load an interrupted run left behind is finished first (see recovery.py), under the pipeline's
-    lock, which a second run waits `lock_wait` seconds for. Into MySQL or MariaDB, the staging
-    tables' keys get the index the next merge needs (see destinations/mysql.py). `stats`
+    lock, which a second run waits `lock_wait` seconds for. After each chunk, the destination takes
+    its steps (see destinations/profiles.py: into MySQL or MariaDB, the staging tables' keys get
+    the index the next merge needs). `stats`
     may come with the API's status already asked (by follow), which prints its own line instead
     of the summary.
     """
@@ -47,19 +48,17 @@ def run_load(
     tables = source_tables(make_source())
 
     def after_chunk(number: int, load: LoadInfo) -> None:
-        """Indexes MySQL's staging keys for the next merge, and shows the chunk."""
-        index_merge_keys_on_mysql(pipeline)
+        """Takes the destination's steps after a load, and shows the chunk."""
+        after_load(pipeline)
         progress.print_chunk(number, load)
 
-    fills_before = 0 if refresh or not summary else stored_rows(pipeline, FILLS_RESOURCE)
+    fills_before = 0 if refresh or not summary else stored_rows(pipeline, FILLS.name)
     load_until_caught_up(
         pipeline, make_source, after_chunk, refresh, lock_wait, on_left_behind=announce_left_behind
     )
     if summary:
-        fills_after = stored_rows(pipeline, FILLS_RESOURCE)
-        new = (
-            {FILLS_RESOURCE: fills_after - fills_before} if fills_after >= fills_before >= 0 else {}
-        )
+        fills_after = stored_rows(pipeline, FILLS.name)
+        new = {FILLS.name: fills_after - fills_before} if fills_after >= fills_before >= 0 else {}
         print_summary(pipeline, stats, tables, new)
     return stats
 
@@ -96,14 +95,13 @@ class ChunkProgress:
         trace = self._pipeline.last_trace
         normalize_info = trace.last_normalize_info if trace else None
         row_counts = normalize_info.row_counts if normalize_info else {}
-        tables = (*TABLE_NAMES, REJECTED_FILLS_TABLE)
-        self._stats.rows.update({table: row_counts.get(table, 0) for table in tables})
+        self._stats.rows.update({table.name: row_counts.get(table.name, 0) for table in TABLES})
         requests = sum(self._stats.requests.values())
         spent, self._requests_before = requests - self._requests_before, requests
         left = pending_fill_reads(self._pipeline)
         if number == 1 and not left:
             return
-        fills = row_counts.get(FILLS_RESOURCE, 0)
+        fills = row_counts.get(FILLS.name, 0)
         print(f"chunk {number}: {fills:,} fills, {spent} requests; {left_to_read(self._pipeline)}")
 
 
@@ -141,9 +139,9 @@ def chosen_resources(source: DltSource, resources: str) -> list[str]:
 
 
 def source_tables(source: DltSource) -> list[str]:
-    """The tables the source's selected resources load, in the order of TABLE_NAMES."""
+    """The public tables the source's selected resources load, in the registry's order."""
     tables = {resource.table_name for resource in source.selected_resources.values()}
-    return [table for table in TABLE_NAMES if table in tables]
+    return [table.name for table in TABLES if table.public and table.name in tables]
 
 
 def print_summary(
@@ -159,9 +157,9 @@ def print_summary(
         print(
             f"  {table:<22} {stats.rows[table]:>10,} rows{new_rows(stats.rows[table], table, new)}"
         )
-    if stats.rows[REJECTED_FILLS_TABLE]:
+    if stats.rows[REJECTED_FILLS.name]:
         print(
-            f"  {REJECTED_FILLS_TABLE} {stats.rows[REJECTED_FILLS_TABLE]:,} rows: fills that break "
+            f"  {REJECTED_FILLS.name} {stats.rows[REJECTED_FILLS.name]:,} rows: fills that break "
             "the data contract, set apart and not loaded (see docs/data-contract.md)"
         )
     spent = ", ".join(f"{endpoint} {count}" for endpoint, count in sorted(stats.requests.items()))

@@ -21,8 +21,8 @@ from hypertracker_source.commands.options import (
     AddCommand,
     destination_arg,
 )
-from hypertracker_source.config.defaults import TABLE_NAMES
 from hypertracker_source.exceptions import HyperTrackerError
+from hypertracker_source.tables import TABLE_NAMES
 
 DBT_PACKAGE = Path(__file__).parent.parent / "dbt_package"
 """The dbt project: dbt_project.yml, models, tests, and a DuckDB profile that works offline."""

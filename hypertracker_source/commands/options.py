@@ -12,11 +12,12 @@ from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
 from dlt.common.runtime.collector import NULL_COLLECTOR
 
-from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY, RUN_LOCK_WAIT, SEGMENT_NAMES
+from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY, RUN_LOCK_WAIT
 from hypertracker_source.config.flags import SETTING_FLAGS, add_setting_flags, flags_to_settings
+from hypertracker_source.destinations.duckdb import names_clash
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.runs.stopping import keep_dlt_off_signals
-from hypertracker_source.snapshots.risk import risk_resource_name
+from hypertracker_source.tables import RISK
 
 LOCAL_DATABASE = "hypertracker_data.duckdb"
 """The DuckDB file `hypertracker load` fills and `hypertracker report` reads by default."""
@@ -30,18 +31,11 @@ SETTING_VARIABLE = "SOURCES__HYPERTRACKER__{}"
 AddCommand = Callable[..., argparse.ArgumentParser]
 """Adds a command to the command line, with the options every command takes:
 `add_command(name, help=..., description=...)` as argparse's `add_parser`."""
-_PUBLIC_RESOURCES = (
-    "liquidation_fills",
-    "liquidation_heatmap",
-    *(risk_resource_name(segment_id) for segment_id in sorted(SEGMENT_NAMES)),
-    "segments",
-)
-"""The resources `--resources` takes; `liquidation_risk` stands for every cohort's."""
 LOAD_EPILOG = f"""resources (--resources, comma-separated; default all):
 {
     textwrap.fill(
         "liquidation_fills, liquidation_heatmap, segments, and liquidation_risk (every cohort) or "
-        f"one cohort's: {', '.join(_PUBLIC_RESOURCES[2:-1])}",
+        f"one cohort's: {', '.join(RISK.resources)}",
         width=90,
         initial_indent="  ",
         subsequent_indent="  ",
@@ -157,7 +151,7 @@ def destination_arg(destination: str, dataset: str) -> Any:
             f"--destination {destination}: the folder {Path(destination).resolve().parent} does "
             "not exist. Create it first, or name a file in a folder that exists"
         )
-    if Path(destination).stem == dataset:
+    if names_clash(destination, dataset):
         raise HyperTrackerError(
             f"--destination {destination} and --dataset {dataset} share a name, and DuckDB "
             "then cannot tell the dataset from the file: rename one of them"

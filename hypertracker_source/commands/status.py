@@ -16,11 +16,11 @@ from hypertracker_source.config.defaults import (
     EXIT_BEHIND,
     FILLS_RESOURCE,
     STATUS_MAX_BEHIND,
-    TABLE_NAMES,
 )
 from hypertracker_source.config.settings import SOURCE_NAME
 from hypertracker_source.runs import run_lock
 from hypertracker_source.runs.chunks import pending_fill_reads
+from hypertracker_source.tables import TABLE_NAMES
 
 
 def register(add_command: AddCommand) -> None:

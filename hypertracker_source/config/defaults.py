@@ -16,8 +16,6 @@ FILLS_RESOURCE = "liquidation_fills"
 DATA_VERSION_KEY = "data_version"
 """Where the source state keeps the API data version its fills were last read at."""
 
-TABLE_NAMES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
-"""The tables the source loads."""
 REJECTED_FILLS_TABLE = "liquidation_fills_rejected"
 """Where fills that break the data contract are set apart (docs/data-contract.md); made the first
 time a fill is set apart."""

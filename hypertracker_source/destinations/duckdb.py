@@ -1,28 +1,24 @@
-"""Checks of the running pipeline that the source makes before its first request, costing none."""
+"""DuckDB: the check that its file and the pipeline's dataset are not named alike."""
 
 from pathlib import Path
 
-from dlt.common.configuration.container import Container
-from dlt.common.pipeline import PipelineContext
+import dlt
 
 from hypertracker_source.exceptions import HyperTrackerError
 
 
-def check_duckdb_dataset() -> None:
-    """Refuses a running pipeline that loads a DuckDB file named like its dataset.
+def names_clash(database: str, dataset_name: str) -> bool:
+    """Whether a DuckDB file is named like a dataset, which DuckDB then cannot tell from it."""
+    return Path(database).stem == dataset_name
 
-    DuckDB then cannot tell the dataset from the file, and the load fails after the extract has
-    spent its requests: this runs before the first one.
+
+def check_duckdb_dataset(pipeline: dlt.Pipeline) -> None:
+    """Refuses a pipeline that loads a DuckDB file named like its dataset.
+
+    The load would fail after the extract has spent its requests: this runs before the first one.
     """
-    context = Container()[PipelineContext]
-    if not context.is_active():
-        return
-    pipeline = context.pipeline()
-    destination = pipeline.destination
-    if destination is None or destination.destination_type != "dlt.destinations.duckdb":
-        return
     database = getattr(pipeline.destination_client().config.credentials, "database", None)
-    if isinstance(database, str) and Path(database).stem == pipeline.dataset_name:
+    if isinstance(database, str) and names_clash(database, pipeline.dataset_name):
         raise HyperTrackerError(
             f"The pipeline's dataset {pipeline.dataset_name} and its DuckDB file "
             f"{Path(database).name} share a name, and DuckDB then cannot tell the dataset from "

@@ -19,8 +19,9 @@ from hypertracker_source.report.settings import (
     REPORT_MAX_TIME_BUCKETS,
     REPORT_SNAPSHOT_HOURS,
 )
+from hypertracker_source.tables import FILLS, HEATMAP, RISK, SEGMENTS
 
-REPORT_TABLES = ("liquidation_heatmap", "liquidation_risk", "liquidation_fills", "segments")
+REPORT_TABLES = (HEATMAP.name, RISK.name, FILLS.name, SEGMENTS.name)
 
 _TIME_BUCKETS = (
     ("hour", timedelta(hours=1)),
@@ -30,13 +31,13 @@ _TIME_BUCKETS = (
 )
 """The bucket widths the liquidations-over-time chart can take, narrowest first."""
 
-_SNAPSHOTS = "(SELECT DISTINCT coin, snapshot_at FROM liquidation_heatmap)"
+_SNAPSHOTS = f"(SELECT DISTINCT coin, snapshot_at FROM {HEATMAP.name})"
 _SNAPSHOT_TIMES_QUERY = f"SELECT coin, snapshot_at FROM {_SNAPSHOTS} AS s"
-_HEATMAP_QUERY = """
+_HEATMAP_QUERY = f"""
 SELECT coin, snapshot_at, price_bin_start, price_bin_end, liquidation_value, positions_count,
        most_impacted_segment
-FROM liquidation_heatmap
-WHERE snapshot_at >= CAST('{since}' AS TIMESTAMPTZ)
+FROM {HEATMAP.name}
+WHERE snapshot_at >= CAST('{{since}}' AS TIMESTAMPTZ)
 ORDER BY coin, snapshot_at, price_bin_index
 """
 _MARKS_QUERY = f"""
@@ -45,16 +46,16 @@ SELECT coin, snapshot_at, mark_price, mark_at FROM (
          ROW_NUMBER() OVER (PARTITION BY s.coin, s.snapshot_at
                             ORDER BY f.time DESC, f.address DESC, f.start_position DESC) AS recency
   FROM {_SNAPSHOTS} AS s
-  JOIN liquidation_fills AS f
+  JOIN {FILLS.name} AS f
     ON f.coin = s.coin AND f.time <= s.snapshot_at AND f.liquidation_mark_px IS NOT NULL
 ) AS m
 WHERE recency = 1
 """
 """The mark price of each coin's last liquidation at or before each heatmap snapshot."""
-_RISK_QUERY = """
+_RISK_QUERY = f"""
 SELECT r.segment_id, r.coin, r.total_value, r.risk_value, r.percent_risk, r.snapshot_at
-FROM liquidation_risk AS r
-JOIN (SELECT segment_id, MAX(snapshot_at) AS latest FROM liquidation_risk GROUP BY segment_id) AS l
+FROM {RISK.name} AS r
+JOIN (SELECT segment_id, MAX(snapshot_at) AS latest FROM {RISK.name} GROUP BY segment_id) AS l
   ON r.segment_id = l.segment_id AND r.snapshot_at = l.latest
 """
 _SNAPSHOT_SPAN_QUERY = """
@@ -62,12 +63,12 @@ SELECT MIN(snapshot_at) AS first_snapshot, MAX(snapshot_at) AS last_snapshot,
        COUNT(DISTINCT snapshot_at) AS snapshots
 FROM {table}
 """
-_FILLS_SPAN_QUERY = "SELECT MIN(time) AS first_fill, MAX(time) AS last_fill FROM liquidation_fills"
-_FILLS_QUERY = """
-SELECT coin, side, DATE_TRUNC('{unit}', time AT TIME ZONE 'UTC') AS bucket, SUM(px * sz) AS value,
+_FILLS_SPAN_QUERY = f"SELECT MIN(time) AS first_fill, MAX(time) AS last_fill FROM {FILLS.name}"
+_FILLS_QUERY = f"""
+SELECT coin, side, DATE_TRUNC('{{unit}}', time AT TIME ZONE 'UTC') AS bucket, SUM(px * sz) AS value,
        COUNT(*) AS fills
-FROM liquidation_fills
-GROUP BY coin, side, DATE_TRUNC('{unit}', time AT TIME ZONE 'UTC')
+FROM {FILLS.name}
+GROUP BY coin, side, DATE_TRUNC('{{unit}}', time AT TIME ZONE 'UTC')
 ORDER BY bucket, coin, side
 """
 _CASCADES_QUERY = f"""
@@ -76,7 +77,7 @@ WITH gaps AS (
          CASE WHEN EXTRACT(epoch FROM time) - LAG(EXTRACT(epoch FROM time)) OVER (
                 PARTITION BY coin ORDER BY time, address, start_position
               ) <= {CASCADE_MAX_GAP_SECONDS} THEN 0 ELSE 1 END AS starts_burst
-  FROM liquidation_fills
+  FROM {FILLS.name}
 ), bursts AS (
   SELECT *, SUM(starts_burst) OVER (
            PARTITION BY coin ORDER BY time, address, start_position
@@ -103,7 +104,7 @@ HAVING COUNT(DISTINCT address) >= {CASCADE_MIN_WALLETS}
 """Bursts of one coin's liquidations, as the dbt package's liquidation_cascades model finds them.
 
 Unordered: sqlglot writes an ORDER BY on an aggregate as its alias, which MariaDB refuses."""
-_SEGMENTS_QUERY = "SELECT id, name, category FROM segments"
+_SEGMENTS_QUERY = f"SELECT id, name, category FROM {SEGMENTS.name}"
 _STORED_SCHEMAS_QUERY = "SELECT DISTINCT schema_name FROM _dlt_version"
 _LISTED_DATASETS = 10
 """How many datasets an error about a missing one names."""
@@ -186,13 +187,13 @@ def read_report_data(dataset: dlt.Dataset) -> ReportData:
         {row["table_name"]: row["row_count"] for row in counts},
         _read_cohorts(dataset, tables),
     )
-    if "liquidation_heatmap" in tables:
-        data.heatmaps = _read_heatmaps(dataset, "liquidation_fills" in tables)
-        data.snapshot_span = _read_snapshot_span(dataset, "liquidation_heatmap")
-    if "liquidation_risk" in tables:
+    if HEATMAP.name in tables:
+        data.heatmaps = _read_heatmaps(dataset, FILLS.name in tables)
+        data.snapshot_span = _read_snapshot_span(dataset, HEATMAP.name)
+    if RISK.name in tables:
         data.risk = _query_rows(dataset, _RISK_QUERY)
-        data.snapshot_span = data.snapshot_span or _read_snapshot_span(dataset, "liquidation_risk")
-    if "liquidation_fills" in tables:
+        data.snapshot_span = data.snapshot_span or _read_snapshot_span(dataset, RISK.name)
+    if FILLS.name in tables:
         (span,) = _query_rows(dataset, _FILLS_SPAN_QUERY)
         if span["first_fill"] is not None:
             data.fill_span = (span["first_fill"], span["last_fill"])
@@ -229,7 +230,7 @@ def _relation_rows(relation: dlt.Relation) -> list[dict[str, Any]]:
 
 def _read_cohorts(dataset: dlt.Dataset, tables: set[str]) -> Cohorts:
     """The cohorts from the `segments` table, or their known names when it was not loaded."""
-    if "segments" not in tables:
+    if SEGMENTS.name not in tables:
         return Cohorts(dict(SEGMENT_NAMES), {})
     rows = _query_rows(dataset, _SEGMENTS_QUERY)
     return Cohorts(
