@@ -1,6 +1,7 @@
 """What tests share: the test key, the source for a simulator, and reading back what landed and
 the simulator's ground truth in comparable forms. Fixtures live in conftest.py."""
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -14,8 +15,11 @@ import requests
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
+from hypertracker_source.exceptions import HyperTrackerConfigError
 from hypertracker_source.schema import HEATMAP_FIELDS, RISK_FIELDS, ApiField
 
+CLI_ERROR = "hypertracker: error: "
+"""How the command's one line of a failure begins, before the error's type."""
 API_KEY = "sim-test-key-7f3a"
 FILLS = "/api/external/fills/liquidation"
 SEGMENTS = "/api/external/segments"
@@ -25,6 +29,14 @@ POSTGRES_URL = "postgresql://postgres:trust@127.0.0.1:5432/test"
 MARIADB_URL = "mysql+pymysql://root:@127.0.0.1:3306/test"
 """The local MariaDB server: user root, no password, through dlt's sqlalchemy destination."""
 DLT_COLUMNS = ("_dlt_load_id", "_dlt_id")
+TABLES = ("liquidation_fills", "liquidation_heatmap", "liquidation_risk", "segments")
+"""The tables the source loads, as the README lists them."""
+LOCAL_DATABASE = "hypertracker_data.duckdb"
+"""The DuckDB file a plain `hypertracker load` makes in the folder it runs in."""
+DEMO_DATABASE = "hypertracker_demo.duckdb"
+DEMO_SEED = 7
+DEMO_FILLS = 20_000
+"""The demo's file, and the simulator it loads: seed 7 and 20,000 fills, as docs/ say."""
 
 PipelineFactory = Callable[..., dlt.Pipeline]
 """The make_pipeline fixture: makes a pipeline (destination, name) in the test's own folder."""
@@ -240,3 +252,27 @@ def main_without(module: str, argv: list[str]) -> subprocess.CompletedProcess:
         timeout=120,
         check=False,
     )
+
+
+def assert_error(
+    error: BaseException | str,
+    kind: type[BaseException],
+    setting: str | None = None,
+    phrase: str = "",
+) -> str:
+    """An error, raised or the command's one line of stderr, is of its kind, names its setting
+    (`page_size`) or option (`--segments`) and says its key phrase; returns what it says."""
+    if isinstance(error, BaseException):
+        assert isinstance(error, kind), f"{type(error).__name__}, not {kind.__name__}: {error}"
+        text = str(error)
+        if setting and not setting.startswith("--") and isinstance(error, HyperTrackerConfigError):
+            assert error.setting == setting, text
+    else:
+        (line,) = error.splitlines()
+        assert line.startswith(f"{CLI_ERROR}{kind.__name__}: "), line
+        text = line.removeprefix(f"{CLI_ERROR}{kind.__name__}: ")
+    if setting:
+        named = setting if setting.startswith("--") else f"sources.hypertracker.{setting}"
+        assert re.search(rf"{re.escape(named)}(?![\w-])", text), f"{named} is not named: {text}"
+    assert phrase in text, f"{phrase!r} is not said: {text}"
+    return text
