@@ -6,7 +6,6 @@ The other error tests check an error's type, the setting or option it names and 
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -16,13 +15,14 @@ import dlt
 import duckdb
 import pytest
 import requests
-from helpers import API_KEY, CLI_ERROR, LOCAL_DATABASE
+from dlt.pipeline.exceptions import PipelineStepFailed
+from helpers import API_KEY, CLI_ERROR, CONSOLE_SCRIPT, LOCAL_DATABASE, command_env, free_port
 from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.api.client import unreachable_cause
-from hypertracker_source.commands.cli import main
+from hypertracker_source.commands.cli import main, root_cause
 
 # every error's wording, reviewed here: the whole line the user reads, one row an error
 
@@ -58,8 +58,8 @@ class ErrorLine(NamedTuple):
     """An error's whole line, as the command prints it, and what provokes it there."""
 
     line: str
-    """Its text; {workdir}, {url} (the API's), {closed_url} and {dlt_destinations} (the names
-    dlt knows) stand for this test's values."""
+    """Its text; {workdir}, {https_url} (the API's address where it has no TLS), {closed_url}
+    and {dlt_destinations} (the names dlt knows) stand for this test's values."""
     argv: tuple[str, ...] = ("load",)
     env: Mapping[str, str | None] = MappingProxyType({})
     """Environment variables set for the command (None: unset)."""
@@ -326,6 +326,15 @@ API_LINES = {
         ("check",),
         {"SOURCES__HYPERTRACKER__BASE_URL": "{closed_url}", "RUNTIME__REQUEST_MAX_ATTEMPTS": "2"},
     ),
+    "no TLS on check": ErrorLine(
+        f"{CLI_ERROR}HyperTrackerUnreachableError: HyperTracker's API at {{https_url}} cannot be "
+        "reached: the TLS handshake failed (WRONG_VERSION_NUMBER): is it an http:// address? (on "
+        "all 2 attempts). Check sources.hypertracker.base_url (SOURCES__HYPERTRACKER__BASE_URL; "
+        "unset, it is https://ht-api.coinmarketman.com) and this machine's network. Nothing was "
+        "loaded: check only asks the API's status",
+        ("check",),
+        {"SOURCES__HYPERTRACKER__BASE_URL": "{https_url}", "RUNTIME__REQUEST_MAX_ATTEMPTS": "2"},
+    ),
     "unknown heatmap coin": ErrorLine(
         f"{CLI_ERROR}HyperTrackerConfigError: --heatmap-coins BTC,DOGEX: the API has no "
         "liquidation heatmap for this coin (HTTP 404). Use a perp the API lists, such as BTC, "
@@ -448,13 +457,6 @@ PYTHON_LINES = {
 """Settings of the wrong type, given in Python, and the error's line (`Type: text`)."""
 
 
-def free_port() -> int:
-    """A local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh folder to run the command in, with dlt's pipelines kept apart in it."""
@@ -480,9 +482,12 @@ def test_each_errors_line_reads_as_written(
     capsys: pytest.CaptureFixture,
 ):
     case = COMMAND_LINES[name]
-    values = {"workdir": workdir, "url": simulator_settings.url}
-    values["closed_url"] = f"http://127.0.0.1:{free_port()}"
-    values["dlt_destinations"] = ", ".join(sorted(dlt.destinations.__all__))
+    values = {
+        "workdir": workdir,
+        "https_url": simulator_settings.url.replace("http://", "https://"),
+        "closed_url": f"http://127.0.0.1:{free_port()}",
+        "dlt_destinations": ", ".join(sorted(dlt.destinations.__all__)),
+    }
     for variable, value in case.env.items():
         if value is None:
             monkeypatch.delenv(variable, raising=False)
@@ -511,12 +516,14 @@ def test_each_python_settings_error_reads_as_written(settings: dict[str, Any], l
 def test_a_duckdb_file_another_process_holds_is_named_with_that_process(
     simulator: Simulator, tmp_path: Path
 ):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNTIME__", "SOURCES__"))}
-    env |= {"SOURCES__HYPERTRACKER__BASE_URL": simulator.url, "DLT_DATA_DIR": str(tmp_path)}
-    env["SOURCES__HYPERTRACKER__API_KEY"] = API_KEY
+    env = command_env(
+        SOURCES__HYPERTRACKER__BASE_URL=simulator.url,
+        SOURCES__HYPERTRACKER__API_KEY=API_KEY,
+        DLT_DATA_DIR=str(tmp_path / "dlt"),
+    )
     database = tmp_path / LOCAL_DATABASE
     with duckdb.connect(str(database)):
-        command = [str(Path(sys.executable).with_name("hypertracker")), "load"]
+        command = [str(CONSOLE_SCRIPT), "load"]
         done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
 
     assert (done.returncode, done.stderr.splitlines()) == (
@@ -538,3 +545,22 @@ def test_an_unknown_host_is_named_in_balanced_words():
         "its host name is unknown (Failed to resolve 'nohost.invalid' ([Errno -2] Name or "
         "service not known))"
     )
+
+
+def test_a_duckdb_file_named_like_its_dataset_stops_before_any_request(
+    simulator: Simulator, tmp_path: Path
+):
+    pipeline = dlt.pipeline(
+        "clash",
+        destination=dlt.destinations.duckdb(str(tmp_path / "liquidations.duckdb")),
+        dataset_name="liquidations",
+        pipelines_dir=str(tmp_path / "pipelines"),
+    )
+    with pytest.raises(PipelineStepFailed) as failure:
+        pipeline.run(hypertracker(api_key=API_KEY, base_url=simulator.url))
+    assert str(root_cause(failure.value)) == (
+        "The pipeline's dataset liquidations and its DuckDB file liquidations.duckdb share a "
+        "name, and DuckDB then cannot tell the dataset from the file: rename one of them in "
+        "dlt.pipeline()"
+    )
+    assert simulator.requests == []
