@@ -12,7 +12,9 @@ import dlt
 import pytest
 from helpers import (
     API_KEY,
+    LAG,
     MARIADB_URL,
+    TABLES,
     PipelineFactory,
     api_fill_key,
     assert_fills_equal,
@@ -25,7 +27,6 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.commands.cli import main
-from hypertracker_source.config.defaults import DEFAULT_LAG, TABLE_NAMES
 from hypertracker_source.destinations.mysql import MERGE_KEY_INDEX, index_merge_keys
 
 SETTINGS = {"coins": ["BTC", "HYPE"], "heatmap_coins": ["ETH"], "segment_ids": [4, 12]}
@@ -76,7 +77,7 @@ def expected_fills(sim: Simulator) -> list[dict[str, Any]]:
 
 def assert_same_rows(reference: dlt.Dataset, other: dlt.Dataset) -> None:
     """Every table holds the same rows, every column compared, in both datasets."""
-    for table in TABLE_NAMES:
+    for table in TABLES:
         assert comparable(landed(other, table)) == comparable(landed(reference, table)), table
 
 
@@ -103,7 +104,7 @@ def test_mariadb_lands_what_duckdb_lands(
     runs = {"duckdb": (duckdb, {}, {}), "mariadb": (mariadb, {}, {})}
     figures = load_two_versions(simulator, runs, index_once_loaded)
 
-    assert indexed == [list(TABLE_NAMES), []]
+    assert indexed == [list(TABLES), []]
 
     assert_api_rows(mariadb.dataset(), simulator)
     assert_same_rows(duckdb.dataset(), mariadb.dataset())
@@ -222,7 +223,7 @@ def test_parquet_on_a_bucket_appends_what_each_run_read(
     for fill in first_version:
         newest[fill["coin"]] = max(newest.get(fill["coin"], 0), epoch_ms(fill["time"]))
     assert set(newest) == set(SETTINGS["coins"])
-    lag_ms = DEFAULT_LAG // timedelta(milliseconds=1)
+    lag_ms = LAG // timedelta(milliseconds=1)
     reread = Counter(
         api_fill_key(fill)
         for fill in first_version
@@ -283,7 +284,7 @@ def test_load_command_reaches_mariadb_and_a_bucket_by_name(
             simulator.expected_heatmap("ETH")
         )
         if destination == "sqlalchemy":
-            assert staging_indexes(f"{pipeline.dataset_name}_staging") == set(TABLE_NAMES)
+            assert staging_indexes(f"{pipeline.dataset_name}_staging") == set(TABLES)
     finally:
         if destination == "sqlalchemy":
             drop_mariadb_datasets(pipeline.dataset_name)
