@@ -1,5 +1,6 @@
-"""What tests share: the test key, the source for a simulator, and reading back what landed and
-the simulator's ground truth in comparable forms. Fixtures live in conftest.py."""
+"""What tests share: the test key, the facts the README states (file names, tables, defaults),
+the source for a simulator, what landed and the simulator's ground truth in comparable forms, and
+assert_error for an error's type, setting and key phrase. Fixtures live in conftest.py."""
 
 import os
 import re

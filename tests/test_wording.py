@@ -23,8 +23,7 @@ from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.api.client import unreachable_cause
 from hypertracker_source.commands.cli import main, root_cause
-
-# every error's wording, reviewed here: the whole line the user reads, one row an error
+from hypertracker_source.exceptions import HyperTrackerConfigError
 
 
 def setting_error(setting: str, says: str) -> str:
@@ -501,14 +500,14 @@ def test_each_errors_line_reads_as_written(
     code = exit_code([arg.format(**values) for arg in case.argv])
 
     errors = capsys.readouterr().err.splitlines()
-    assert (code, errors[-1]) == (case.code, case.line.format(**values))
+    assert (code, errors[-1:]) == (case.code, [case.line.format(**values)])
     assert len(errors) == 1 or case.code == 2, "one line, no traceback"
     assert bool(simulator_settings.requests) == case.asks_api
 
 
 @pytest.mark.parametrize(("settings", "line"), PYTHON_LINES.values(), ids=PYTHON_LINES)
 def test_each_python_settings_error_reads_as_written(settings: dict[str, Any], line: str):
-    with pytest.raises(Exception) as error:
+    with pytest.raises(HyperTrackerConfigError) as error:
         hypertracker(**{"api_key": "k", "base_url": "http://127.0.0.1:9", **settings})
     assert f"{type(error.value).__name__}: {error.value}" == line
 
