@@ -3,9 +3,9 @@ started together, and a load signalled three times against an API serving 1 fill
 each then rerun cleanly (benchmarks/chaos.py has the full run)."""
 
 import pytest
+from helpers import EXIT_PIPELINE_BUSY
 
 from benchmarks.chaos import SHORT, run
-from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY
 
 STOP_LIMIT = 10.0
 

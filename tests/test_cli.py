@@ -2,7 +2,6 @@
 
 import re
 import subprocess
-import sys
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -10,15 +9,27 @@ from pathlib import Path
 
 import dlt
 import pytest
-from helpers import POSTGRES_URL, PipelineFactory, main_without, source_for
+from helpers import (
+    CONSOLE_SCRIPT,
+    DEMO_DATABASE,
+    DEMO_FILLS,
+    DEMO_SEED,
+    HEATMAP_COINS,
+    LOCAL_DATABASE,
+    POSTGRES_URL,
+    TABLES,
+    PipelineFactory,
+    assert_error,
+    cohorts,
+    main_without,
+    source_for,
+)
 from oracles import expected_cascades, expected_mark
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.commands import main
-from hypertracker_source.commands.demo import DEMO_FILLS, DEMO_SEED
 from hypertracker_source.commands.docs import loaded_schema, tables_markdown
-from hypertracker_source.commands.options import DEMO_DATABASE, LOCAL_DATABASE
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
+from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
 from hypertracker_source.report import money, price_range
 from hypertracker_source.report.settings import (
     REPORT_CASCADE_ROWS,
@@ -26,9 +37,6 @@ from hypertracker_source.report.settings import (
     REPORT_RISK_COINS,
 )
 from hypertracker_source.report.text import duration, percent, price
-from hypertracker_source.tables import TABLE_NAMES
-
-CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 
 
 @pytest.fixture
@@ -44,15 +52,15 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def duckdb_counts(path: Path, dataset: str = "hypertracker") -> dict[str, int]:
     """Rows per table of a dataset in a DuckDB file."""
     counts = dlt.dataset(dlt.destinations.duckdb(str(path)), dataset).row_counts().fetchall()
-    return {table: count for table, count in counts if table in TABLE_NAMES}
+    return {table: count for table, count in counts if table in TABLES}
 
 
 def expected_counts(sim: Simulator) -> dict[str, int]:
     """Rows per table of a full load of a simulator."""
     return {
         "liquidation_fills": len(sim.expected_fills()),
-        "liquidation_heatmap": sum(len(sim.expected_heatmap(c)) for c in DEFAULT_HEATMAP_COINS),
-        "liquidation_risk": sum(len(sim.expected_risk(s)) for s in SEGMENT_NAMES),
+        "liquidation_heatmap": sum(len(sim.expected_heatmap(c)) for c in HEATMAP_COINS),
+        "liquidation_risk": sum(len(sim.expected_risk(s)) for s in cohorts(sim)),
         "segments": len(sim.segments),
     }
 
@@ -75,15 +83,16 @@ def summary_requests(output: str) -> tuple[int, Counter[str]]:
 def test_load_demo_lands_the_simulators_data(workdir: Path, capsys: pytest.CaptureFixture):
     assert main(["load", "--demo"]) == 0
 
-    expected = expected_counts(Simulator(seed=DEMO_SEED, fills=DEMO_FILLS))
+    demo = Simulator(seed=DEMO_SEED, fills=DEMO_FILLS)
+    expected = expected_counts(demo)
     output = capsys.readouterr().out
     assert duckdb_counts(workdir / DEMO_DATABASE) == expected
     assert not (workdir / LOCAL_DATABASE).exists()
     assert summary_rows(output) == expected
     total, by_endpoint = summary_requests(output)
     assert total == sum(by_endpoint.values())
-    assert by_endpoint["export"] == len(DEFAULT_HEATMAP_COINS)
-    assert by_endpoint["risk"] == len(SEGMENT_NAMES)
+    assert by_endpoint["export"] == len(HEATMAP_COINS)
+    assert by_endpoint["risk"] == len(cohorts(demo))
     assert by_endpoint["segments"] == by_endpoint["status"] == 1
     assert by_endpoint["fills"] >= DEMO_FILLS // 1000
     assert re.search(r"^Data version: \S+; the API updates next at \S+$", output, re.MULTILINE)
@@ -164,15 +173,13 @@ def test_load_finishes_a_left_over_load_then_loads_new_data(
 
 
 @pytest.mark.parametrize(
-    ("args", "reason"),
+    ("args", "kind", "option", "phrase"),
     [
-        (
-            ["--segments", "9,99"],
-            "HyperTrackerConfigError: --segments 9,99: '99' is not a segment id.",
-        ),
+        (["--segments", "9,99"], HyperTrackerConfigError, "--segments", "'99' is not a segment"),
         (
             ["--destination", "liquidations.duckdb", "--dataset", "liquidations"],
-            "HyperTrackerError: --destination liquidations.duckdb and --dataset liquidations "
+            HyperTrackerError,
+            "--dataset",
             "share a name",
         ),
     ],
@@ -180,30 +187,18 @@ def test_load_finishes_a_left_over_load_then_loads_new_data(
 )
 def test_bad_setting_exits_with_its_reason_first_and_no_request(
     args: list[str],
-    reason: str,
+    kind: type[HyperTrackerError],
+    option: str,
+    phrase: str,
     workdir: Path,
     simulator_settings: Simulator,
     capsys: pytest.CaptureFixture,
 ):
     assert main(["load", *args]) == 1
 
-    (first,) = capsys.readouterr().err.splitlines()
-    assert first.startswith(f"hypertracker: error: {reason}")
+    assert_error(capsys.readouterr().err, kind, option, phrase)
     assert simulator_settings.requests == []
     assert not list(workdir.glob("*.duckdb"))
-
-
-@pytest.mark.parametrize(("flag", "value"), [("--max-sleep", "inf"), ("--min-sleep", "nan")])
-def test_follow_refuses_a_sleep_that_is_not_a_finite_number(
-    flag: str, value: str, workdir: Path, capsys: pytest.CaptureFixture
-):
-    with pytest.raises(SystemExit) as exit_:
-        main(["follow", flag, value])
-
-    assert exit_.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        f"hypertracker follow: error: argument {flag}: {value!r} is not a finite number of seconds"
-    )
 
 
 def test_demo_command_loads_and_writes_the_report(workdir: Path):
@@ -239,7 +234,7 @@ def test_demo_command_loads_and_writes_the_report(workdir: Path):
     }
     text = (workdir / "hypertracker_demo.html").read_text()
     page = ReportPage(text)
-    assert [row[0] for row in page.rows("heatmaps-table")] == sorted(DEFAULT_HEATMAP_COINS)
+    assert [row[0] for row in page.rows("heatmaps-table")] == sorted(HEATMAP_COINS)
     assert_self_contained(text)
 
 
@@ -314,7 +309,7 @@ def expected_heatmap_rows(sim: Simulator) -> list[list[str]]:
     names = {segment["id"]: segment["name"] for segment in sim.segments}
     fills = sim.expected_fills()
     rows = []
-    for coin in sorted(DEFAULT_HEATMAP_COINS):
+    for coin in sorted(HEATMAP_COINS):
         bins = sim.expected_heatmap(coin)
         largest = max(bins, key=lambda row: row["liquidationValue"])
         mark = expected_mark(fills, coin)
@@ -436,7 +431,7 @@ def test_report_shows_the_loaded_data(
     assert page.rows("cascades-table") == expected_cascade_rows(simulator)
     assert [path.name for path in (workdir / "out").iterdir()] == ["page.html"]
     assert_self_contained(text)
-    assert f'id="heatmap-{DEFAULT_HEATMAP_COINS[0]}"' in text
+    assert f'id="heatmap-{HEATMAP_COINS[0]}"' in text
 
 
 def test_report_of_fills_alone_says_what_to_load(
@@ -464,70 +459,56 @@ def test_report_without_a_database_says_how_to_make_one(
 ):
     assert main(["report"]) == 1
 
-    first = capsys.readouterr().err.splitlines()[0]
-    assert first.startswith(
-        f"hypertracker: error: HyperTrackerError: No DuckDB file at {LOCAL_DATABASE}"
+    assert_error(
+        capsys.readouterr().err, HyperTrackerError, phrase=f"No DuckDB file at {LOCAL_DATABASE}"
     )
     assert list(workdir.iterdir()) == []
 
 
-def test_report_of_a_dataset_that_is_not_there_names_the_ones_that_are(
-    simulator: Simulator,
-    make_pipeline: PipelineFactory,
-    workdir: Path,
-    capsys: pytest.CaptureFixture,
-):
-    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "some.duckdb")))
+@pytest.fixture
+def segments_report(
+    simulator: Simulator, make_pipeline: PipelineFactory, workdir: Path
+) -> list[str]:
+    """The report command of a DuckDB file, read.duckdb, with the segments loaded."""
+    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "read.duckdb")))
     pipeline.run(source_for(simulator).with_resources("segments"))
+    return ["report", "--destination", "read.duckdb", "--dataset", pipeline.dataset_name]
 
-    assert main(["report", "--destination", "some.duckdb", "--dataset", "hypertrack"]) == 1
 
-    first = capsys.readouterr().err.splitlines()[0]
-    assert first == (
-        "hypertracker: error: HyperTrackerError: No dataset 'hypertrack' was loaded in this "
-        f"destination (datasets loaded with dlt there: {pipeline.dataset_name}): name one with "
-        "--dataset, or load it with `hypertracker load`"
-    )
+def test_report_of_a_dataset_that_is_not_there_names_the_ones_that_are(
+    segments_report: list[str], workdir: Path, capsys: pytest.CaptureFixture
+):
+    *command, dataset = segments_report
+
+    assert main([*command[:-1], "--dataset", "hypertrack"]) == 1
+
+    error = assert_error(capsys.readouterr().err, HyperTrackerError, "--dataset", "'hypertrack'")
+    assert f"loaded with dlt there: {dataset})" in error
     assert not (workdir / "hypertracker_report.html").exists()
 
 
 def test_report_output_never_replaces_the_database_it_reads(
-    simulator: Simulator,
-    make_pipeline: PipelineFactory,
-    workdir: Path,
-    capsys: pytest.CaptureFixture,
+    segments_report: list[str], workdir: Path, capsys: pytest.CaptureFixture
 ):
-    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "read.duckdb")))
-    pipeline.run(source_for(simulator).with_resources("segments"))
     database = (workdir / "read.duckdb").read_bytes()
-    args = ["report", "--destination", "read.duckdb", "--dataset", pipeline.dataset_name]
 
-    assert main([*args, "--output", "./read.duckdb"]) == 1
+    assert main([*segments_report, "--output", "./read.duckdb"]) == 1
 
-    assert capsys.readouterr().err.splitlines()[0] == (
-        "hypertracker: error: HyperTrackerError: --output read.duckdb is the DuckDB file the "
-        "report reads: name another file with --output (or replace the database with --force)"
-    )
+    phrase = "read.duckdb is the DuckDB file the report reads"
+    assert_error(capsys.readouterr().err, HyperTrackerError, "--output", phrase)
     assert (workdir / "read.duckdb").read_bytes() == database
 
 
 def test_report_output_replaces_only_its_own_reports_unless_forced(
-    simulator: Simulator,
-    make_pipeline: PipelineFactory,
-    workdir: Path,
-    capsys: pytest.CaptureFixture,
+    segments_report: list[str], workdir: Path, capsys: pytest.CaptureFixture
 ):
-    pipeline = make_pipeline(dlt.destinations.duckdb(str(workdir / "read.duckdb")))
-    pipeline.run(source_for(simulator).with_resources("segments"))
-    args = ["report", "--destination", "read.duckdb", "--dataset", pipeline.dataset_name]
+    args = segments_report
     notes = workdir / "notes.html"
     notes.write_text("<p>my notes</p>")
 
     assert main([*args, "--output", "notes.html"]) == 1
-    assert capsys.readouterr().err.splitlines()[0] == (
-        "hypertracker: error: HyperTrackerError: --output notes.html exists and is not a "
-        "hypertracker report: name another file with --output, or overwrite it with --force"
-    )
+    phrase = "notes.html exists and is not a hypertracker report"
+    assert_error(capsys.readouterr().err, HyperTrackerError, "--output", phrase)
     assert notes.read_text() == "<p>my notes</p>"
 
     assert main([*args, "--output", "page.html"]) == 0

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from helpers import (
     API_KEY,
+    REJECTED_TABLE,
     PipelineFactory,
     assert_fills_equal,
     epoch_ms,
@@ -25,7 +26,6 @@ from hypertracker_source.commands import main
 from hypertracker_source.config.defaults import (
     FILL_FIELD_MAX_BYTES,
     REJECTED_FIELD_SHOWN_BYTES,
-    REJECTED_FILLS_TABLE,
 )
 
 BAD_RATE = 0.02
@@ -90,7 +90,7 @@ def assert_contract_kept(pipeline: Any, sim: Simulator) -> list[dict[str, Any]]:
     sound, broken = sound_and_broken(sim)
     assert broken
     assert_fills_equal(pipeline, sound)
-    rejected = landed(pipeline, REJECTED_FILLS_TABLE)
+    rejected = landed(pipeline, REJECTED_TABLE)
     assert len({row["fill_hash"] for row in rejected}) == len(rejected)
     assert Counter(rejected_identity(row) for row in rejected) == Counter(
         served_identity(fill) for fill, _ in broken
@@ -128,7 +128,7 @@ def test_every_kind_of_broken_fill_is_set_apart_with_its_reason_and_warned_of(
     assert all(len(row["fill_json"]) < 2 * REJECTED_FIELD_SHOWN_BYTES for row in oversized)
     warned = [r.getMessage() for r in caplog.records if "break the data contract" in r.message]
     assert warned
-    assert all(REJECTED_FILLS_TABLE in message for message in warned)
+    assert all(REJECTED_TABLE in message for message in warned)
 
 
 def test_broken_fills_move_no_mark(simulator: Simulator, make_pipeline: PipelineFactory):
@@ -139,7 +139,7 @@ def test_broken_fills_move_no_mark(simulator: Simulator, make_pipeline: Pipeline
     pipeline.run(source_for(simulator).with_resources("liquidation_fills"))
 
     assert landed(pipeline, "liquidation_fills") == []
-    assert len(landed(pipeline, REJECTED_FILLS_TABLE)) == len(simulator.expected_fills())
+    assert len(landed(pipeline, REJECTED_TABLE)) == len(simulator.expected_fills())
     assert all(marks.get("newest") is None for marks in fills_state(pipeline).values())
     assert high_water_marks(pipeline) == {
         key: marks["history_until"] for key, marks in fills_state(pipeline).items()
@@ -171,7 +171,7 @@ def test_load_command_says_how_many_fills_were_set_apart_and_where(
 
     output = capsys.readouterr().out
     assert (
-        f"  {REJECTED_FILLS_TABLE} {len(broken):,} rows: fills that break the data contract, "
+        f"  {REJECTED_TABLE} {len(broken):,} rows: fills that break the data contract, "
         "set apart and not loaded (see docs/data-contract.md)"
     ) in output.splitlines()
     assert API_KEY not in output

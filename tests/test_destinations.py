@@ -12,7 +12,9 @@ import dlt
 import pytest
 from helpers import (
     API_KEY,
+    LAG,
     MARIADB_URL,
+    TABLES,
     PipelineFactory,
     api_fill_key,
     assert_fills_equal,
@@ -25,12 +27,11 @@ from helpers import (
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.commands import main
-from hypertracker_source.config.defaults import DEFAULT_LAG
 from hypertracker_source.destinations.mysql import MERGE_KEY_INDEX, index_merge_keys
 from hypertracker_source.destinations.profiles import PROFILES, DestinationProfile
-from hypertracker_source.tables import TABLE_NAMES, TABLES
+from hypertracker_source.tables import TABLES as SOURCE_TABLES
 
-PUBLIC_TABLES = [table for table in TABLES if table.public]
+PUBLIC_TABLES = [table for table in SOURCE_TABLES if table.public]
 
 SETTINGS = {"coins": ["BTC", "HYPE"], "heatmap_coins": ["ETH"], "segment_ids": [4, 12]}
 """A few of every table, so that a per-row merge (iceberg's) stays quick."""
@@ -80,7 +81,7 @@ def expected_fills(sim: Simulator) -> list[dict[str, Any]]:
 
 def assert_same_rows(reference: dlt.Dataset, other: dlt.Dataset) -> None:
     """Every table holds the same rows, every column compared, in both datasets."""
-    for table in TABLE_NAMES:
+    for table in SOURCE_TABLES:
         assert comparable(landed(other, table)) == comparable(landed(reference, table)), table
 
 
@@ -155,7 +156,7 @@ def test_the_load_command_indexes_each_mariadb_staging_table_once(
         assert main(command) == 0
         assert "chunk 2:" in capsys.readouterr().out
         assert main(command) == 0
-        assert sorted(indexed) == sorted(TABLE_NAMES)
+        assert sorted(indexed) == sorted(TABLES)
         assert staging_indexes(f"{pipeline.dataset_name}_staging") == {
             table.name: table.primary_key for table in PUBLIC_TABLES
         }
@@ -273,7 +274,7 @@ def test_parquet_on_a_bucket_appends_what_each_run_read(
     for fill in first_version:
         newest[fill["coin"]] = max(newest.get(fill["coin"], 0), epoch_ms(fill["time"]))
     assert set(newest) == set(SETTINGS["coins"])
-    lag_ms = DEFAULT_LAG // timedelta(milliseconds=1)
+    lag_ms = LAG // timedelta(milliseconds=1)
     reread = Counter(
         api_fill_key(fill)
         for fill in first_version
@@ -334,7 +335,7 @@ def test_load_command_reaches_mariadb_and_a_bucket_by_name(
             simulator.expected_heatmap("ETH")
         )
         if destination == "sqlalchemy":
-            assert set(staging_indexes(f"{pipeline.dataset_name}_staging")) == set(TABLE_NAMES)
+            assert set(staging_indexes(f"{pipeline.dataset_name}_staging")) == set(TABLES)
     finally:
         if destination == "sqlalchemy":
             drop_mariadb_datasets(pipeline.dataset_name)

@@ -1,43 +1,48 @@
 """A new user's mistakes and bad days: the right data stays right, each ends in one clear line."""
 
 import logging
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import dlt
-import duckdb
 import pytest
-import requests
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import (
     API_KEY,
+    CONSOLE_SCRIPT,
+    DEMO_DATABASE,
+    DEMO_FILLS,
+    DEMO_SEED,
+    LOCAL_DATABASE,
+    TABLES,
     PipelineFactory,
+    assert_error,
     assert_fills_equal,
+    cohorts,
+    command_env,
+    free_port,
     high_water_marks,
     landed,
     source_for,
 )
-from urllib3.exceptions import MaxRetryError, NameResolutionError
 
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
-from hypertracker_source.api.errors import unreachable_cause
 from hypertracker_source.commands import main
-from hypertracker_source.commands.demo import DEMO_FILLS
-from hypertracker_source.commands.options import DEMO_DATABASE, LOCAL_DATABASE
-from hypertracker_source.config.defaults import SEGMENT_NAMES
-from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
+from hypertracker_source.exceptions import (
+    HyperTrackerAuthError,
+    HyperTrackerConfigError,
+    HyperTrackerError,
+    HyperTrackerUnreachableError,
+)
 from hypertracker_source.runs.dlt_log import command_line_text
 from hypertracker_source.runs.failures import root_cause
-from hypertracker_source.tables import TABLE_NAMES
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("hypertracker")
 DEFAULT_RUNTIME_BUDGET = 60.0
 """The longest a command may take to give up on an API it cannot reach, with default [runtime]."""
 INTERRUPT_BUDGET = 8.0
@@ -67,19 +72,6 @@ def fills_in(database: Path) -> int:
     return dataset["liquidation_fills"].arrow().num_rows
 
 
-def command_env(**variables: str) -> dict[str, str]:
-    """The environment of a command run as a user would: dlt's default [runtime] settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNTIME__", "SOURCES__"))}
-    return {**env, **variables}
-
-
-def free_port() -> int:
-    """A local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # the demo, then real loads
 
 
@@ -102,12 +94,8 @@ def test_demo_refuses_options_that_point_it_at_a_real_pipeline(
 ):
     assert main(["load", "--demo", "--pipeline-name", "hypertracker"]) == 1
 
-    assert capsys.readouterr().err.splitlines() == [
-        "hypertracker: error: HyperTrackerError: --demo loads simulated data into its own "
-        "pipeline (hypertracker_demo), file (hypertracker_demo.duckdb) and dataset "
-        "(hypertracker), so that they never reach a real pipeline: drop --pipeline-name, or "
-        "drop --demo"
-    ]
+    error = capsys.readouterr().err
+    assert_error(error, HyperTrackerError, "--pipeline-name", "never reach a real pipeline")
     assert list(workdir.iterdir()) == []
 
 
@@ -126,7 +114,7 @@ def test_a_duckdb_file_is_made_in_the_folder_the_command_runs_in(
         loads = dlt.dataset(dlt.destinations.duckdb(str(database)), "hypertracker")["_dlt_loads"]
         assert loads.arrow().num_rows == 1, f"{folder} was loaded once"
         rows = dlt.dataset(dlt.destinations.duckdb(str(database)), "hypertracker")["segments"]
-        assert rows.arrow().num_rows == len(SEGMENT_NAMES)
+        assert rows.arrow().num_rows == len(cohorts(Simulator(seed=DEMO_SEED, fills=DEMO_FILLS)))
 
 
 @pytest.mark.slow
@@ -179,23 +167,14 @@ def finish(command: subprocess.Popen) -> tuple[int, list[str]]:
     return command.returncode, stderr.splitlines()
 
 
-def run_command(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, list[str], float]:
-    """Runs the installed command; returns its exit code, stderr lines and seconds taken."""
-    started = time.monotonic()
-    code, errors = finish(start_command(*args, env=env, cwd=cwd))
-    return code, errors, time.monotonic() - started
-
-
 @pytest.mark.slow
 def test_an_unreachable_api_ends_within_one_requests_retries_naming_cause_and_address(
     simulator: Simulator, tmp_path: Path
 ):
     """Both addresses at once: each command spends its retries waiting, side by side."""
     causes = {
-        f"http://127.0.0.1:{free_port()}": "the connection failed ([Errno 111] Connection refused)",
-        simulator.url.replace("http://", "https://"): (
-            "the TLS handshake failed (WRONG_VERSION_NUMBER): is it an http:// address?"
-        ),
+        f"http://127.0.0.1:{free_port()}": "Connection refused",
+        simulator.url.replace("http://", "https://"): "the TLS handshake failed",
     }
     started = time.monotonic()
     commands = {}
@@ -211,11 +190,10 @@ def test_an_unreachable_api_ends_within_one_requests_retries_naming_cause_and_ad
     for base_url, command in commands.items():
         code, errors = finish(command)
         assert code == 1
-        assert errors == [errors[0]], "one line, no traceback"
-        assert errors[0].startswith(
-            "hypertracker: error: HyperTrackerUnreachableError: HyperTracker's API at "
-            f"{base_url} cannot be reached: {causes[base_url]}"
+        text = assert_error(
+            "\n".join(errors), HyperTrackerUnreachableError, phrase=causes[base_url]
         )
+        assert f"API at {base_url} cannot be reached: " in text
     assert time.monotonic() - started < DEFAULT_RUNTIME_BUDGET
     assert [record for record in simulator.requests if record.host == "api"] == []
 
@@ -232,44 +210,8 @@ def test_a_rejected_key_stops_everything_at_the_first_401(
 
     assert 1 <= len(simulator_settings.requests) <= 2
     assert {record.status for record in simulator_settings.requests} == {401}
-    first, *rest = capsys.readouterr().err.splitlines()
-    assert first.startswith(
-        "hypertracker: error: HyperTrackerAuthError: HyperTracker rejected the API key (HTTP 401"
-    )
-    assert rest == []
-
-
-@pytest.mark.parametrize(
-    ("variable", "value", "problem"),
-    [
-        ("SOURCES__HYPERTRACKER__PAGE_SIZE", "NaN", "it is not a finite number"),
-        ("SOURCES__HYPERTRACKER__MAX_FILLS_PER_RUN", "many", "it is not a number"),
-        ("SOURCES__HYPERTRACKER__LAG", "1h", "it is not a number"),
-    ],
-)
-def test_a_typed_setting_dlt_cannot_coerce_is_named_with_its_fix(
-    workdir: Path,
-    simulator_settings: Simulator,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture,
-    variable: str,
-    value: str,
-    problem: str,
-):
-    # dlt coerces an int or float setting before the source sees it, and said only that it could
-    # not, naming neither the setting's place nor a fix.
-    monkeypatch.setenv(variable, value)
-    setting = variable.removeprefix("SOURCES__HYPERTRACKER__").lower()
-
-    assert main(["load"]) == 1
-
-    [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith(
-        f"hypertracker: error: HyperTrackerConfigError: sources.hypertracker.{setting} = "
-        f"{value!r}: {problem}. "
-    )
-    assert line.endswith(f"or as {variable})")
-    assert simulator_settings.requests == []
+    error = capsys.readouterr().err
+    assert_error(error, HyperTrackerAuthError, "api_key", "rejected the API key (HTTP 401")
 
 
 def test_a_rejected_key_costs_one_request_from_python_too(
@@ -279,7 +221,7 @@ def test_a_rejected_key_costs_one_request_from_python_too(
     source = hypertracker(api_key="revoked-key", base_url=simulator.url, coins=["BTC", "ETH"])
     with pytest.raises(PipelineStepFailed) as failure:
         pipeline.run(source)
-    assert str(root_cause(failure.value)).startswith("HyperTracker rejected the API key")
+    assert_error(root_cause(failure.value), HyperTrackerAuthError, phrase="rejected the API key")
     assert len(simulator.requests) == 1
 
 
@@ -302,7 +244,7 @@ def test_an_unknown_coin_is_warned_about_once_and_the_summary_shows_its_zero(
     )
     fills_requests = [r for r in simulator_settings.requests if r.endpoint == "fills"]
     assert {r.params.get("coin") for r in fills_requests} == {"DOGEX"}
-    for table in TABLE_NAMES:
+    for table in TABLES:
         assert f"\n  {table:<22} " in output
     assert "\n  liquidation_fills               0 rows\n" in output
 
@@ -323,10 +265,12 @@ def test_a_misspelled_coin_costs_at_most_one_probe(
         )
     probes = sorted(r.params["coin"] for r in simulator.requests if r.params.get("limit") == "1")
     assert probes == ["DOGEX", "kPEPE"]
-    warnings = sorted(record.getMessage() for record in caplog.records)
-    assert warnings[0].startswith("sources.hypertracker.coins: 'KPEPE' returned no fills, but 'kP")
-    assert warnings[1].startswith("sources.hypertracker.coins: 'dogex' returned no fills since ")
-    assert len(warnings) == 2
+    case, unknown = sorted(record.getMessage() for record in caplog.records)
+    assert case == (
+        "sources.hypertracker.coins: 'KPEPE' returned no fills, but 'kPEPE' has fills: coin names "
+        "are case-sensitive; use --coins kPEPE on the command line, coins=['kPEPE'] in Python"
+    )
+    assert unknown.startswith("sources.hypertracker.coins: 'dogex' returned no fills since ")
 
 
 # quiet, exact output
@@ -338,26 +282,11 @@ def test_missing_destination_credentials_print_what_to_set_in_one_line(
     assert main(["load", "--destination", "postgres"]) == 1
 
     output = capfd.readouterr()
-    assert output.err.splitlines() == [
-        "hypertracker: error: ConfigFieldMissingException: the postgres destination has no "
-        "credentials (missing database, host, password, username). Set "
-        'DESTINATION__POSTGRES__CREDENTIALS="postgresql://user:password@host:5432/database", '
-        'or credentials = "..." under [destination.postgres] in .dlt/secrets.toml'
-    ]
+    assert_error(
+        output.err, ConfigFieldMissingException, phrase="DESTINATION__POSTGRES__CREDENTIALS="
+    )
     assert "psutil" not in output.out + output.err
     assert simulator_settings.requests == []
-
-
-def test_a_misspelled_destination_suggests_the_near_one(
-    workdir: Path, capsys: pytest.CaptureFixture
-):
-    assert main(["load", "--destination", "postgress"]) == 1
-
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(
-        "hypertracker: error: HyperTrackerError: --destination postgress: not a DuckDB file "
-        "(name.duckdb) nor a dlt destination; did you mean postgres? dlt knows athena, "
-    )
 
 
 @pytest.mark.parametrize("args", [["load", "--debug"], ["--debug", "load"]])
@@ -367,7 +296,7 @@ def test_debug_shows_the_traceback(
     assert main([*args, "--segments", "99"]) == 1
 
     first, second, *rest = capsys.readouterr().err.splitlines()
-    assert first.startswith("hypertracker: error: HyperTrackerConfigError: ")
+    assert_error(first, HyperTrackerConfigError, "--segments", "not a segment id")
     assert second == "Traceback (most recent call last):"
     assert rest[-1].startswith("hypertracker_source.exceptions.HyperTrackerConfigError: ")
 
@@ -395,28 +324,15 @@ def test_version_and_load_help(capsys: pytest.CaptureFixture):
     assert "fill_windows" not in help_text
 
 
-def test_a_wrong_resource_name_lists_only_public_ones(
-    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
-):
-    assert main(["load", "--resources", "liquidation_fill"]) == 1
-
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(
-        "hypertracker: error: HyperTrackerError: --resources: 'liquidation_fill' is not a "
-        "resource of this source; choose from liquidation_risk (every cohort), "
-        "liquidation_fills, liquidation_heatmap, liquidation_risk_"
-    )
-    assert "fill_windows" not in line
-    assert "heatmap_coins" not in line
-    assert simulator_settings.requests == []
-
-
 def test_liquidation_risk_as_a_resource_loads_every_cohort(
     workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
 ):
     assert main(["load", "--resources", "liquidation_risk"]) == 0
 
-    assert simulator_settings.request_counts() == {"risk": len(SEGMENT_NAMES), "status": 1}
+    assert simulator_settings.request_counts() == {
+        "risk": len(cohorts(simulator_settings)),
+        "status": 1,
+    }
     assert "\n  liquidation_risk " in capsys.readouterr().out
 
 
@@ -436,40 +352,6 @@ def test_check_spends_one_request_and_prints_the_data_version(
     assert simulator_settings.request_counts() == {"status": 1}
 
 
-def test_check_with_a_rejected_key(
-    workdir: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
-):
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", "revoked-key")
-    assert main(["check"]) == 1
-    assert capsys.readouterr().err.startswith(
-        "hypertracker: error: HyperTrackerAuthError: HyperTracker rejected the API key (HTTP 401 "
-        "on /hypertracker/state/status)"
-    )
-
-
-# the Python API
-
-
-@pytest.mark.parametrize(
-    ("setting", "value", "problem"),
-    [
-        ("coins", 5, "5: it is not a list."),
-        ("segment_ids", 9, "9: it is not a list."),
-        ("page_size", "many", "'many': it is not a number."),
-        ("lag", [1], "[1]: it is not a number."),
-        ("page_size", "5000", "'5000': the API takes 1 to 1000 fills a page."),
-        ("api_key", 5, "'<a int>': it is not text."),
-        ("base_url", 5, "5: it is not an http(s) URL."),
-        ("address", 5, "5: it is not a wallet address."),
-        ("refresh_snapshots", "maybe", "'maybe': it is neither true nor false."),
-    ],
-)
-def test_python_settings_of_the_wrong_type_name_the_setting(setting, value, problem):
-    with pytest.raises(HyperTrackerConfigError) as error:
-        hypertracker(**{"api_key": "k", "base_url": "http://127.0.0.1:9", setting: value})
-    assert str(error.value).startswith(f"sources.hypertracker.{setting} = {problem}")
-
-
 def test_numeric_strings_are_numbers(simulator: Simulator, make_pipeline: PipelineFactory):
     pipeline = make_pipeline()
     source = source_for(simulator, page_size="500", lag="0", start_date="2026-01-01")
@@ -479,27 +361,6 @@ def test_numeric_strings_are_numbers(simulator: Simulator, make_pipeline: Pipeli
     assert limits == {"500"}
     since = [fill for fill in simulator.expected_fills() if fill["time"] >= "2026-01-01"]
     assert_fills_equal(pipeline, since)
-
-
-def test_a_duckdb_file_named_like_its_dataset_stops_before_any_request(
-    simulator: Simulator, tmp_path: Path
-):
-    pipeline = dlt.pipeline(
-        "clash",
-        destination=dlt.destinations.duckdb(str(tmp_path / "liquidations.duckdb")),
-        dataset_name="liquidations",
-        pipelines_dir=str(tmp_path / "pipelines"),
-    )
-    with pytest.raises(PipelineStepFailed) as failure:
-        pipeline.run(source_for(simulator))
-    error = root_cause(failure.value)
-    assert isinstance(error, HyperTrackerError)
-    assert str(error) == (
-        "The pipeline's dataset liquidations and its DuckDB file liquidations.duckdb share a "
-        "name, and DuckDB then cannot tell the dataset from the file: rename one of them in "
-        "dlt.pipeline()"
-    )
-    assert simulator.requests == []
 
 
 # interrupts
@@ -601,7 +462,7 @@ def test_every_column_says_what_it_holds_and_in_what_unit():
     from hypertracker_source.commands.docs import column_meaning, loaded_schema
 
     schema = loaded_schema()
-    for table in TABLE_NAMES:
+    for table in TABLES:
         for name, column in schema.get_table(table)["columns"].items():
             assert column_meaning(name, column), f"{table}.{name} has no description"
     risk = schema.get_table("liquidation_risk")["columns"]
@@ -619,18 +480,15 @@ def test_a_bare_command_and_an_unknown_option_get_their_commands_usage(capsys):
     err = capsys.readouterr().err
     assert bare.value.code == 2
     assert "load                load HyperTracker data with a dlt pipeline" in err
-    assert err.splitlines()[-1] == (
-        "hypertracker: error: name a command, such as `hypertracker demo`"
-    )
+    assert "name a command" in err.splitlines()[-1]
 
     with pytest.raises(SystemExit) as unknown:
         main(["load", "--refresh"])
     first, *_, last = capsys.readouterr().err.splitlines()
     assert unknown.value.code == 2
     assert first.startswith("usage: hypertracker load [-h]")
-    assert last == (
-        "hypertracker load: error: unrecognized arguments: --refresh (did you mean --full-refresh?)"
-    )
+    assert last.startswith("hypertracker load: error: ")
+    assert "--refresh (did you mean --full-refresh?)" in last
 
 
 @pytest.mark.parametrize(
@@ -667,115 +525,10 @@ def test_demo_refuses_a_count_of_fills_below_one(workdir: Path, capsys):
     with pytest.raises(SystemExit) as refused:
         main(["demo", "--fills", "-5"])
     assert refused.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "hypertracker demo: error: argument --fills: '-5' is not a whole number above 0"
-    )
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("hypertracker demo: error: argument --fills: ")
+    assert "not a whole number above 0" in last
     assert list(workdir.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("args", "line"),
-    [
-        (
-            ["--start-date", "yesterday"],
-            "HyperTrackerConfigError: --start-date yesterday: it is not an ISO 8601 date",
-        ),
-        (
-            ["--start-date", "2025-08-01", "--end-date", "soon"],
-            "HyperTrackerConfigError: --end-date soon: it is not an ISO 8601 date",
-        ),
-        (
-            ["--segments", "99"],
-            "HyperTrackerConfigError: --segments 99: '99' is not a segment id. Known: 1 ",
-        ),
-        (
-            ["--heatmap-coins", "BTC ETH"],
-            "HyperTrackerConfigError: --heatmap-coins BTC ETH: 'BTC ETH' is not a coin name. "
-            "Write coins like BTC or xyz:MSTR",
-        ),
-        (
-            ["--coins", "BTC,btc"],
-            "HyperTrackerConfigError: --coins BTC,btc: 'BTC' and 'btc' differ only in case.",
-        ),
-        (
-            ["--end-date", "2026-01-01"],
-            "HyperTrackerError: --end-date 2026-01-01 goes with --start-date: a back-fill reads "
-            "from a start date to an end date. Add --start-date, e.g. --start-date 2025-08-01 "
-            "--end-date 2026-01-01",
-        ),
-        (
-            ["--destination", "nowhere/fills.duckdb"],
-            "HyperTrackerError: --destination nowhere/fills.duckdb: the folder {workdir}/nowhere "
-            "does not exist. Create it first, or name a file in a folder that exists",
-        ),
-    ],
-    ids=["start", "end", "segments", "heatmap coins", "coins", "end alone", "no folder"],
-)
-def test_a_bad_option_is_named_as_typed_before_any_request(
-    args: list[str], line: str, workdir: Path, simulator_settings: Simulator, capsys
-):
-    assert main(["load", *args]) == 1
-
-    (first,) = capsys.readouterr().err.splitlines()
-    assert first.startswith(f"hypertracker: error: {line.format(workdir=workdir)}")
-    assert simulator_settings.requests == []
-
-
-def test_a_bad_setting_from_the_environment_is_named_as_set(
-    workdir: Path, simulator_settings: Simulator, monkeypatch: pytest.MonkeyPatch, capsys
-):
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__START_DATE", "yesterday")
-    assert main(["load"]) == 1
-    (first,) = capsys.readouterr().err.splitlines()
-    assert first.startswith(
-        "hypertracker: error: HyperTrackerConfigError: sources.hypertracker.start_date = "
-        "'yesterday': it is not an ISO 8601 date"
-    )
-    assert first.endswith("or as SOURCES__HYPERTRACKER__START_DATE)")
-
-
-def test_an_address_without_a_scheme_is_told_so(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys
-):
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__BASE_URL", "127.0.0.1:8787")
-    monkeypatch.setenv("SOURCES__HYPERTRACKER__API_KEY", API_KEY)
-    assert main(["check"]) == 1
-    assert capsys.readouterr().err.startswith(
-        "hypertracker: error: HyperTrackerConfigError: sources.hypertracker.base_url = "
-        "'127.0.0.1:8787': it has no scheme. Write it with http:// or https:// in front, such "
-        "as https://127.0.0.1:8787 "
-    )
-
-
-def test_report_after_the_demo_says_how_to_report_on_the_demos_file(workdir: Path, capsys):
-    (workdir / DEMO_DATABASE).touch()
-    assert main(["report"]) == 1
-    assert capsys.readouterr().err.splitlines() == [
-        f"hypertracker: error: HyperTrackerError: No DuckDB file at {LOCAL_DATABASE}: load one "
-        "with `hypertracker load` or `hypertracker demo` first, or name it (or another "
-        f"destination) with --destination; the demo's data is in {DEMO_DATABASE}: hypertracker "
-        f"report --destination {DEMO_DATABASE}"
-    ]
-
-
-def test_a_duckdb_file_another_process_holds_is_named_with_that_process(
-    simulator: Simulator, tmp_path: Path
-):
-    env = command_env(
-        SOURCES__HYPERTRACKER__BASE_URL=simulator.url,
-        SOURCES__HYPERTRACKER__API_KEY=API_KEY,
-        DLT_DATA_DIR=str(tmp_path / "dlt"),
-    )
-    with duckdb.connect(str(tmp_path / LOCAL_DATABASE)):
-        code, errors, _ = run_command("load", env=env, cwd=tmp_path)
-
-    assert code == 1
-    assert errors == [
-        "hypertracker: error: DestinationConnectionError: the DuckDB file "
-        f"{tmp_path / LOCAL_DATABASE} is open in another process (PID {os.getpid()}): wait "
-        "until it ends or stop it, then run again"
-    ]
-    assert [record for record in simulator.requests if record.host == "api"] == []
 
 
 def test_check_says_what_it_asks_and_what_a_failure_means_for_check(tmp_path: Path):
@@ -798,21 +551,10 @@ def test_check_says_what_it_asks_and_what_a_failure_means_for_check(tmp_path: Pa
     assert done.stdout.splitlines() == [
         f"Asking HyperTracker at {base_url} for its status (1 request, up to 2 attempts)..."
     ]
-    (error,) = done.stderr.splitlines()
-    assert error.endswith("Nothing was loaded: check only asks the API's status")
+    advice = "Nothing was loaded: check only asks the API's status"
+    error = assert_error(done.stderr, HyperTrackerUnreachableError, phrase=advice)
     assert "high-water" not in error
     assert error.count("(") == error.count(")")
-
-
-def test_an_unknown_host_is_named_in_balanced_words():
-    unknown = NameResolutionError(
-        "nohost.invalid", "<HTTPConnection>", socket.gaierror(-2, "Name or service not known")
-    )
-    error = requests.ConnectionError(MaxRetryError(None, "/", reason=unknown))  # type: ignore[arg-type]
-    assert unreachable_cause(error) == (
-        "its host name is unknown (Failed to resolve 'nohost.invalid' ([Errno -2] Name or "
-        "service not known))"
-    )
 
 
 def test_dlt_warnings_reach_the_command_line_in_its_words(

@@ -9,10 +9,12 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import (
     API_KEY,
+    HEATMAP_COINS,
     SEGMENTS,
     PipelineFactory,
     assert_fills_equal,
     assert_snapshots_equal,
+    cohorts,
     high_water_marks,
     landed,
     source_for,
@@ -24,7 +26,6 @@ from hypertracker_source.api.client import RetryingClient
 from hypertracker_source.api.endpoints import ENDPOINTS
 from hypertracker_source.api.errors import RERUN_ADVICE
 from hypertracker_source.api.request_flow import GatedAdapter, RequestGate
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.exceptions import HyperTrackerApiError
 from hypertracker_source.runs.failures import root_cause
 
@@ -71,7 +72,7 @@ def test_fault_storm_lands_exactly_the_api_data(
 
         assert_fills_equal(pipeline, sim.expected_fills())
         assert [fill for fill in sim.expected_fills() if "tid" not in fill and "oid" not in fill]
-        assert_snapshots_equal(pipeline, sim, DEFAULT_HEATMAP_COINS, list(SEGMENT_NAMES))
+        assert_snapshots_equal(pipeline, sim, HEATMAP_COINS, list(cohorts(sim)))
         assert len(landed(pipeline, "segments")) == len(sim.segments)
 
         records = list(sim.requests)

@@ -13,8 +13,8 @@ from helpers import API_KEY, PipelineFactory, assert_fills_equal, fills_state, l
 
 from hypertracker_simulator import Simulator
 from hypertracker_simulator.hostile import gzip_bomb
-from hypertracker_source import load_until_caught_up
-from hypertracker_source.api.client import HyperTrackerClient, RunStats
+from hypertracker_source import RunStats, load_until_caught_up
+from hypertracker_source.api.client import HyperTrackerClient
 from hypertracker_source.api.endpoints import HEATMAP_EXPORT, STATUS
 from hypertracker_source.config.defaults import MAX_FILE_REDIRECTS, MAX_STALLED_PAGES
 from hypertracker_source.exceptions import HyperTrackerApiError

@@ -8,11 +8,10 @@ from pathlib import Path
 import dlt
 import pytest
 import tomlkit
-from helpers import API_KEY, assert_fills_equal, landed
+from helpers import API_KEY, HEATMAP_COINS, assert_fills_equal, cohorts, landed
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.commands import main
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 
 HYPERTRACKER = str(Path(sys.executable).with_name("hypertracker"))
 WRITTEN = (".dlt/config.toml", ".dlt/secrets.toml", "hypertracker_pipeline.py")
@@ -72,9 +71,11 @@ def test_init_writes_a_project_that_loads(simulator: Simulator, tmp_path: Path):
         dlt.destinations.duckdb(str(project / "hypertracker_data.duckdb")), "hypertracker"
     )
     assert_fills_equal(dataset, simulator.expected_fills())
-    heatmap_bins = sum(len(simulator.expected_heatmap(coin)) for coin in DEFAULT_HEATMAP_COINS)
+    heatmap_bins = sum(len(simulator.expected_heatmap(coin)) for coin in HEATMAP_COINS)
     assert len(landed(dataset, "liquidation_heatmap")) == heatmap_bins
-    assert {row["segment_id"] for row in landed(dataset, "liquidation_risk")} == set(SEGMENT_NAMES)
+    assert {row["segment_id"] for row in landed(dataset, "liquidation_risk")} == set(
+        cohorts(simulator)
+    )
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path: Path, capsys: pytest.CaptureFixture):

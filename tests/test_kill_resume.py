@@ -19,6 +19,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import CannotRestorePipelineException
 from helpers import (
     API_KEY,
+    LAG,
     api_fill_key,
     assert_fills_equal,
     epoch_ms,
@@ -28,7 +29,6 @@ from helpers import (
 )
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.config.defaults import DEFAULT_LAG
 
 CHILD = Path(__file__).with_name("load_fills_child.py")
 PIPELINE_NAME = "killed"
@@ -162,7 +162,7 @@ def fills_behind_marks(pipeline: dlt.Pipeline, expected: list[dict[str, Any]]) -
     """The fills the pipeline's next run will not read again: those before its marks minus lag."""
     behind = set()
     for mark in high_water_marks(pipeline).values():
-        cursor = epoch_ms(mark) - DEFAULT_LAG // timedelta(milliseconds=1)
+        cursor = epoch_ms(mark) - LAG // timedelta(milliseconds=1)
         behind |= {api_fill_key(fill) for fill in expected if epoch_ms(fill["time"]) < cursor}
     return behind
 

@@ -7,13 +7,12 @@ from typing import Any
 
 import dlt
 import pytest
-from helpers import PipelineFactory, epoch_ms, main_without, source_for
+from helpers import HEATMAP_COINS, PipelineFactory, cohorts, epoch_ms, main_without, source_for
 from oracles import expected_cascades, expected_hourly, expected_mark
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.commands import main
 from hypertracker_source.commands.models import DBT_PACKAGE, run_models
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.report.queries import read_report_data
 
 pytest.importorskip("dbt.adapters.duckdb", reason="dbt is in the models extra")
@@ -116,7 +115,7 @@ def assert_models_match(pipeline: dlt.Pipeline, sim: Simulator) -> None:
         )
 
     latest = rows(pipeline, "SELECT * FROM {d}.heatmap_latest ORDER BY coin, price_bin_index")
-    for coin in DEFAULT_HEATMAP_COINS:
+    for coin in HEATMAP_COINS:
         bins = [row for row in latest if row["coin"] == coin]
         assert len(bins) == len(sim.expected_heatmap(coin))
         mark = expected_mark(fills, coin)
@@ -127,8 +126,8 @@ def assert_models_match(pipeline: dlt.Pipeline, sim: Simulator) -> None:
         assert {row["side_of_mark"] for row in bins} == {"below", "at", "above"}
 
     risk = rows(pipeline, "SELECT * FROM {d}.risk_latest")
-    assert len(risk) == sum(len(sim.expected_risk(s)) for s in SEGMENT_NAMES)
-    assert {(row["segment_id"], row["segment_name"]) for row in risk} == set(SEGMENT_NAMES.items())
+    assert len(risk) == sum(len(sim.expected_risk(s)) for s in cohorts(sim))
+    assert {(row["segment_id"], row["segment_name"]) for row in risk} == set(cohorts(sim).items())
     smart = {r["coin"]: r for r in risk if r["segment_id"] == 9}
     for item in sim.expected_risk(9):
         assert smart[item["coin"]]["risk_value_usd"] == item["riskValue"]

@@ -15,18 +15,19 @@ import requests
 from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import (
     API_KEY,
+    FILL_KEY,
+    PAGE_SIZE,
     PipelineFactory,
     assert_fills_equal,
+    cohorts,
     fills_requests,
     landed,
     source_for,
 )
 
 from hypertracker_simulator import Simulator
-from hypertracker_source.config.defaults import FILLS_MAX_PAGE_SIZE, SEGMENT_NAMES
 from hypertracker_source.schema import (
     FILL_FIELDS,
-    FILL_PRIMARY_KEY,
     column_hints,
     read_page,
     rows_to_arrow,
@@ -52,7 +53,7 @@ def simulator_page(sim: Simulator) -> bytes:
     """A full page of the simulator's fills, as sent over HTTP."""
     answer = requests.get(
         f"{sim.url}/api/external/fills/liquidation",
-        params={"limit": FILLS_MAX_PAGE_SIZE},
+        params={"limit": PAGE_SIZE},
         headers={"Authorization": f"Bearer {API_KEY}"},
         timeout=30,
     )
@@ -115,7 +116,7 @@ def test_every_page_gets_the_declared_types(make_pipeline: PipelineFactory):
             assert_fills_equal(pipelines[new_field], fills)
 
     declared = {
-        name: (hint["data_type"], hint.get("nullable", True), name in FILL_PRIMARY_KEY)
+        name: (hint["data_type"], hint.get("nullable", True), name in FILL_KEY)
         for name, hint in column_hints(FILL_FIELDS).items()
     }
     assert column_types(pipelines[""]) == declared
@@ -133,7 +134,7 @@ def test_backfill_spends_one_request_per_full_page_and_window(make_pipeline: Pip
         source = source_for(sim, end_date=pendulum.now("UTC"))
         pipeline.run(source.with_resources(TABLE))
         windows = len([params for params in fills_requests(sim) if "nextCursor" not in params])
-        pages = math.ceil(25_000 / FILLS_MAX_PAGE_SIZE)
+        pages = math.ceil(25_000 / PAGE_SIZE)
         assert windows >= 5
         assert set(sim.request_counts()) == {"fills", "status"}
         assert sim.request_counts()["status"] == 1, "an end this close to now stops at lastUpdate"
@@ -196,7 +197,7 @@ def statuses_of_a_run(make_pipeline: PipelineFactory, requests_per_minute: int |
         else:
             assert_fills_equal(pipeline, sim.expected_fills())
             risk = landed(pipeline, "liquidation_risk")
-            assert {row["segment_id"] for row in risk} == set(SEGMENT_NAMES)
+            assert {row["segment_id"] for row in risk} == set(cohorts(sim))
         return [record.status for record in sim.requests if record.host == "api"]
 
 

@@ -5,14 +5,20 @@ from typing import Any, NamedTuple
 
 import pendulum
 import pytest
-from helpers import PipelineFactory, api_fill_key, assert_fills_equal, epoch_ms, source_for
+from helpers import (
+    FILL_KEY,
+    PipelineFactory,
+    api_fill_key,
+    assert_fills_equal,
+    epoch_ms,
+    source_for,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.fills.pages import fills_table
 from hypertracker_source.fills.windows import Window, backfill_windows, split_windows
-from hypertracker_source.schema import FILL_PRIMARY_KEY
 
 WALLETS = (
     "0x00000000000000000000000000000000000000a1",
@@ -102,7 +108,7 @@ def fills_as_sent(draw: st.DrawFn) -> tuple[list[int], list[dict[str, Any]]]:
 @settings(deadline=None)
 def test_keys_are_equal_exactly_when_the_fills_are_the_same(sent):
     tids, rows = sent
-    table = fills_table(rows).select(list(FILL_PRIMARY_KEY))
+    table = fills_table(rows).select(list(FILL_KEY))
     keys = [tuple(row.values()) for row in table.to_pylist()]
     assert all(None not in key for key in keys)
     fill_of_key = dict(zip(keys, tids, strict=True))

@@ -14,15 +14,23 @@ import dlt
 import pytest
 from dlt.common.storages import NormalizeStorage
 from dlt.pipeline.exceptions import PipelineStepFailed
-from helpers import API_KEY, PipelineFactory, landed, landed_fill_key, source_for
+from helpers import (
+    API_KEY,
+    EXIT_PIPELINE_BUSY,
+    LOCAL_DATABASE,
+    PIPELINE_NAME,
+    PipelineFactory,
+    landed,
+    landed_fill_key,
+    source_for,
+)
 
 from hypertracker_simulator import Simulator
 from hypertracker_source.api.client import HyperTrackerClient
 from hypertracker_source.api.endpoints import STATUS
 from hypertracker_source.api.request_flow import interrupt_requests
 from hypertracker_source.commands import main
-from hypertracker_source.commands.options import LOCAL_DATABASE, PIPELINE_NAME
-from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY, STOP_GRACE
+from hypertracker_source.config.defaults import STOP_GRACE
 from hypertracker_source.exceptions import (
     HyperTrackerInterruptedError,
     HyperTrackerPipelineBusyError,

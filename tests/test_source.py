@@ -14,8 +14,11 @@ import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import (
     API_KEY,
+    HEATMAP_COINS,
+    TABLES,
     PipelineFactory,
     assert_fills_equal,
+    cohorts,
     comparable,
     epoch_ms,
     fills_requests,
@@ -27,10 +30,7 @@ from helpers import (
 from hypertracker_simulator import Simulator
 from hypertracker_source import hypertracker
 from hypertracker_source.commands import main
-from hypertracker_source.config.defaults import DEFAULT_HEATMAP_COINS, SEGMENT_NAMES
 from hypertracker_source.fills.windows import window_end
-from hypertracker_source.snapshots.risk import risk_resource_name
-from hypertracker_source.tables import TABLE_NAMES
 
 
 def expected_heatmap_rows(sim: Simulator, coins: tuple[str, ...]) -> int:
@@ -44,12 +44,12 @@ def test_first_load_lands_everything_once(simulator: Simulator, make_pipeline: P
 
     assert_fills_equal(pipeline, simulator.expected_fills())
     heatmap = landed(pipeline, "liquidation_heatmap")
-    assert len(heatmap) == expected_heatmap_rows(simulator, DEFAULT_HEATMAP_COINS)
-    assert {row["coin"] for row in heatmap} == set(DEFAULT_HEATMAP_COINS)
+    assert len(heatmap) == expected_heatmap_rows(simulator, HEATMAP_COINS)
+    assert {row["coin"] for row in heatmap} == set(HEATMAP_COINS)
     assert {row["snapshot_at"] for row in heatmap} == {simulator.last_update}
     risk = landed(pipeline, "liquidation_risk")
     assert Counter(row["segment_id"] for row in risk) == {
-        segment_id: len(simulator.expected_risk(segment_id)) for segment_id in SEGMENT_NAMES
+        segment_id: len(simulator.expected_risk(segment_id)) for segment_id in cohorts(simulator)
     }
     segments = landed(pipeline, "segments")
     assert {row["id"]: row["name"] for row in segments} == {
@@ -107,13 +107,13 @@ def test_incremental_reads_only_new_pages(simulator: Simulator, make_pipeline: P
     pipeline.run(source_for(simulator))
     counts = simulator.request_counts()
     assert counts["fills"] == 1
-    assert counts["export"] == len(DEFAULT_HEATMAP_COINS)
-    assert counts["risk"] == len(SEGMENT_NAMES)
+    assert counts["export"] == len(HEATMAP_COINS)
+    assert counts["risk"] == len(cohorts(simulator))
     (params,) = fills_requests(simulator)
     assert "start" not in params and "end" not in params, "a walk down from the newest fill"
     assert_fills_equal(pipeline, simulator.expected_fills())
     assert len(landed(pipeline, "liquidation_risk")) == 2 * sum(
-        len(simulator.expected_risk(segment_id)) for segment_id in SEGMENT_NAMES
+        len(simulator.expected_risk(segment_id)) for segment_id in cohorts(simulator)
     )
 
 
@@ -226,9 +226,11 @@ def test_expired_link_is_refreshed(simulator: Simulator, make_pipeline: Pipeline
 def test_risk_pages_past_one_page_for_every_segment(make_pipeline: PipelineFactory):
     with Simulator(seed=5, fills=10, api_key=API_KEY, risk_coins=1100) as sim:
         pipeline = make_pipeline()
-        pipeline.run(source_for(sim).with_resources(*map(risk_resource_name, SEGMENT_NAMES)))
+        source = source_for(sim)
+        cohorts_risk = [name for name in source.resources if name.startswith("liquidation_risk_")]
+        pipeline.run(source.with_resources(*cohorts_risk))
         risk = landed(pipeline, "liquidation_risk")
-        for segment_id in SEGMENT_NAMES:
+        for segment_id in cohorts(sim):
             expected = {item["coin"]: item["percentRisk"] for item in sim.expected_risk(segment_id)}
             assert {
                 row["coin"]: row["percent_risk"] for row in risk if row["segment_id"] == segment_id
@@ -280,7 +282,7 @@ def test_forced_snapshot_refresh_in_same_version_refetches_and_adds_nothing(
     simulator.reset_requests()
     forced = source_for(simulator, segment_ids=[1, 2], refresh_snapshots=True)
     pipeline.run(forced.with_resources(*SNAPSHOTS))
-    assert simulator.request_counts()["export"] == len(DEFAULT_HEATMAP_COINS)
+    assert simulator.request_counts()["export"] == len(HEATMAP_COINS)
     assert simulator.request_counts()["risk"] == 1
     after = len(landed(pipeline, "liquidation_heatmap")), len(landed(pipeline, "liquidation_risk"))
     assert after == before
@@ -319,7 +321,7 @@ def test_destinations_land_the_same_rows(
             simulator.advance_state(new_fills=30, late_fills=5)
 
     landed_by_destination = {
-        name: {table: comparable(landed_anywhere(pipeline, table)) for table in TABLE_NAMES}
+        name: {table: comparable(landed_anywhere(pipeline, table)) for table in TABLES}
         for name, pipeline in pipelines.items()
     }
     assert landed_by_destination["duckdb"] == landed_by_destination["postgres"]

@@ -9,14 +9,13 @@ from datetime import timedelta
 import orjson
 import pendulum
 import pytest
+from helpers import HEATMAP_COINS, PAGE_SIZE
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hypertracker_source import hypertracker
 from hypertracker_source.config.checks import as_list, check_start_date
 from hypertracker_source.config.defaults import (
-    DEFAULT_HEATMAP_COINS,
-    FILLS_MAX_PAGE_SIZE,
     HISTORY_START,
     MAX_FILLS_PER_RUN,
 )
@@ -192,9 +191,9 @@ GOOD_SETTINGS = {
     "coins": None,
     "address": None,
     "side": None,
-    "heatmap_coins": DEFAULT_HEATMAP_COINS,
+    "heatmap_coins": HEATMAP_COINS,
     "segment_ids": None,
-    "page_size": FILLS_MAX_PAGE_SIZE,
+    "page_size": PAGE_SIZE,
     "lag": 3600,
     "max_fills_per_run": MAX_FILLS_PER_RUN,
     "requests_per_minute": None,
@@ -241,7 +240,7 @@ def test_resolve_settings_normalises_every_setting():
     assert settings.heatmap_coins == ("BTC", "eth")
     assert settings.segment_ids == (9, 1)
     assert settings.refresh_snapshots is True
-    assert settings.fills.page_size == FILLS_MAX_PAGE_SIZE
+    assert settings.fills.page_size == PAGE_SIZE
     assert settings.fills.lag == timedelta(hours=1)
 
 
