@@ -87,3 +87,36 @@ def test_the_client_is_transport_only() -> None:
         "hypertracker_source.api.request_flow",
         "hypertracker_source.config.defaults",
     }
+
+
+TOP_LEVEL_MODULES = 8
+"""At most this many modules beside the packages: the rest live in the package of their layer."""
+MODULE_LINES = 350
+"""At most this many lines in any module of the source."""
+
+
+def test_the_package_top_holds_few_modules_and_every_module_is_short() -> None:
+    package = Path(hypertracker_source.__file__).parent
+    assert len(list(package.glob("*.py"))) <= TOP_LEVEL_MODULES
+    long_modules = {
+        name: lines
+        for name, path in SOURCE_MODULES.items()
+        if (lines := len(path.read_text().splitlines())) > MODULE_LINES
+    }
+    assert long_modules == {}
+
+
+def test_every_top_level_name_has_a_layer_and_docs_architecture_names_every_module() -> None:
+    package = Path(hypertracker_source.__file__).parent
+    tops = {path.stem for path in package.glob("*.py")} - {"__init__"}
+    tops |= {path.parent.name for path in package.glob("*/__init__.py")}
+    layered = {name for names in LAYERS.values() for name in names}
+    assert tops <= layered
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    undocumented = sorted(
+        str(relative)
+        for path in SOURCE_MODULES.values()
+        if path.name != "__init__.py"
+        and f"`{(relative := path.relative_to(package))}`" not in architecture
+    )
+    assert undocumented == []
