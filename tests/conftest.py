@@ -89,6 +89,12 @@ def make_pipeline(tmp_path: Path) -> Iterator[PipelineFactory]:
                         client.drop_dataset()
 
 
+@pytest.fixture(scope="module")
+def module_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dlt.Pipeline:
+    """A DuckDB pipeline of the module's own, for a load that its tests share and only read."""
+    return new_pipeline(tmp_path_factory.mktemp("module"))
+
+
 class TwoLoads(NamedTuple):
     """A DuckDB pipeline that loaded two data versions of a simulator, 40 fills apart."""
 
