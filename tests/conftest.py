@@ -12,12 +12,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dlt
 import pytest
 import requests
-from helpers import API_KEY, MARIADB_URL, POSTGRES_URL, PipelineFactory
+from helpers import API_KEY, MARIADB_URL, POSTGRES_URL, PipelineFactory, source_for
 from hypothesis import settings
 
 from hypertracker_simulator import Simulator
@@ -58,21 +58,25 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
+def new_pipeline(folder: Path, destination: Any = None, name: str = "hypertracker") -> dlt.Pipeline:
+    """A pipeline kept in a folder, with a dataset of its own, into DuckDB there by default."""
+    suffix = uuid.uuid4().hex[:8]
+    return dlt.pipeline(
+        pipeline_name=f"{name}_{suffix}",
+        destination=destination or dlt.destinations.duckdb(str(folder / f"{name}.duckdb")),
+        dataset_name=f"hypertracker_{suffix}",
+        pipelines_dir=str(folder / "pipelines"),
+    )
+
+
 @pytest.fixture
 def make_pipeline(tmp_path: Path) -> Iterator[PipelineFactory]:
     """Makes pipelines in the test's own folder, each with its own dataset, dropped afterwards."""
     pipelines: list[dlt.Pipeline] = []
 
     def make(destination: Any = None, name: str = "hypertracker") -> dlt.Pipeline:
-        suffix = uuid.uuid4().hex[:8]
-        pipeline = dlt.pipeline(
-            pipeline_name=f"{name}_{suffix}",
-            destination=destination or dlt.destinations.duckdb(str(tmp_path / f"{name}.duckdb")),
-            dataset_name=f"hypertracker_{suffix}",
-            pipelines_dir=str(tmp_path / "pipelines"),
-        )
-        pipelines.append(pipeline)
-        return pipeline
+        pipelines.append(new_pipeline(tmp_path, destination, name))
+        return pipelines[-1]
 
     yield make
     for pipeline in pipelines:
@@ -83,6 +87,31 @@ def make_pipeline(tmp_path: Path) -> Iterator[PipelineFactory]:
                 with client.with_staging_dataset():
                     if client.has_dataset():
                         client.drop_dataset()
+
+
+@pytest.fixture(scope="module")
+def module_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dlt.Pipeline:
+    """A DuckDB pipeline of the module's own, for a load that its tests share and only read."""
+    return new_pipeline(tmp_path_factory.mktemp("module"))
+
+
+class TwoLoads(NamedTuple):
+    """A DuckDB pipeline that loaded two data versions of a simulator, 40 fills apart."""
+
+    simulator: Simulator
+    pipeline: dlt.Pipeline
+
+
+@pytest.fixture(scope="session")
+def two_loads(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoLoads]:
+    """Two loads of a simulator like `simulator`'s, made once per worker for the tests that only
+    read them: neither the simulator nor the DuckDB file may be changed."""
+    with Simulator(seed=7, fills=3000, api_key=API_KEY) as sim:
+        pipeline = new_pipeline(tmp_path_factory.mktemp("two-loads"))
+        pipeline.run(source_for(sim))
+        sim.advance_state(new_fills=40)
+        pipeline.run(source_for(sim))
+        yield TwoLoads(sim, pipeline)
 
 
 @pytest.fixture
@@ -257,12 +286,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def slow_first(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
     """The tests in an order whose even split over the workers starts each with its share of
-    the slow ones, so that no long test starts last and ends the run alone."""
+    the slow ones, a module's slow tests on one worker, so that no long test starts last and
+    ends the run alone, and the tests that share a module's fixtures share one making of them."""
     # Hand-written: pytest-xdist's worksteal hands worker k the k-th contiguous share of the
     # collection, and steals from the ends of the shares; every worker collects the same order
-    slow = [item for item in items if item.get_closest_marker("slow")]
+    slow_modules: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            slow_modules.setdefault(item.path, []).append(item)
     rest = [item for item in items if not item.get_closest_marker("slow")]
-    shares: list[list[pytest.Item]] = [slow[worker::workers] for worker in range(workers)]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for module in sorted(slow_modules.values(), key=len, reverse=True):
+        min(shares, key=len).extend(module)
     pending = len(items)
     for worker, share in enumerate(shares):
         size = pending // (workers - worker)

@@ -94,15 +94,25 @@ class FirstLoad(NamedTuple):
         assert high_water_marks(self.pipeline).items() >= self.marks.items()
 
 
+def first_load(sim: Simulator, pipeline: dlt.Pipeline) -> FirstLoad:
+    """A first load of everything, with the simulator's request log emptied after it."""
+    pipeline.run(source_for(sim, heatmap_coins=HEATMAP_COINS, segment_ids=SEGMENT_IDS))
+    assert_fills_equal(pipeline, sim.expected_fills())
+    assert high_water_marks(pipeline)
+    sim.reset_requests()
+    return FirstLoad(pipeline, table_rows(pipeline), high_water_marks(pipeline))
+
+
 @pytest.fixture
 def loaded(simulator: Simulator, make_pipeline: PipelineFactory) -> FirstLoad:
-    """A first load of everything, with the simulator's request log emptied after it."""
-    pipeline = make_pipeline()
-    pipeline.run(source_for(simulator, heatmap_coins=HEATMAP_COINS, segment_ids=SEGMENT_IDS))
-    assert_fills_equal(pipeline, simulator.expected_fills())
-    assert high_water_marks(pipeline)
-    simulator.reset_requests()
-    return FirstLoad(pipeline, table_rows(pipeline), high_water_marks(pipeline))
+    """A first load of the test's own, free to change."""
+    return first_load(simulator, make_pipeline())
+
+
+@pytest.fixture(scope="module")
+def loaded_once(sim: Simulator, module_pipeline: dlt.Pipeline) -> FirstLoad:
+    """A first load made once, for the tests whose runs must change nothing."""
+    return first_load(sim, module_pipeline)
 
 
 def set_environment(monkeypatch: pytest.MonkeyPatch, settings: dict[str, str | None]) -> None:
@@ -129,17 +139,18 @@ def test_bad_setting_fails_before_any_request(
     settings: dict[str, str | None],
     setting: str,
     phrase: str,
-    loaded: FirstLoad,
-    simulator: Simulator,
-    environment: pytest.MonkeyPatch,
+    loaded_once: FirstLoad,
+    sim: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
 ):
-    set_environment(environment, settings)
+    sim.reset_requests()
+    set_environment(monkeypatch, {"api_key": API_KEY, "base_url": sim.url, **settings})
     with pytest.raises(HyperTrackerConfigError) as error:
-        loaded.pipeline.run(hypertracker())
+        loaded_once.pipeline.run(hypertracker())
     text = assert_error(error.value, HyperTrackerConfigError, setting, phrase)
     assert f"SOURCES__HYPERTRACKER__{setting.upper()}" in text
-    assert simulator.request_counts() == {}
-    loaded.assert_kept()
+    assert sim.request_counts() == {}
+    loaded_once.assert_kept()
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,8 @@ from typing import Any
 
 import dlt
 import pytest
-import requests
+from chromium import REPLY_SECONDS, DevTools, headless_chromium, new_tab
+from conftest import TwoLoads
 from helpers import API_KEY, PipelineFactory, source_for
 from oracles import expected_cascades
 
@@ -24,11 +24,7 @@ from hypertracker_source.report import write_report
 from hypertracker_source.report.page import PAGE_TITLE
 from hypertracker_source.report.text import NUMBER_RULE
 
-websocket = pytest.importorskip("websocket", reason="websocket-client is in the test extra")
-
 WIDTHS = (1400, 800)
-STARTUP_SECONDS = 30
-REPLY_SECONDS = 30
 
 FIGURES_SCRIPT = """
 (() => {
@@ -48,119 +44,24 @@ FIGURES_SCRIPT = """
 """The data of every chart as plotly.js holds it in the page."""
 
 
-class DevTools:
-    """A Chrome DevTools Protocol session with one page: commands, and the events seen meanwhile.
-
-    Hand-written: websocket-client carries the messages; the protocol's request/reply pairing is
-    a few lines, and the Python CDP packages either download their own browser or need asyncio.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.socket = websocket.create_connection(url, timeout=REPLY_SECONDS, suppress_origin=True)
-        self.events: list[dict[str, Any]] = []
-        self.last_id = 0
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        """Sends a command and returns its result, keeping the events that arrive before it."""
-        self.last_id += 1
-        self.socket.send(json.dumps({"id": self.last_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.socket.recv())
-            if message.get("id") == self.last_id:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message["result"]
-            self.events.append(message)
-
-    def wait_for(self, method: str) -> dict[str, Any]:
-        """Waits for an event (or finds it among those already seen)."""
-        deadline = time.monotonic() + REPLY_SECONDS
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if event.get("method") == method:
-                    return event
-            self.events.append(json.loads(self.socket.recv()))
-        raise TimeoutError(f"no {method} within {REPLY_SECONDS} s")
-
-    def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression in the page (promises awaited)."""
-        result = self.call(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
-        )
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression[:60]}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def errors(self) -> list[dict[str, Any]]:
-        """The console errors and uncaught exceptions seen so far."""
-        return [
-            event
-            for event in self.events
-            if event.get("method") == "Runtime.exceptionThrown"
-            or (
-                event.get("method") == "Runtime.consoleAPICalled"
-                and event["params"]["type"] in ("error", "assert")
-            )
-            or (
-                event.get("method") == "Log.entryAdded"
-                and event["params"]["entry"]["level"] == "error"
-            )
-        ]
-
-
-def chromium_path() -> str:
-    """Debian's Chromium; the test is skipped without it, unless CI demands the browser."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("HYPERTRACKER_REQUIRE_BROWSER"):
-            pytest.fail("HYPERTRACKER_REQUIRE_BROWSER is set but no chromium is on PATH")
-        pytest.skip("no chromium on PATH: apt-get install chromium to run the browser test")
-    return path
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One headless Chromium for the module's tests: its DevTools address."""
+    with headless_chromium(tmp_path_factory.mktemp("chromium-profile")) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[DevTools]:
-    """Headless Chromium with a fresh profile, and a DevTools session with its first page."""
-    profile = tmp_path / "chromium-profile"
-    process = subprocess.Popen(
-        [
-            chromium_path(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--remote-debugging-port=0",
-            f"--user-data-dir={profile}",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        port = debugging_port(profile / "DevToolsActivePort", process)
-        pages = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        page = next(target for target in pages if target["type"] == "page")
-        session = DevTools(page["webSocketDebuggerUrl"])
-        for domain in ("Runtime", "Log", "Page"):
-            session.call(f"{domain}.enable")
+def browser(chromium: str) -> Iterator[DevTools]:
+    """A tab of the test's own in the shared Chromium, closed after the test."""
+    with new_tab(chromium) as session:
         yield session
-        session.socket.close()
-    finally:
-        process.kill()
-        process.wait(timeout=30)
 
 
-def debugging_port(port_file: Path, process: subprocess.Popen) -> int:
-    """The DevTools port Chromium chose, from the file it writes once it listens."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"chromium exited with {process.returncode} at start")
-        if port_file.exists() and port_file.read_text().strip():
-            return int(port_file.read_text().splitlines()[0])
-        time.sleep(0.1)
-    raise TimeoutError(f"chromium wrote no {port_file.name} within {STARTUP_SECONDS} s")
+@pytest.fixture(scope="module")
+def report_page(two_loads: TwoLoads, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of the shared DuckDB's two loads, written once for the tests that open it."""
+    return write_report(two_loads.pipeline.dataset(), tmp_path_factory.mktemp("report") / "r.html")
 
 
 def open_page(
@@ -211,15 +112,10 @@ def query(pipeline: dlt.Pipeline, sql: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_report_renders_in_chromium_and_shows_the_database(
-    browser: DevTools, simulator: Simulator, make_pipeline: PipelineFactory, tmp_path: Path
+    browser: DevTools, two_loads: TwoLoads, report_page: Path, tmp_path: Path
 ):
-    pipeline = make_pipeline()
-    pipeline.run(source_for(simulator))
-    simulator.advance_state(new_fills=40)
-    pipeline.run(source_for(simulator))
-    page = write_report(pipeline.dataset(), tmp_path / "report.html")
-
-    open_page(browser, page, WIDTHS[0])
+    simulator, pipeline = two_loads
+    open_page(browser, report_page, WIDTHS[0])
     figures = browser.evaluate(FIGURES_SCRIPT)
 
     assert browser.errors() == []
@@ -284,7 +180,7 @@ def test_report_renders_in_chromium_and_shows_the_database(
     assert shown == [last_coin]
 
     for width in WIDTHS:
-        open_page(browser, page, width)
+        open_page(browser, report_page, width)
         assert browser.evaluate("document.documentElement.scrollWidth") <= width
         assert screenshot(browser, tmp_path / f"report-{width}.png", width) == width
     assert browser.errors() == []
@@ -355,14 +251,10 @@ def outside(boxes: list[list[Any]], area: list[float]) -> list[str]:
 
 @pytest.mark.slow
 def test_report_fits_800_px_in_one_number_format_with_risk_groups_apart(
-    browser: DevTools, simulator: Simulator, make_pipeline: PipelineFactory, tmp_path: Path
+    browser: DevTools, report_page: Path
 ):
-    pipeline = make_pipeline()
-    pipeline.run(source_for(simulator))
-    page = write_report(pipeline.dataset(), tmp_path / "report.html")
-
     for width in WIDTHS:
-        open_page(browser, page, width)
+        open_page(browser, report_page, width)
         for group in (0, 1):
             browser.evaluate(
                 f"Plotly.restyle('risk-chart', {{visible: {json.dumps([group == 0, group == 1])}}})"

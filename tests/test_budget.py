@@ -97,30 +97,23 @@ def follow_within(
 
 
 @pytest.mark.slow
-def test_a_simulated_day_of_versions_with_a_budget_of_100_spends_at_most_100_and_loads_every_fill(
-    simulator: Simulator, make_pipeline: PipelineFactory
+@pytest.mark.parametrize(
+    ("budget", "hour", "versions"),
+    [(100, 0, 60), (30, 20, 10)],
+    ids=["a day of versions on the free plan's 100", "the evening's 10 versions on 30"],
+)
+def test_follow_under_a_daily_budget_spends_most_of_it_never_more_and_loads_every_fill(
+    budget: int, hour: int, versions: int, simulator: Simulator, make_pipeline: PipelineFactory
 ):
     pipeline = make_pipeline()
-    clock = follow_within(simulator, pipeline, 100, day_start(1), versions=60)
+    clock = follow_within(simulator, pipeline, budget, day_start(1, hour), versions)
 
     spent = api_requests(simulator)
-    assert 60 <= spent <= 100, simulator.request_counts()
-    assert simulator.version == 61
+    assert 0.6 * budget <= spent <= budget, simulator.request_counts()
+    assert simulator.version == versions + 1
     assert_fills_equal(pipeline, simulator.expected_fills())
-    assert stored_spend(pipeline.state)["day_requests"] <= 100
+    assert stored_spend(pipeline.state)["day_requests"] <= budget
     assert max(clock.sleeps) > TIMING.max_sleep  # spaced out by the budget, not the API's pace
-
-
-@pytest.mark.slow
-def test_a_follow_with_a_budget_of_60_over_20_versions_spends_at_most_60(
-    simulator: Simulator, make_pipeline: PipelineFactory
-):
-    pipeline = make_pipeline()
-    follow_within(simulator, pipeline, 60, day_start(1, hour=16), versions=20)
-
-    assert api_requests(simulator) <= 60, simulator.request_counts()
-    assert simulator.version == 21
-    assert_fills_equal(pipeline, simulator.expected_fills())
 
 
 @pytest.fixture

@@ -74,6 +74,14 @@ def postgres_schemas(prefix: str) -> list[str]:
         return sorted(name for (name,) in cursor.fetchall())
 
 
+def postgres_settings(prefix: str) -> dict[str, str]:
+    """An example's settings for the PostgreSQL server, its datasets named under a prefix."""
+    return {
+        "DESTINATION__POSTGRES__CREDENTIALS": POSTGRES_URL,
+        "DATASET_NAME_LAYOUT": f"{prefix}_%s",
+    }
+
+
 def example_dataset(prefix: str) -> str:
     """The one dataset an example made under a prefix (dlt helpers may apply the layout twice)."""
     (dataset,) = [name for name in postgres_schemas(prefix) if "_staging" not in name]
@@ -105,12 +113,7 @@ def test_duckdb_example_loads_everything_into_the_folder_it_runs_in(
 def test_postgres_example_loads_everything(
     simulator: Simulator, postgres_destination: Any, postgres_prefix: str, tmp_path: Path
 ):
-    env = example_env(
-        simulator,
-        tmp_path,
-        DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_URL,
-        DATASET_NAME_LAYOUT=f"{postgres_prefix}_%s",
-    )
+    env = example_env(simulator, tmp_path, **postgres_settings(postgres_prefix))
     run([sys.executable, str(EXAMPLES / "postgres_pipeline.py")], env, tmp_path)
 
     dataset = dlt.dataset(postgres_destination, f"{postgres_prefix}_hypertracker")
@@ -152,12 +155,7 @@ def test_dagster_daily_partitions_run_side_by_side(
     pytest.importorskip("dagster_dlt")
     first_day = midnight_days_ago(2)
     with Simulator(seed=21, fills=3000, api_key=API_KEY, history_start=first_day) as sim:
-        env = example_env(
-            sim,
-            tmp_path,
-            DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_URL,
-            DATASET_NAME_LAYOUT=f"{postgres_prefix}_%s",
-        )
+        env = example_env(sim, tmp_path, **postgres_settings(postgres_prefix))
         run([sys.executable, str(DAGSTER_CHILD), "hypertracker_snapshots_job"], env, tmp_path)
         days = [first_day.date().isoformat(), (first_day + timedelta(days=1)).date().isoformat()]
         partitions = [
@@ -199,8 +197,7 @@ def test_airflow_dag_loads_in_dagbag_and_runs(
     env = example_env(
         simulator,
         tmp_path,
-        DESTINATION__POSTGRES__CREDENTIALS=POSTGRES_URL,
-        DATASET_NAME_LAYOUT=f"{postgres_prefix}_%s",
+        **postgres_settings(postgres_prefix),
         AIRFLOW_HOME=str(tmp_path / "airflow"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_FOLDER=str(EXAMPLES),
