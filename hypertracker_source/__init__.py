@@ -1,5 +1,12 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
+from hypertracker_source.runs.malloc import use_returning_malloc  # isort: split
+
+# Before any other import: importing pyarrow and dlt starts threads, and glibc gives each an arena
+# of its own that a later cap does not take back (runs/malloc.py). A command, like any user of the
+# source, imports this package first.
+use_returning_malloc()
+
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
@@ -42,7 +49,7 @@ from hypertracker_source.fills.contract import (
 from hypertracker_source.fills.marks import pending_reads, plan_run
 from hypertracker_source.fills.reads import FillQuery, batched, read_fills
 from hypertracker_source.runs.chunks import load_until_caught_up, pending_fill_reads
-from hypertracker_source.runs.memory import use_returning_malloc, use_returning_memory_pool
+from hypertracker_source.runs.memory import use_returning_memory_pool
 from hypertracker_source.schema import (
     FILL_FIELDS,
     FILL_PRIMARY_KEY,
@@ -156,7 +163,6 @@ def hypertracker(
         monthly_request_budget=monthly_request_budget,
     )
     use_returning_memory_pool()
-    use_returning_malloc()
     ledger = active_pipeline_ledger(settings.budget)
     client = HyperTrackerClient(
         settings.base_url,
