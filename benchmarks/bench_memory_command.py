@@ -198,13 +198,15 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     )
 
 
+def recorded_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """The runs recorded in these results/<name>.json files."""
+    return [run for path in paths for run in json.loads(path.read_text())]
+
+
 def main() -> None:
     """Runs the benchmark, prints the report and writes it under benchmarks/results/."""
     args = parse_args()
-    if args.report_from:
-        results = [run for path in args.report_from for run in json.loads(path.read_text())]
-    else:
-        results = run_all(args)
+    results = recorded_runs(args.report_from) if args.report_from else run_all(args)
     markdown = report(results, args)
     print(markdown)
     print(f"written to {write_result(args.name, markdown, results)}")
