@@ -15,6 +15,7 @@ each run and the medians, and writes it to benchmarks/results/memory_command.md 
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -158,13 +159,13 @@ def medians(results: list[dict[str, Any]]) -> list[list[Any]]:
             for figure in FIGURES:
                 values = [r[figure] for r in at_count if r["run"] == name]
                 ratio = median[name, figure] / median["before", figure]
-                row += [f"{median[name, figure]:.1f} ({min(values):.0f}-{max(values):.0f})"]
+                row += [f"{median[name, figure]:.1f} ({min(values):.1f}-{max(values):.1f})"]
                 row += [f"{ratio:.2f}x"]
             rows.append(row)
     return rows
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+def report(results: list[dict[str, Any]], argv: list[str]) -> str:
     """The markdown report of a run."""
     each = [
         [r["run"], f"{r['fills']:,}", r["repeat"], f"{r['rows']:,}"]
@@ -179,10 +180,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
             "# A first load through `hypertracker load`, before and after",
             "",
             f"Machine: {machine()}.",
-            f"Command: `.venv/bin/python -m benchmarks.bench_memory_command --before {args.before}"
-            f" --fills {' '.join(map(str, args.fills))} --repeat {args.repeat}"
-            + "".join(f" --variant '{variant}'" for variant in args.variant)
-            + "`.",
+            f"Command: `.venv/bin/python -m benchmarks.bench_memory_command {shlex.join(argv)}`.",
             "",
             markdown_table(median_header, medians(results)),
             "",
@@ -207,7 +205,7 @@ def main() -> None:
     """Runs the benchmark, prints the report and writes it under benchmarks/results/."""
     args = parse_args()
     results = recorded_runs(args.report_from) if args.report_from else run_all(args)
-    markdown = report(results, args)
+    markdown = report(results, sys.argv[1:])
     print(markdown)
     print(f"written to {write_result(args.name, markdown, results)}")
 
