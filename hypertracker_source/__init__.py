@@ -1,5 +1,12 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
+from hypertracker_source.runs.malloc import use_returning_malloc  # isort: split
+
+# Before any other import: importing pyarrow and dlt starts threads, and glibc gives each an arena
+# of its own that a later cap does not take back (runs/malloc.py). A command, like any user of the
+# source, imports this package first.
+use_returning_malloc()
+
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
@@ -35,7 +42,7 @@ from hypertracker_source.fills.pages import batched
 from hypertracker_source.fills.reads import FillQuery, fill_queries, read_fills
 from hypertracker_source.fills.state import pending_reads, running_fills_state
 from hypertracker_source.runs.chunks import load_until_caught_up, pending_fill_reads
-from hypertracker_source.runs.memory import use_returning_malloc, use_returning_memory_pool
+from hypertracker_source.runs.memory import use_returning_memory_pool
 from hypertracker_source.snapshots.heatmap import heatmap_tables
 from hypertracker_source.snapshots.risk import risk_resource_name, risk_tables, segment_rows
 from hypertracker_source.snapshots.versions import DataVersion, SnapshotTable, snapshot_resource
@@ -92,7 +99,6 @@ def hypertracker(
     given = locals()
     settings = resolve_settings(**{setting.name: given[setting.name] for setting in SETTINGS})
     use_returning_memory_pool()
-    use_returning_malloc()
     ledger = active_pipeline_ledger(settings.budget)
     client = HyperTrackerClient(
         settings.base_url,

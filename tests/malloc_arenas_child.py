@@ -1,13 +1,17 @@
-"""Counts glibc's malloc arenas while eight threads allocate, after creating the source or not."""
+"""Counts glibc's malloc arenas while eight threads allocate, as the command first imports a library
+that starts threads of its own."""
 
 import ctypes
+import importlib
 import sys
 import tempfile
 import threading
-
-from hypertracker_source import hypertracker
+from typing import Any
 
 THREADS = 8
+THREADED_LIBRARIES = ("dlt", "duckdb", "pyarrow")
+"""The libraries the command imports whose imports start threads."""
+counted: list[int] = []
 
 
 def allocate_and_wait(barrier: threading.Barrier) -> None:
@@ -28,20 +32,32 @@ def arenas(libc: ctypes.CDLL) -> int:
         return report.read().decode().count("<heap nr=")
 
 
-def main(create_source: str) -> None:
-    """Prints the arenas in use while THREADS threads hold memory."""
-    if create_source == "source":
-        hypertracker(api_key="key", base_url="http://127.0.0.1:9")
+def arenas_while_threads_allocate() -> int:
+    """The arenas in use while THREADS threads hold memory."""
     barrier = threading.Barrier(THREADS + 1)
     threads = [threading.Thread(target=allocate_and_wait, args=(barrier,)) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
     barrier.wait()
-    print(arenas(ctypes.CDLL("libc.so.6")))
+    count = arenas(ctypes.CDLL("libc.so.6"))
     barrier.wait()
     for thread in threads:
         thread.join()
+    return count
+
+
+def count_at_first_threaded_import(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: counts the arenas as the first of the threaded libraries is imported."""
+    if event == "import" and args[0] in THREADED_LIBRARIES and not counted:
+        counted.append(arenas_while_threads_allocate())
+
+
+def main() -> None:
+    """Imports the command's entry point as its console script does; prints the count."""
+    sys.addaudithook(count_at_first_threaded_import)
+    importlib.import_module("hypertracker_source.commands")
+    print(counted[0])
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

@@ -1,4 +1,4 @@
-"""The memory settings of a load: Arrow's allocator, and DuckDB's memory_limit when it binds."""
+"""The memory settings of a load: Arrow's and glibc's allocators, DuckDB's memory_limit."""
 
 import json
 import os
@@ -17,12 +17,8 @@ from hypertracker_source import hypertracker
 from hypertracker_source.commands import main
 from hypertracker_source.commands.options import LOCAL_DATABASE
 from hypertracker_source.runs.failures import DUCKDB_MEMORY_HEADLINE
-from hypertracker_source.runs.memory import (
-    ARROW_POOL_VARIABLE,
-    GLIBC_MALLOC_VARIABLES,
-    MALLOC_ARENAS,
-    glibc,
-)
+from hypertracker_source.runs.malloc import GLIBC_MALLOC_VARIABLES, MALLOC_ARENAS, glibc
+from hypertracker_source.runs.memory import ARROW_POOL_VARIABLE
 
 DUCKDB_SETTINGS = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
 ARENAS_CHILD = Path(__file__).with_name("malloc_arenas_child.py")
@@ -59,14 +55,14 @@ def test_the_users_arrow_pool_setting_is_left_alone(
     assert pa.default_memory_pool().backend_name == "mimalloc"
 
 
-def arenas_while_threads_allocate(create_source: bool, environment: dict[str, str]) -> int:
-    """The malloc arenas of a fresh process whose eight threads allocate, source created or not."""
+def arenas_as_the_command_starts_threads(environment: dict[str, str]) -> int:
+    """The malloc arenas eight threads use in a fresh process of the command, as it first imports
+    a library that starts threads (dlt, duckdb or pyarrow)."""
     child_environment = {
         name: value for name, value in os.environ.items() if name not in GLIBC_MALLOC_VARIABLES
     }
-    argument = "source" if create_source else "none"
     output = subprocess.run(
-        [sys.executable, str(ARENAS_CHILD), argument],
+        [sys.executable, str(ARENAS_CHILD)],
         env={**child_environment, **environment},
         capture_output=True,
         text=True,
@@ -77,14 +73,13 @@ def arenas_while_threads_allocate(create_source: bool, environment: dict[str, st
 
 
 @needs_glibc
-def test_the_source_caps_glibcs_arenas_so_that_extract_threads_share_them():
-    assert arenas_while_threads_allocate(create_source=False, environment={}) > MALLOC_ARENAS
-    assert arenas_while_threads_allocate(create_source=True, environment={}) == MALLOC_ARENAS
+def test_the_command_caps_glibcs_arenas_before_its_libraries_start_threads():
+    assert arenas_as_the_command_starts_threads(environment={}) == MALLOC_ARENAS
 
 
 @needs_glibc
 def test_the_users_glibc_malloc_setting_is_left_alone():
-    assert arenas_while_threads_allocate(True, {"MALLOC_ARENA_MAX": "4"}) == 4
+    assert arenas_as_the_command_starts_threads({"MALLOC_ARENA_MAX": "4"}) == 4
 
 
 def test_a_merge_beyond_duckdbs_memory_limit_names_the_setting_and_a_rerun_above_it_lands_all(

@@ -1,6 +1,5 @@
-"""How a run's process allocates: Arrow's pool and glibc's malloc, set to hand freed memory back."""
+"""How a run's process allocates Arrow memory: from the system allocator, which hands it back."""
 
-import ctypes
 import os
 
 import pyarrow as pa
@@ -19,34 +18,3 @@ def use_returning_memory_pool() -> None:
     # Hand-written: neither dlt nor pyarrow picks an allocator for short-lived per-thread buffers.
     if ARROW_POOL_VARIABLE not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
-
-
-GLIBC_MALLOC_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
-"""glibc's own settings of its allocator: when the user sets any, the source leaves malloc alone."""
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
-"""mallopt's parameters, from glibc's malloc.h."""
-MALLOC_ARENAS = 2
-MALLOC_MMAP_THRESHOLD = 128 * 1024
-
-
-def use_returning_malloc() -> None:
-    """Caps glibc's malloc at 2 arenas and a fixed 128 KiB mmap threshold, unless the user set them.
-
-    The extract threads each get an arena of their own, and glibc raises its mmap threshold to the
-    largest block freed, so a page's buffers, freed within milliseconds, stay in the arenas: about
-    100 MB of a long first load's peak (docs/performance.md). No-op off glibc (musl, macOS).
-    """
-    # Hand-written: neither dlt nor Python sets glibc's malloc parameters in a running process.
-    libc = glibc()
-    if libc is not None and not any(name in os.environ for name in GLIBC_MALLOC_VARIABLES):
-        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-        libc.mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
-
-
-def glibc() -> ctypes.CDLL | None:
-    """The C library when it is glibc, else None."""
-    try:
-        version = os.confstr("CS_GNU_LIBC_VERSION")
-    except (AttributeError, ValueError, OSError):
-        return None
-    return ctypes.CDLL("libc.so.6") if version and version.startswith("glibc") else None
