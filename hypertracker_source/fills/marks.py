@@ -21,7 +21,8 @@ class PageRead(NamedTuple):
 
 class FillMarks:
     """One filter's backlog of reads with their cursors, and the newest fill its finished reads
-    read, written in the filter's entry of the fills state (or, for a back-fill, in none)."""
+    read, written in the filter's entry of the fills state (or, for a back-fill, in none);
+    `carried` are the reads of that backlog that an earlier run planned."""
 
     def __init__(self, marks: FilterMarks, carried: Sequence[Read] = ()) -> None:
         self._marks = marks
