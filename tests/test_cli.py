@@ -127,6 +127,7 @@ def test_a_rerun_says_how_many_fills_are_new_and_how_many_were_read_again(
         rf"^  liquidation_fills +{len(simulator_settings.expected_fills()):,} rows$", first, re.M
     )
 
+    simulator_settings.advance_state()
     assert main(load) == 0
     again = re.search(
         r"^  liquidation_fills +([\d,]+) rows \((.+)\)$", capsys.readouterr().out, re.M

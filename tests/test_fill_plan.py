@@ -11,7 +11,7 @@ from pendulum import DateTime
 from hypertracker_source.config.resolve import FillFilter, FillsPlan
 from hypertracker_source.fills.budget import RunBudget
 from hypertracker_source.fills.marks import FillMarks, PageRead
-from hypertracker_source.fills.plan import backfill_reads, planned_marks
+from hypertracker_source.fills.plan import backfill_reads, page_rank, planned_marks
 
 pytestmark = pytest.mark.fast
 
@@ -91,26 +91,42 @@ PLAN_CASES = {
         "2025-07-01T00:00:00.000Z",
         {"loaded_from": START, "history_until": "2025-07-01T00:00:00.000Z", "backlog": []},
     ),
-    "a later run walks down to the newest fill less lag, without asking the version": PlanCase(
+    "a later run at a new version walks down to the newest fill less lag": PlanCase(
         {**HISTORY_READ, "newest": NEWEST, "backlog": []},
-        None,
+        NEWER_VERSION,
         {
             **HISTORY_READ,
             "newest": NEWEST,
+            "planned_until": NEWER_VERSION,
             "backlog": [{"kept_from": "2025-12-01T10:58:00.000Z"}],
         },
     ),
+    "a later run at the version its history was read under adds no walk": PlanCase(
+        {**HISTORY_READ, "newest": NEWEST, "backlog": []},
+        VERSION,
+        {**HISTORY_READ, "newest": NEWEST, "backlog": []},
+    ),
+    "a later run at the version its last walk was planned under adds none": PlanCase(
+        {**HISTORY_READ, "newest": NEWEST, "planned_until": NEWER_VERSION, "backlog": []},
+        NEWER_VERSION,
+        {**HISTORY_READ, "newest": NEWEST, "planned_until": NEWER_VERSION, "backlog": []},
+    ),
     "a later run with no fill read walks down to the history's end less lag": PlanCase(
         {**HISTORY_READ, "backlog": []},
-        None,
-        {**HISTORY_READ, "backlog": [{"kept_from": "2025-12-01T11:00:00.000Z"}]},
+        NEWER_VERSION,
+        {
+            **HISTORY_READ,
+            "planned_until": NEWER_VERSION,
+            "backlog": [{"kept_from": "2025-12-01T11:00:00.000Z"}],
+        },
     ),
     "a start moved earlier reads the history it adds, first": PlanCase(
         {**HISTORY_READ, "newest": NEWEST, "backlog": []},
-        None,
+        NEWER_VERSION,
         {
             "loaded_from": "2025-07-17T00:00:00.000Z",
             "history_until": VERSION,
+            "planned_until": NEWER_VERSION,
             "newest": NEWEST,
             "backlog": [
                 {
@@ -161,10 +177,11 @@ PLAN_CASES = {
     ),
     "the marks of a version before 0.2 (LEGACY_MARKS_KEY) become the history's end": PlanCase(
         None,
-        None,
+        VERSION,
         {
             "loaded_from": START,
             "history_until": "2025-11-30T00:00:00.000Z",
+            "planned_until": VERSION,
             "newest": None,
             "backlog": [{"kept_from": "2025-11-29T23:00:00.000Z"}],
         },
@@ -250,7 +267,7 @@ def test_the_run_budget_allows_the_fewer_pages_of_its_two_limits(
     budget = RunBudget(
         fills_plan(page_size=page_size, max_fills_per_run=max_fills), max_pages=max_pages
     )
-    taken = sum(budget.take_page() for _ in range(100))
+    taken = sum(budget.take_page(FIRST_WINDOW) for _ in range(100))
     assert taken == (100 if pages is None else pages)
     assert budget.requests_spent is spent
 
@@ -260,8 +277,40 @@ def test_a_back_fill_is_cut_by_neither_budget():
         fills_plan(end="2025-08-01T00:00:00.000Z", page_size=1000, max_fills_per_run=1000),
         max_pages=0,
     )
-    assert sum(budget.take_page() for _ in range(100)) == 100
+    assert sum(budget.take_page(FIRST_WINDOW) for _ in range(100)) == 100
     assert budget.requests_spent, "a spent request budget still stops a run with reads pending"
+
+
+def test_a_budget_too_small_for_every_read_moves_the_unfinished_reads_first():
+    """The lead's stuck pipeline: a caught-up filter's walk and another filter's windows, one page
+    a run. The windows get the pages, then the walk that waited, and a new walk goes last."""
+    caught_up = planned_marks(
+        fills_plan(),
+        {**HISTORY_READ, "newest": NEWEST, "backlog": []},
+        None,
+        api_version(NEWER_VERSION),
+    )
+    behind = planned_marks(
+        fills_plan(),
+        {**HISTORY_READ, "backlog": [CUT_WINDOW, LAST_WINDOW]},
+        None,
+        api_version(VERSION),
+    )
+    [new_walk], (cut, last) = caught_up["backlog"], behind["backlog"]
+    waiting_walk = {"kept_from": NEWEST}
+    reads = [new_walk, waiting_walk, cut, last]
+    carried = [False, True, True, True]
+    ranks = [page_rank(read, carried=was) for read, was in zip(reads, carried, strict=True)]
+    assert ranks == [2, 1, 0, 0]
+    for pages, served in ((1, [cut]), (2, [cut, last]), (3, [cut, last, waiting_walk])):
+        budget = RunBudget(fills_plan(page_size=1000, max_fills_per_run=1000 * pages))
+        budget.line_up(zip(reads, ranks, strict=True))
+        taken = [read for read in reads if budget.take_page(read)]
+        assert [read for read in reads if read in served] == taken
+    budget = RunBudget(fills_plan(page_size=1000, max_fills_per_run=2000))
+    budget.line_up(zip(reads, ranks, strict=True))
+    assert budget.take_page(cut) and not budget.take_page(cut), "its second page waits for `last`"
+    assert budget.take_page(last) and not budget.take_page(new_walk)
 
 
 def test_the_marks_continue_a_state_of_the_json_shape_before_them():

@@ -174,7 +174,11 @@ def test_rerun_without_new_data_spends_one_fills_request_per_filter(
     pipeline.run(source_for(simulator, coins=coins, side="B"))
     simulator.reset_requests()
     pipeline.run(source_for(simulator, coins=coins, side="B"))
-    assert simulator.request_counts() == {"fills": len(coins), "status": 1, "segments": 1}
+    assert simulator.request_counts() == {"status": 1, "segments": 1}, "same version: no walk"
+    simulator.advance_state()
+    simulator.reset_requests()
+    pipeline.run(source_for(simulator, coins=coins, side="B"))
+    assert simulator.request_counts()["fills"] == len(coins), "a new version: one walk a filter"
     assert all(params["side"] == "B" for params in fills_requests(simulator))
 
 

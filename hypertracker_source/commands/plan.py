@@ -28,6 +28,7 @@ from hypertracker_source.commands.status import dataset_row, loaded_version
 from hypertracker_source.config.defaults import FASTEST_REFRESH, FILLS_RESOURCE, PLANS
 from hypertracker_source.config.resolve import RequestBudget, SourceSettings
 from hypertracker_source.config.settings import SOURCE_NAME
+from hypertracker_source.fills.plan import is_newer_version
 from hypertracker_source.fills.state import FILTERS_KEY, pipeline_fills_state
 from hypertracker_source.fills.windows import split_windows
 
@@ -163,7 +164,7 @@ def fills_requests(
                 total, history = total + cost, history + cost
             else:
                 total += _walk_pages(marks, settings, last_update, per_second)
-        if not backlog:
+        if not backlog and is_newer_version(marks, last_update):
             total += _walk_pages(marks, settings, last_update, per_second)
     return total, history
 

@@ -1,11 +1,11 @@
 """One filter's marks, the one writer of them: reader threads report their pages to it."""
 
 import threading
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any, NamedTuple
 
 from hypertracker_source.config.resolve import FillFilter, FillsPlan
-from hypertracker_source.fills.plan import FilterMarks, LastUpdate, Read, planned_marks
+from hypertracker_source.fills.plan import FilterMarks, LastUpdate, Read, page_rank, planned_marks
 from hypertracker_source.fills.state import FILTERS_KEY, LEGACY_MARKS_KEY
 from hypertracker_source.fills.windows import later
 
@@ -21,10 +21,12 @@ class PageRead(NamedTuple):
 
 class FillMarks:
     """One filter's backlog of reads with their cursors, and the newest fill its finished reads
-    read, written in the filter's entry of the fills state (or, for a back-fill, in none)."""
+    read, written in the filter's entry of the fills state (or, for a back-fill, in none);
+    `carried` are the reads of that backlog that an earlier run planned."""
 
-    def __init__(self, marks: FilterMarks) -> None:
+    def __init__(self, marks: FilterMarks, carried: Sequence[Read] = ()) -> None:
         self._marks = marks
+        self._carried = carried
         self._lock = threading.Lock()
 
     @classmethod
@@ -39,14 +41,19 @@ class FillMarks:
         filters = state.setdefault(FILTERS_KEY, {})
         key = fill_filter.state_key
         legacy_mark = state.get(LEGACY_MARKS_KEY, {}).get(key)
+        carried = list(filters.get(key, {}).get("backlog", []))
         filters[key] = planned_marks(plan, filters.get(key), legacy_mark, last_update)
-        return cls(filters[key])
+        return cls(filters[key], carried)
 
     @property
     def reads(self) -> list[Read]:
         """The reads not yet finished, in the order they were planned."""
         with self._lock:
             return list(self._marks.get("backlog", []))
+
+    def page_rank(self, read: Read) -> int:
+        """Where one of its reads stands in line for the run's pages (fills/plan.py)."""
+        return page_rank(read, carried=any(read is left for left in self._carried))
 
     def record_page(self, read: Read, page: PageRead) -> None:
         """Writes a page's progress into its read, so that a later run resumes it after it."""

@@ -6,6 +6,7 @@ read, less `lag`: the marks follow what the API has shown, never this machine's 
 run's budget cuts short keeps its cursor in the marks, and the next run resumes it there; when the
 API has a newer version than the one those reads were planned under, that run also walks down to
 them, so that ending them is caught up. A back-fill reads its windows and keeps no marks.
+When a run's budget cannot cover every read, unfinished reads get its pages before new walks.
 """
 
 from collections.abc import Callable
@@ -55,8 +56,8 @@ class FilterMarks(TypedDict, total=False):
     newest: str | None
     """The newest fill time its finished reads read."""
     planned_until: str
-    """The latest API `lastUpdate` a walk was added under while reads were left (else
-    `history_until`): a newer one adds a walk for the fills since."""
+    """The latest API `lastUpdate` a walk was added under (else `history_until`): a newer one
+    adds a walk for the fills since."""
     backlog: list[Read]
     """Its reads not yet finished, each with its cursor."""
 
@@ -128,8 +129,9 @@ def _add_history(plan: FillsPlan, marks: FilterMarks, last_update: LastUpdate) -
 
 
 def _add_later_reads(plan: FillsPlan, marks: FilterMarks, last_update: LastUpdate) -> None:
-    """Adds a later run's reads: history before a `start_date` moved earlier, and, once nothing
-    is left to read, a walk down to the newest fill read less `lag`."""
+    """Adds a later run's reads: history before a `start_date` moved earlier, and, at an API
+    version newer than its reads were planned under, a walk down to the newest fill read less
+    `lag`."""
     backlog = marks["backlog"]
     caught_up = not backlog
     loaded_from = ensure_pendulum_datetime(marks["loaded_from"])
@@ -137,28 +139,43 @@ def _add_later_reads(plan: FillsPlan, marks: FilterMarks, last_update: LastUpdat
         backlog[:0] = [_window_read(w) for w in backfill_windows(plan.start_date, loaded_from)]
         marks["loaded_from"] = iso(plan.start_date)
     if caught_up:
-        newest = marks.get("newest") or marks["history_until"]
-        backlog.append(_walk_read(ensure_pendulum_datetime(newest) - plan.lag))
-    elif not any(_is_unstarted_walk(read) for read in backlog):
-        _add_walk_since_planned(plan, marks, last_update)
+        newest = ensure_pendulum_datetime(marks.get("newest") or marks["history_until"])
+        _add_walk_since_planned(plan, marks, last_update, newest)
+    elif not any(is_unstarted_walk(read) for read in backlog):
+        _add_walk_since_planned(plan, marks, last_update, _read_up_to(marks))
 
 
-def _add_walk_since_planned(plan: FillsPlan, marks: FilterMarks, last_update: LastUpdate) -> None:
-    """Adds a walk for the fills of API versions newer than the one the left reads were planned
-    under: those reads end at or below that version's fills, so finishing them is not caught up."""
-    planned_until = ensure_pendulum_datetime(marks.get("planned_until") or marks["history_until"])
-    until = last_update()
-    if until <= planned_until:
-        return
-    # the windows reach history_until; above it, the walks reach their tops
+def _read_up_to(marks: FilterMarks) -> DateTime:
+    """How far up a filter's reads reach: the windows to history_until, the walks to their tops."""
     tops = [read.get("newest") for read in marks["backlog"] if is_walk(read)]
     covered = [marks["history_until"], marks.get("newest"), *tops]
-    read_up_to = max(ensure_pendulum_datetime(top) for top in covered if top)
+    return max(ensure_pendulum_datetime(top) for top in covered if top)
+
+
+def _add_walk_since_planned(
+    plan: FillsPlan, marks: FilterMarks, last_update: LastUpdate, read_up_to: DateTime
+) -> None:
+    """Adds a walk down to `read_up_to` less `lag`, for the fills of an API version newer than
+    the one the filter's reads were planned under; at that version nothing new can show."""
+    # A caught-up filter walks at a newer version only: fills are published with the API's
+    # versions (shared/hypertracker-api.md, "Indexing and late data"), and a walk that finds
+    # nothing spends a page that a run too small for every read owes the other filters' reads.
+    until = last_update()
+    if not is_newer_version(marks, until):
+        return
     marks["backlog"].append(_walk_read(read_up_to - plan.lag))
     marks["planned_until"] = iso(until)
 
 
-def _is_unstarted_walk(read: Read) -> bool:
+def is_newer_version(marks: FilterMarks, last_update: DateTime) -> bool:
+    """Whether the API's `lastUpdate` is newer than the version a filter's reads were planned
+    under: only then can a walk find fills they did not read."""
+    return last_update > ensure_pendulum_datetime(
+        marks.get("planned_until") or marks["history_until"]
+    )
+
+
+def is_unstarted_walk(read: Read) -> bool:
     """Whether a read is a walk that has read no page yet: it will start from the newest fill."""
     return is_walk(read) and read.get("newest") is None and read.get("cursor") is None
 
@@ -172,3 +189,13 @@ def backfill_reads(plan: FillsPlan, last_update: LastUpdate, now: DateTime) -> l
     if end <= plan.start_date:
         return []
     return [_window_read(window) for window in backfill_windows(plan.start_date, end)]
+
+
+def page_rank(read: Read, carried: bool) -> int:
+    """Where a read stands in line for a run's pages, 0 first: a window or a read cut short, then
+    a walk an earlier run planned (`carried`) but gave no page, then a walk this run planned."""
+    # A new walk goes last: a caught-up filter's walk often finds nothing new, and taking the
+    # pages of a run too small for every read it would starve the other filters' reads.
+    if not is_unstarted_walk(read):
+        return 0
+    return 1 if carried else 2

@@ -56,16 +56,20 @@ def fill_queries(
     budget: RunBudget,
 ) -> Iterator[FillQuery]:
     """Yields every read of this run, each filter's planned into its marks in the fills state, or
-    a back-fill's windows, which keep no marks."""
+    a back-fill's windows, which keep no marks. Every filter is planned before the first read
+    starts, so that the budget can line them all up for its pages (fills/budget.py)."""
     if plan.end_date is not None:
         windows = backfill_reads(plan, last_update, pendulum.now("UTC"))
         for fill_filter in plan.filters:
             marks = FillMarks(FilterMarks(backlog=[read.copy() for read in windows]))
             yield from (FillQuery(fill_filter, read, marks, budget) for read in marks.reads)
         return
+    queries: list[FillQuery] = []
     for fill_filter in plan.filters:
         marks = FillMarks.planned(state, fill_filter, plan, last_update)
-        yield from (FillQuery(fill_filter, read, marks, budget) for read in marks.reads)
+        queries.extend(FillQuery(fill_filter, read, marks, budget) for read in marks.reads)
+    budget.line_up((query.read, query.marks.page_rank(query.read)) for query in queries)
+    yield from queries
 
 
 def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Table | RejectedFills]:
@@ -86,7 +90,7 @@ def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Tabl
     rejected: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hypertracker-fills") as prefetch:
         pending = None
-        if query.budget.take_page():
+        if query.budget.take_page(read):
             pending = prefetch.submit(_first_page, client, query)
         previous: pa.Table | None = None
         while pending is not None:
@@ -97,7 +101,7 @@ def read_fills(client: HyperTrackerClient, query: FillQuery) -> Iterator[pa.Tabl
                 check_newest_first(table, previous, query.fill_filter)
             more = cursor is not None and not (walk and reaches_below(table, kept_from))
             pending = None
-            if more and query.budget.take_page():
+            if more and query.budget.take_page(read):
                 pending = prefetch.submit(get_page, client, params, cursor)
             yield kept_rows(table, kept_from, kept_before)
             set_apart = kept_rows(set_apart, kept_from, kept_before)
