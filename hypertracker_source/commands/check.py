@@ -10,7 +10,7 @@ from hypertracker_source.api.budget import pipeline_ledger
 from hypertracker_source.api.client import HyperTrackerClient
 from hypertracker_source.api.endpoints import STATUS
 from hypertracker_source.api.errors import RERUN_ADVICE
-from hypertracker_source.commands.options import SETTING_VARIABLE, AddCommand
+from hypertracker_source.commands.options import AddCommand
 from hypertracker_source.config.injection import injected_settings
 from hypertracker_source.config.resolve import (
     CLIENT_SETTINGS,
@@ -18,7 +18,7 @@ from hypertracker_source.config.resolve import (
     resolve_client_settings,
     resolve_settings,
 )
-from hypertracker_source.config.settings import SETTINGS
+from hypertracker_source.config.settings import SETTING_VARIABLE, SETTINGS
 from hypertracker_source.exceptions import HyperTrackerApiError, HyperTrackerBudgetError
 
 _CHECK_ADVICE = "Nothing was loaded: check only asks the API's status"

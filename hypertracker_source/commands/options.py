@@ -27,7 +27,6 @@ DEMO_DATABASE = "hypertracker_demo.duckdb"
 DEMO_PIPELINE = "hypertracker_demo"
 """The demo's own pipeline, so that its state and simulated data never meet a real pipeline's."""
 DEMO_DATASET = "hypertracker"
-SETTING_VARIABLE = "SOURCES__HYPERTRACKER__{}"
 AddCommand = Callable[..., argparse.ArgumentParser]
 """Adds a command to the command line, with the options every command takes:
 `add_command(name, help=..., description=...)` as argparse's `add_parser`."""

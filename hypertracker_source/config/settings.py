@@ -49,6 +49,8 @@ from hypertracker_source.config.defaults import (
 
 SOURCE_NAME = "hypertracker"
 """The source's name: its section of dlt config, [sources.hypertracker]."""
+SETTING_VARIABLE = f"SOURCES__{SOURCE_NAME.upper()}__{{}}"
+"""The environment variable of a setting, by its name in upper case."""
 
 
 class Flag(NamedTuple):
@@ -85,7 +87,7 @@ class Setting:
     @property
     def variable(self) -> str:
         """The environment variable that sets it."""
-        return f"SOURCES__{SOURCE_NAME.upper()}__{self.name.upper()}"
+        return SETTING_VARIABLE.format(self.name.upper())
 
     @property
     def secret(self) -> bool:
