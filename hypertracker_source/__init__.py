@@ -1,11 +1,15 @@
 """A dlt source for HyperTracker's Hyperliquid liquidation data: fills, heatmaps, cohort risk."""
 
-from hypertracker_source.runs.malloc import use_returning_malloc  # isort: split
+from hypertracker_source.runs.malloc import (  # isort: split
+    use_returning_duckdb_allocator,
+    use_returning_malloc,
+)
 
 # Before any other import: importing pyarrow and dlt starts threads, and glibc gives each an arena
-# of its own that a later cap does not take back (runs/malloc.py). A command, like any user of the
-# source, imports this package first.
+# of its own that a later cap does not take back; DuckDB's jemalloc reads its settings once
+# (runs/malloc.py). A command, like any user of the source, imports this package first.
 use_returning_malloc()
+use_returning_duckdb_allocator()
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence

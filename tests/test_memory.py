@@ -1,4 +1,4 @@
-"""The memory settings of a load: Arrow's and glibc's allocators, DuckDB's memory_limit."""
+"""The memory settings of a load: Arrow's, glibc's and DuckDB's allocators, and memory_limit."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dlt
 import pyarrow as pa
@@ -17,12 +18,22 @@ from hypertracker_source import hypertracker
 from hypertracker_source.commands import main
 from hypertracker_source.commands.options import LOCAL_DATABASE
 from hypertracker_source.runs.failures import DUCKDB_MEMORY_HEADLINE
-from hypertracker_source.runs.malloc import GLIBC_MALLOC_VARIABLES, MALLOC_ARENAS, glibc
+from hypertracker_source.runs.malloc import (
+    DUCKDB_JEMALLOC_CONF,
+    DUCKDB_JEMALLOC_VARIABLE,
+    GLIBC_MALLOC_VARIABLES,
+    MALLOC_ARENAS,
+    glibc,
+)
 from hypertracker_source.runs.memory import ARROW_POOL_VARIABLE
 
 DUCKDB_SETTINGS = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
 ARENAS_CHILD = Path(__file__).with_name("malloc_arenas_child.py")
+DUCKDB_FREED_CHILD = Path(__file__).with_name("duckdb_freed_child.py")
 needs_glibc = pytest.mark.skipif(glibc() is None, reason="glibc's malloc only")
+needs_jemalloc = pytest.mark.skipif(
+    glibc() is None, reason="DuckDB links jemalloc on glibc's Linux only"
+)
 
 
 @pytest.fixture
@@ -80,6 +91,41 @@ def test_the_command_caps_glibcs_arenas_before_its_libraries_start_threads():
 @needs_glibc
 def test_the_users_glibc_malloc_setting_is_left_alone():
     assert arenas_as_the_command_starts_threads({"MALLOC_ARENA_MAX": "4"}) == 4
+
+
+def duckdb_after_a_query(environment: dict[str, str]) -> dict[str, Any]:
+    """DuckDB's jemalloc setting and the memory a sort of about 100 MB left resident, in a fresh
+    process of the command."""
+    child_environment = {
+        name: value for name, value in os.environ.items() if name != DUCKDB_JEMALLOC_VARIABLE
+    }
+    output = subprocess.run(
+        [sys.executable, str(DUCKDB_FREED_CHILD)],
+        env={**child_environment, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@needs_jemalloc
+def test_the_command_makes_duckdb_hand_back_what_a_query_freed():
+    after = duckdb_after_a_query(environment={})
+
+    assert after["conf"] == DUCKDB_JEMALLOC_CONF
+    assert after["left_mb"] < 30
+
+
+@needs_jemalloc
+def test_the_users_duckdb_allocator_setting_is_left_alone():
+    never_purge = "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+    after = duckdb_after_a_query({DUCKDB_JEMALLOC_VARIABLE: never_purge})
+
+    assert after["conf"] == never_purge
+    assert after["left_mb"] > 60
 
 
 def test_a_merge_beyond_duckdbs_memory_limit_names_the_setting_and_a_rerun_above_it_lands_all(

@@ -1,4 +1,4 @@
-"""glibc's malloc, capped from the process's start so that what threads free goes back."""
+"""glibc's malloc and DuckDB's jemalloc, set from the process's start: what is freed goes back."""
 
 import ctypes
 import os
@@ -9,6 +9,11 @@ M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
 """mallopt's parameters, from glibc's malloc.h."""
 MALLOC_ARENAS = 2
 MALLOC_MMAP_THRESHOLD = 128 * 1024
+
+DUCKDB_JEMALLOC_VARIABLE = "DUCKDB_JE_MALLOC_CONF"
+"""DuckDB's setting of the jemalloc it links on Linux, read once, when jemalloc first allocates."""
+DUCKDB_JEMALLOC_CONF = "dirty_decay_ms:0,muzzy_decay_ms:0"
+"""Pages DuckDB frees go back to the kernel at once, instead of after jemalloc's decay."""
 
 
 def use_returning_malloc() -> None:
@@ -25,6 +30,19 @@ def use_returning_malloc() -> None:
     if libc is not None and not any(name in os.environ for name in GLIBC_MALLOC_VARIABLES):
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
         libc.mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
+
+
+def use_returning_duckdb_allocator() -> None:
+    """Makes DuckDB's jemalloc return freed pages at once, unless the user set its configuration.
+
+    Each chunk's load stages 250,000 fills and merges them; jemalloc kept the pages those
+    statements freed (about 100 MB after the staging insert) until its decay, so the merge ran
+    on top of them: 20-40 MB of a long first load's peak (docs/performance.md, "Fourth step").
+    jemalloc reads the variable when it first allocates, so it is set before duckdb is imported;
+    child processes inherit it. No effect where DuckDB uses the system allocator (macOS, Windows).
+    """
+    # Hand-written: dlt passes DuckDB's settings, but jemalloc's decay is no DuckDB setting.
+    os.environ.setdefault(DUCKDB_JEMALLOC_VARIABLE, DUCKDB_JEMALLOC_CONF)
 
 
 def glibc() -> ctypes.CDLL | None:
