@@ -27,8 +27,8 @@ from typing import Any
 
 from benchmarks.bench_fills import API_KEY, SEED, TARGET_FIRST_LOAD_PEAK_MB
 from benchmarks.measure import (
-    CHILD_ENVIRONMENT,
     PROJECT_ROOT,
+    child_environment,
     machine,
     markdown_table,
     write_result,
@@ -83,7 +83,7 @@ def load(tree: Path, url: str, environment: dict[str, str]) -> dict[str, Any]:
             [str(COMMAND), "load"],
             cwd=workdir,
             stdout=subprocess.DEVNULL,
-            env={**os.environ, **CHILD_ENVIRONMENT, **settings, **environment},
+            env=child_environment({**settings, **environment}),
         )
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start

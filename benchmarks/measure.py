@@ -13,6 +13,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from hypertracker_source.runs.malloc import DUCKDB_JEMALLOC_CONF, DUCKDB_JEMALLOC_VARIABLE
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 CHILD_ENVIRONMENT = {"PROVIDERS__ENABLE_AIRFLOW_SECRETS": "false"}
@@ -37,6 +39,21 @@ def measured() -> Iterator[dict[str, float]]:
     report["cpu_s"] = process_cpu_seconds() - cpu
 
 
+def child_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """A measured child's environment: this process's as its user set it, CHILD_ENVIRONMENT, `env`.
+
+    Importing hypertracker_source set DuckDB's jemalloc setting in this process's environment
+    (runs/malloc.py); a child of another tree, or a floor, must not inherit it, and a child of
+    this tree sets it again itself.
+    """
+    own = {
+        name: value
+        for name, value in os.environ.items()
+        if (name, value) != (DUCKDB_JEMALLOC_VARIABLE, DUCKDB_JEMALLOC_CONF)
+    }
+    return {**own, **CHILD_ENVIRONMENT, **(env or {})}
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far, in MB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -58,7 +75,7 @@ def run_child(module: str, args: Sequence[str], env: dict[str, str] | None = Non
         stdout=subprocess.PIPE,
         text=True,
         cwd=PROJECT_ROOT,
-        env={**os.environ, **CHILD_ENVIRONMENT, **(env or {})},
+        env=child_environment(env),
     )
     assert process.stdout is not None
     output = process.stdout.read()
