@@ -275,6 +275,19 @@ NOT_FAST = frozenset(
 """Tests of those modules that take seconds each, left to the whole suite."""
 
 
+WORKERS_PER_CORE = 1.5
+"""`-n auto`'s workers a core: a fifth of a worker's time waits (on commands it started, on a
+paced or slow simulator, on a signal's effect), and a half worker more per core fills it."""
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """The workers of `-n auto`: WORKERS_PER_CORE a core, unless PYTEST_XDIST_AUTO_NUM_WORKERS
+    sets them."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return max(1, round(len(os.sched_getaffinity(0)) * WORKERS_PER_CORE))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Marks the fast tier (`pytest -m fast`); a test elsewhere may carry the mark itself."""
     for item in items:

@@ -428,9 +428,13 @@ LOADING = "dlt/pipelines/hypertracker/load/normalized/*/started_jobs/*"
 """A package whose load jobs have started: the run is in its load step."""
 
 
+INTERRUPTED_LOAD_FILLS = 40_000
+"""Enough fills that the load step lasts for the signal to find it loading: 0.7 s, measured."""
+
+
 @pytest.mark.slow
 def test_an_interrupt_while_loading_drains_and_the_rerun_lands_everything_once(tmp_path: Path):
-    with Simulator(seed=3, fills=100_000, api_key=API_KEY) as sim:
+    with Simulator(seed=3, fills=INTERRUPTED_LOAD_FILLS, api_key=API_KEY) as sim:
         env = command_env(
             SOURCES__HYPERTRACKER__BASE_URL=sim.url,
             SOURCES__HYPERTRACKER__API_KEY=API_KEY,

@@ -1,6 +1,8 @@
-"""Runs left unattended: one run per pipeline, a kill during normalize repaired, and every stop
-signal ending the command within 10 s, exit 143 or 130, with nothing loaded lost."""
+"""Runs left unattended: one run per pipeline, a kill during normalize or in dlt's file writes
+repaired, and every stop signal ending the command within 10 s, exit 143 or 130, with nothing
+loaded lost."""
 
+import fcntl
 import os
 import shutil
 import signal
@@ -12,7 +14,14 @@ from pathlib import Path
 
 import dlt
 import pytest
-from dlt.common.storages import NormalizeStorage
+from dlt.common.schema import Schema
+from dlt.common.schema.exceptions import InvalidSchemaName
+from dlt.common.storages import (
+    LoadStorage,
+    NormalizeStorage,
+    SchemaStorage,
+    SchemaStorageConfiguration,
+)
 from dlt.pipeline.exceptions import PipelineStepFailed
 from helpers import (
     API_KEY,
@@ -36,6 +45,7 @@ from hypertracker_source.exceptions import (
     HyperTrackerPipelineBusyError,
 )
 from hypertracker_source.runs.failures import interrupting_signal
+from hypertracker_source.runs.recovery import repair_cut_storage
 from hypertracker_source.runs.run_lock import lock_holder, pipeline_lock
 
 STOP_LIMIT = 10.0
@@ -107,6 +117,78 @@ def test_a_load_after_a_kill_during_normalize_lands_every_fill_once(
     assert "Finishing the load an interrupted run left behind first." in capsys.readouterr().out
     keys = fill_keys(workdir / LOCAL_DATABASE)
     assert len(keys) == len(set(keys)) == len(sim.expected_fills())
+
+
+UNRENAMED_SCHEMA = "1403d28391d94a9d"
+"""The temporary name dlt's `FileStorage.save_atomic` gives a schema before renaming it (a random
+16-hex-digit id): the name a chaos trial's kill left in the schemas folder."""
+
+
+def cut_in_dlts_file_writes(working_dir: Path) -> None:
+    """Leaves what the chaos harness found after two kills: a schema written under its temporary
+    name and not renamed, and a load storage whose inner folders were not all made."""
+    (schema,) = (working_dir / "schemas").glob("*.schema.json")
+    shutil.copy(schema, working_dir / "schemas" / UNRENAMED_SCHEMA)
+    shutil.rmtree(working_dir / "load" / LoadStorage.NORMALIZED_FOLDER)
+
+
+def test_dlt_fails_for_ever_on_the_files_a_kill_cut_in_its_writes(
+    simulator: Simulator, make_pipeline: PipelineFactory
+):
+    """Pins the dlt behaviour recovery.py repairs: if it changes, so may the repair."""
+    pipeline = make_pipeline(name="cut")
+    pipeline.run(source_for(simulator).with_resources("liquidation_fills"))
+    working_dir = Path(pipeline.working_dir)
+    cut_in_dlts_file_writes(working_dir)
+
+    with pytest.raises(FileNotFoundError):
+        pipeline.has_pending_data  # noqa: B018
+    schemas = SchemaStorage(SchemaStorageConfiguration(str(working_dir / "schemas")))
+    assert UNRENAMED_SCHEMA in schemas.list_schemas()
+    with pytest.raises(InvalidSchemaName):
+        Schema(UNRENAMED_SCHEMA)  # what dlt makes of a listed name that has no schema file
+
+
+def test_a_load_after_kills_cut_dlts_file_writes_repairs_them_and_lands_every_fill_once(
+    workdir: Path, simulator_settings: Simulator, capsys: pytest.CaptureFixture
+):
+    sim = simulator_settings
+    assert main(["load", "--resources", "liquidation_fills"]) == 0, capsys.readouterr().err
+    working_dir = workdir / "dlt" / "pipelines" / PIPELINE_NAME
+    cut_in_dlts_file_writes(working_dir)
+    sim.advance_state(new_fills=25)
+
+    assert main(["load", "--resources", "liquidation_fills"]) == 0, capsys.readouterr().err
+
+    assert [path.name for path in (working_dir / "schemas").iterdir()] == [
+        f"{PIPELINE_NAME}.schema.json"
+    ]
+    assert (working_dir / "load" / LoadStorage.NORMALIZED_FOLDER).is_dir()
+    keys = fill_keys(workdir / LOCAL_DATABASE)
+    assert len(keys) == len(set(keys)) == len(sim.expected_fills())
+
+
+def test_the_repair_leaves_a_folder_alone_while_another_run_holds_its_lock(tmp_path: Path):
+    """A run that holds the lock is alive: the file under a temporary name is its own save."""
+    working_dir = tmp_path / PIPELINE_NAME
+    (working_dir / "schemas").mkdir(parents=True)
+    (working_dir / "load").mkdir()
+    unrenamed = working_dir / "schemas" / UNRENAMED_SCHEMA
+    unrenamed.write_text("{}")
+    other_run = os.open(f"{working_dir}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(other_run, fcntl.LOCK_EX)
+        assert repair_cut_storage(working_dir) == []
+        assert unrenamed.exists()
+    finally:
+        os.close(other_run)
+
+    repaired = repair_cut_storage(working_dir)
+
+    assert not unrenamed.exists()
+    folders = [LoadStorage.NEW_PACKAGES_FOLDER, LoadStorage.NORMALIZED_FOLDER]
+    folders.append(LoadStorage.LOADED_FOLDER)
+    assert sorted(path.name for path in repaired) == sorted([*folders, UNRENAMED_SCHEMA])
 
 
 def command(folder: Path, sim: Simulator, *args: str) -> subprocess.Popen[str]:

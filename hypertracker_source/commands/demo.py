@@ -10,7 +10,6 @@ from pathlib import Path
 import dlt
 from dlt.common.exceptions import MissingDependencyException
 
-from hypertracker_simulator import Simulator
 from hypertracker_source.commands.loading import run_load
 from hypertracker_source.commands.options import (
     DEMO_DATABASE,
@@ -83,6 +82,9 @@ def demo_pipeline() -> dlt.Pipeline:
 @contextlib.contextmanager
 def demo_api(fills: int = DEMO_FILLS) -> Iterator[dict[str, str]]:
     """Runs the bundled simulator and yields the source settings that point at it."""
+    # Imported here: every other command starts without the simulator's HTTP server
+    from hypertracker_simulator import Simulator
+
     with Simulator(seed=DEMO_SEED, fills=fills, api_key=_DEMO_API_KEY) as simulator:
         yield {"api_key": _DEMO_API_KEY, "base_url": simulator.url}
 

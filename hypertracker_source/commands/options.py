@@ -10,12 +10,14 @@ from typing import Any
 import dlt
 from dlt.common.destination import Destination
 from dlt.common.destination.exceptions import UnknownDestinationModule
+from dlt.common.pipeline import get_dlt_pipelines_dir
 from dlt.common.runtime.collector import NULL_COLLECTOR
 
 from hypertracker_source.config.defaults import EXIT_PIPELINE_BUSY, RUN_LOCK_WAIT
 from hypertracker_source.config.flags import SETTING_FLAGS, add_setting_flags, flags_to_settings
 from hypertracker_source.destinations.duckdb import names_clash
 from hypertracker_source.exceptions import HyperTrackerConfigError, HyperTrackerError
+from hypertracker_source.runs.recovery import repair_cut_storage
 from hypertracker_source.runs.stopping import keep_dlt_off_signals
 from hypertracker_source.tables import RISK
 
@@ -123,7 +125,9 @@ def pipeline_from_args(args: argparse.Namespace, progress: bool = False) -> dlt.
 def command_pipeline(
     pipeline_name: str, destination: str, dataset: str, progress: bool = False
 ) -> dlt.Pipeline:
-    """A pipeline that loads for a command, leaving the stop signals to stopping.py."""
+    """A pipeline that loads for a command, leaving the stop signals to stopping.py; what a killed
+    run left half-made in its folder is repaired before dlt reads it."""
+    repair_cut_storage(Path(get_dlt_pipelines_dir(), pipeline_name))
     pipeline = dlt.pipeline(
         pipeline_name=pipeline_name,
         destination=destination_arg(destination, dataset),

@@ -1,6 +1,7 @@
 """A long fills history in chunks: one run each, back to back, until nothing is left to read."""
 
 from collections.abc import Callable
+from pathlib import Path
 
 import dlt
 import pendulum
@@ -11,7 +12,7 @@ from pendulum import DateTime
 from hypertracker_source.config.defaults import FILLS_RESOURCE
 from hypertracker_source.exceptions import HyperTrackerError
 from hypertracker_source.fills.state import pending_reads, pending_windows, pipeline_fills_state
-from hypertracker_source.runs.recovery import finish_left_behind
+from hypertracker_source.runs.recovery import finish_left_behind, repair_cut_storage
 from hypertracker_source.runs.run_lock import pipeline_lock
 
 ChunkDone = Callable[[int, LoadInfo], None]
@@ -49,12 +50,11 @@ def load_until_caught_up(
     the fills state committed in it: a kill costs at most one chunk again. Heatmaps, risk and
     segments load with the first chunk only; `refresh` drops the tables and state before it.
     The pipeline's lock is held throughout (waiting up to `lock_wait` seconds for another run);
-    what a killed run left is finished first, after `on_left_behind` is told.
+    what a killed run left is repaired and finished first, after `on_left_behind` is told.
     """
     with pipeline_lock(pipeline, lock_wait):
-        if on_left_behind and pipeline.has_pending_data:
-            on_left_behind()
-        finish_left_behind(pipeline)
+        repair_cut_storage(Path(pipeline.working_dir))
+        finish_left_behind(pipeline, on_left_behind)
         return load_chunks(pipeline, make_source, on_chunk, refresh)
 
 

@@ -1,15 +1,84 @@
 """What a killed run left in the pipeline's folder: repaired, then loaded before anything new."""
 
 import contextlib
+import fnmatch
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import dlt
 from dlt.common.destination.exceptions import SqlClientNotAvailable
 from dlt.common.schema.typing import C_DLT_LOAD_ID
-from dlt.common.storages import NormalizeStorage, PackageStorage
+from dlt.common.storages import LoadStorage, NormalizeStorage, PackageStorage, SchemaStorage
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
+
+from hypertracker_source.runs.run_lock import lock_if_free
+
+STORAGE_FOLDERS = {
+    "load": (
+        LoadStorage.NEW_PACKAGES_FOLDER,
+        LoadStorage.NORMALIZED_FOLDER,
+        LoadStorage.LOADED_FOLDER,
+    ),
+    "normalize": (NormalizeStorage.EXTRACTED_FOLDER,),
+}
+"""The folders dlt makes inside each storage of a pipeline's working folder on first use."""
+SCHEMA_FILE = SchemaStorage.NAMED_SCHEMA_FILE_PATTERN % ("*", "*")
+"""The name of a schema file in the pipeline's `schemas` folder: `<name>.schema.<format>`."""
+
+
+def repair_cut_storage(working_dir: Path) -> list[Path]:
+    """Repairs a pipeline's working folder where a kill cut a dlt step: its storages' folders and
+    its schemas; what it changed. Run it before dlt attaches to the folder, which lists both.
+
+    It repairs only while it can hold the pipeline's lock: a run that holds it is alive, and the
+    files it writes are not leftovers.
+    """
+    with lock_if_free(working_dir) as held:
+        if not held:
+            return []
+        return [*make_missing_storage_folders(working_dir), *discard_unsaved_schemas(working_dir)]
+
+
+def make_missing_storage_folders(working_dir: Path) -> list[Path]:
+    """Makes the folders of the pipeline's storages that a kill kept dlt from making; them.
+
+    dlt makes a storage's folder, its version file, then the folders inside it, one by one
+    (`LoadStorage.initialize_storage`). A kill between them leaves a storage that dlt takes as
+    ready, and every later run fails listing a folder that is not there:
+    `FileNotFoundError: ... load/normalized/.`.
+    """
+    # Hand-written: dlt lists the folders of a storage it did not make without making them.
+    made = []
+    for storage, folders in STORAGE_FOLDERS.items():
+        root = working_dir / storage
+        for folder in (root / name for name in folders):
+            if root.is_dir() and not folder.is_dir():
+                folder.mkdir()
+                made.append(folder)
+    return made
+
+
+def discard_unsaved_schemas(working_dir: Path) -> list[Path]:
+    """Deletes the files of the pipeline's `schemas` folder that are not schema files; them.
+
+    dlt saves a schema by writing a file named by a random id, then renaming it onto
+    `<name>.schema.json` (`FileStorage.save_atomic`). A kill between the two leaves the first,
+    which dlt's list of schemas takes for a schema named by that id, and writes into the
+    pipeline's state when it attaches: every later run fails with `InvalidSchemaName`. The
+    schema it held is the one saved before, or the one the next run makes again.
+    """
+    # Hand-written: dlt's schema storage lists every file of its folder as a schema.
+    folder = working_dir / "schemas"
+    unsaved = [
+        path
+        for path in (folder.iterdir() if folder.is_dir() else ())
+        if path.is_file() and not fnmatch.fnmatch(path.name, SCHEMA_FILE)
+    ]
+    for path in unsaved:
+        path.unlink()
+    return unsaved
 
 
 def discard_extracted_twins(pipeline: dlt.Pipeline) -> list[str]:
@@ -31,8 +100,11 @@ def discard_extracted_twins(pipeline: dlt.Pipeline) -> list[str]:
     return twins
 
 
-def finish_left_behind(pipeline: dlt.Pipeline) -> bool:
-    """Repairs and loads the packages a killed or stopped run left; True when there were some.
+def finish_left_behind(
+    pipeline: dlt.Pipeline, on_left_behind: Callable[[], None] | None = None
+) -> bool:
+    """Repairs and loads what a killed or stopped run left, after telling `on_left_behind` that
+    there are packages; True when there were some. Run it with the pipeline's lock held.
 
     dlt's `run` would load only those and skip the source: finishing them first lets the run that
     follows read the source. Their state came with them, so no mark moves past unloaded fills.
@@ -40,6 +112,8 @@ def finish_left_behind(pipeline: dlt.Pipeline) -> bool:
     discard_extracted_twins(pipeline)
     if not pipeline.has_pending_data:
         return False
+    if on_left_behind:
+        on_left_behind()
     pipeline.normalize()
     if pipeline.default_schema_name:
         complete_landed_state_jobs(pipeline)

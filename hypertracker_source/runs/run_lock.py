@@ -42,8 +42,32 @@ _HELD: dict[Path, tuple[int, int]] = {}
 
 
 def lock_path(pipeline: dlt.Pipeline) -> Path:
-    """The lock file of a pipeline: beside its working folder, which a refresh may wipe."""
-    return Path(f"{pipeline.working_dir}.lock")
+    """The lock file of a pipeline."""
+    return folder_lock_path(pipeline.working_dir)
+
+
+def folder_lock_path(working_dir: Path | str) -> Path:
+    """The lock file of a pipeline's working folder: beside it, as a refresh may wipe the folder."""
+    return Path(f"{working_dir}.lock")
+
+
+@contextmanager
+def lock_if_free(working_dir: Path) -> Iterator[bool]:
+    """Holds the lock of a pipeline's working folder for the block when no other run holds it,
+    without waiting; yields whether it holds it (False too before the folder's parent exists)."""
+    path = folder_lock_path(working_dir)
+    if path in _HELD:
+        yield True
+        return
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        yield try_flock(descriptor, fcntl.LOCK_EX)
+    finally:
+        os.close(descriptor)
 
 
 def lock_holder(pipeline: dlt.Pipeline) -> LockHolder | None:
