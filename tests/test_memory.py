@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +66,25 @@ def test_the_users_arrow_pool_setting_is_left_alone(
     assert pa.default_memory_pool().backend_name == "mimalloc"
 
 
-def arenas_as_the_command_starts_threads(environment: dict[str, str]) -> int:
-    """The malloc arenas eight threads use in a fresh process of the command, as it first imports
-    a library that starts threads (dlt, duckdb or pyarrow)."""
-    child_environment = {
-        name: value for name, value in os.environ.items() if name not in GLIBC_MALLOC_VARIABLES
-    }
+def child_output(child: Path, unset: Collection[str], environment: dict[str, str]) -> str:
+    """The last line a child script prints in a fresh process, without the test's own `unset`
+    variables and with `environment` added."""
+    kept = {name: value for name, value in os.environ.items() if name not in unset}
     output = subprocess.run(
-        [sys.executable, str(ARENAS_CHILD)],
-        env={**child_environment, **environment},
+        [sys.executable, str(child)],
+        env={**kept, **environment},
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
-    return int(output.strip().splitlines()[-1])
+    return output.strip().splitlines()[-1]
+
+
+def arenas_as_the_command_starts_threads(environment: dict[str, str]) -> int:
+    """The malloc arenas eight threads use in a fresh process of the command, as it first imports
+    a library that starts threads (dlt, duckdb or pyarrow)."""
+    return int(child_output(ARENAS_CHILD, GLIBC_MALLOC_VARIABLES, environment))
 
 
 @needs_glibc
@@ -96,18 +100,10 @@ def test_the_users_glibc_malloc_setting_is_left_alone():
 def duckdb_after_a_query(environment: dict[str, str]) -> dict[str, Any]:
     """DuckDB's jemalloc setting and the memory a sort of about 100 MB left resident, in a fresh
     process of the command."""
-    child_environment = {
-        name: value for name, value in os.environ.items() if name != DUCKDB_JEMALLOC_VARIABLE
-    }
-    output = subprocess.run(
-        [sys.executable, str(DUCKDB_FREED_CHILD)],
-        env={**child_environment, **environment},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    after: dict[str, Any] = json.loads(
+        child_output(DUCKDB_FREED_CHILD, {DUCKDB_JEMALLOC_VARIABLE}, environment)
+    )
+    return after
 
 
 @needs_jemalloc
