@@ -505,9 +505,10 @@ FULL = {
 }
 """The full run: 93 signals on DuckDB (42 of them against a hostile server), 12 on PostgreSQL,
 and four trials of runs together."""
-SHORT = {"load, duckdb": 1, "hostile: 1 fill in 50 broken": 1}
-"""What CI runs: three signals, and three signals against broken fills (two runs started together
-are tests/test_run_safety.py's, with the busy run's whole line checked)."""
+SHORT = {"hostile: 1 fill in 50 broken": 1}
+"""What CI runs: three signals to loads that meet broken fills, then their rerun (signals to plain
+loads are tests/test_fail_well.py's and tests/test_kill_resume.py's; two runs started together
+tests/test_run_safety.py's, with the busy run's whole line checked)."""
 
 
 def main() -> None:
