@@ -2,7 +2,7 @@
 
 import argparse
 import contextlib
-import importlib
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -94,13 +94,11 @@ def check_ready(pipeline: dlt.Pipeline) -> None:
     """Fails with the fix when dbt's adapter is missing or a raw table was not loaded."""
     destination = pipeline.destination.destination_name
     adapter = DBT_ADAPTERS.get(destination, f"dbt.adapters.{destination}")
-    try:
-        importlib.import_module(adapter)
-    except ModuleNotFoundError:
+    if not adapter_installed(adapter):
         raise HyperTrackerError(
             f"hypertracker models needs dbt and {adapter}, which are not installed: install "
             f'them with pip install -e ".[models]" in the project\'s clone'
-        ) from None
+        )
     loaded = set(pipeline.dataset().tables)
     missing = [table for table in TABLE_NAMES if table not in loaded]
     if missing:
@@ -109,6 +107,14 @@ def check_ready(pipeline: dlt.Pipeline) -> None:
             "read all four raw tables, so load them first with `hypertracker load` (or name "
             "the dataset that holds them with --dataset)"
         )
+
+
+def adapter_installed(adapter: str) -> bool:
+    """Whether a dbt adapter's module is installed, found without importing dbt (1.4 s of CPU)."""
+    try:
+        return importlib.util.find_spec(adapter) is not None
+    except ModuleNotFoundError:  # dbt itself is missing, or blocked
+        return False
 
 
 def dbt_runner(pipeline: dlt.Pipeline) -> DBTPackageRunner:
