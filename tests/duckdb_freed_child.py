@@ -23,11 +23,13 @@ def main() -> None:
     importlib.import_module("hypertracker_source.commands")
     import duckdb
 
+    from hypertracker_source.runs.malloc import DUCKDB_JEMALLOC_VARIABLE
+
     connection = duckdb.connect(config={"threads": 1})
     before = resident_mb()
     connection.sql(QUERY).fetchall()
     left = resident_mb() - before
-    print(json.dumps({"conf": os.environ.get("DUCKDB_JE_MALLOC_CONF"), "left_mb": left}))
+    print(json.dumps({"conf": os.environ.get(DUCKDB_JEMALLOC_VARIABLE), "left_mb": left}))
 
 
 if __name__ == "__main__":
